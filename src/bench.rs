@@ -1,0 +1,151 @@
+//! `scratchnet bench`: training-epoch and test-pass timings of a model on in-memory data, in the
+//! same units as `tools/bench_pytorch.py`, so the two can be compared side by side.
+
+use crate::data::dataset::Dataset;
+use crate::error::Result;
+use crate::layers::Layer;
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::optim::{Config, Optimizer};
+use crate::train::{Position, Schedule, Trainer, evaluate};
+use rand::SeedableRng;
+use serde::Serialize;
+use std::time::Instant;
+
+/// One model's measurements.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub version: &'static str,
+    pub model: String,
+    pub threads: usize,
+    pub samples: usize,
+    pub epoch_seconds: Vec<f64>,
+    pub median_seconds: f64,
+    pub samples_per_second: f64,
+    pub gflop_per_epoch: f64,
+    pub gflops: f64,
+    pub test_seconds: f64,
+    pub peak_rss_mib: f64,
+    pub final_loss: f64,
+}
+
+/// Training FLOPs of one sample: forward, weight gradient and input gradient of every product
+/// (2 FLOPs per multiply-accumulate), less the input gradient of the first layer, which nobody needs.
+pub fn train_flops_per_sample(model: &Model) -> f64 {
+    let net = model.net_ref();
+    let total = net.macs(model.input_shape());
+    let first = net
+        .layers()
+        .iter()
+        .map(|l| l.macs(model.input_shape()))
+        .find(|&m| m > 0)
+        .unwrap_or(0);
+    (6 * total - 2 * first) as f64
+}
+
+/// The process's peak resident set size in MiB (Linux `VmHWM`), or 0 where unknown.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Times `repeats` training epochs (batch 50, SGD lr 0.1, cross-entropy, shuffled) after a warm-up,
+/// and one test pass.
+pub fn bench(
+    model_text: &str,
+    train: &Dataset,
+    test: &Dataset,
+    repeats: usize,
+) -> Result<BenchResult> {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let model = Model::build(model_text, train.sample_shape(), &mut rng)?;
+    let flops = train_flops_per_sample(&model) * train.len() as f64;
+    let sgd = Config::Sgd {
+        lr: 0.1,
+        momentum: 0.0,
+        dampening: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+    };
+    let mut trainer = Trainer {
+        model,
+        optimizer: Optimizer::new(sgd)?,
+        loss: Loss::CrossEntropy,
+        schedule: Schedule {
+            batch_size: 50,
+            shuffle: true,
+            seed: 0,
+        },
+        position: Position::default(),
+        history: Vec::new(),
+    };
+    // Warm-up: 20 batches, so that every buffer has its size before the clock starts.
+    let warm = train.limit(1000);
+    trainer.run_epoch(&warm, None, None, &mut |_, _, _| {})?;
+    let mut times = Vec::new();
+    let mut final_loss = f64::NAN;
+    for _ in 0..repeats.max(1) {
+        let t = Instant::now();
+        trainer.run_epoch(train, None, None, &mut |_, _, l| final_loss = l)?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    let t = Instant::now();
+    evaluate(&mut trainer.model, Loss::CrossEntropy, test, 100)?;
+    let test_seconds = t.elapsed().as_secs_f64();
+    let m = median(&times);
+    Ok(BenchResult {
+        implementation: "scratchnet",
+        version: env!("CARGO_PKG_VERSION"),
+        model: model_text.to_string(),
+        threads: rayon::current_num_threads(),
+        samples: train.len(),
+        epoch_seconds: times,
+        median_seconds: m,
+        samples_per_second: train.len() as f64 / m,
+        gflop_per_epoch: flops / 1e9,
+        gflops: flops / 1e9 / m,
+        test_seconds,
+        peak_rss_mib: peak_rss_mib(),
+        final_loss,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_counts_match_the_reference_figures() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        for (name, gflop) in [("mlp", 192.6), ("seed-cnn", 11.4)] {
+            let m = Model::build(name, &[1, 28, 28], &mut rng).unwrap();
+            let got = train_flops_per_sample(&m) * 60_000.0 / 1e9;
+            assert!((got - gflop).abs() < 0.1, "{name}: {got}");
+        }
+    }
+
+    #[test]
+    fn median_of_odd_and_even() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

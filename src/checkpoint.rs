@@ -1,0 +1,299 @@
+//! Checkpoints in safetensors, interchangeable with PyTorch.
+//!
+//! Tensor names are `nn.Sequential(...).state_dict()` keys (`0.weight`, `2.bias`, …) and the model text
+//! is the metadata key `model`, so `safetensors.torch.save_file(seq.state_dict(), path,
+//! metadata={"model": text})` writes a file we load, and `seq.load_state_dict(load_file(path))` loads
+//! ours. Anything else we keep (training state for resuming) goes into further metadata keys, never
+//! into tensors, so that PyTorch's strict loading still accepts the file.
+
+use crate::data::atomic::atomic_write;
+use crate::error::{Error, Result};
+use crate::layers::Layer;
+use crate::model::Model;
+use crate::tensor::Tensor;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// The metadata key that holds the model text.
+pub const MODEL_KEY: &str = "model";
+
+/// The contents of a checkpoint file.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub path: PathBuf,
+    pub tensors: BTreeMap<String, Tensor>,
+    pub metadata: HashMap<String, String>,
+}
+
+fn err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: msg.into(),
+    }
+}
+
+/// Writes the model's parameters and `metadata` (plus the model text under `model`), atomically.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+    let mut params: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    model.net().visit_params("", &mut |name, p| {
+        let bytes = p
+            .value
+            .data()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        params.push((name.to_string(), p.value.shape().to_vec(), bytes));
+    });
+    let views = params
+        .iter()
+        .map(|(name, shape, bytes)| {
+            Ok((
+                name.as_str(),
+                TensorView::new(Dtype::F32, shape.clone(), bytes)
+                    .map_err(|e| err(path, e.to_string()))?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    meta.insert(MODEL_KEY.into(), model.text().to_string());
+    let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e.to_string()))?;
+    atomic_write(path, &bytes)
+}
+
+/// Reads a safetensors file (F32, F64, F16 or BF16 tensors, converted to f32).
+///
+/// # Errors
+/// A missing file; a corrupt or truncated file; a dtype we cannot use; a non-finite weight.
+pub fn read(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.tensors() {
+        let raw = view.data();
+        let data: Vec<f32> = match view.dtype() {
+            Dtype::F32 => raw
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect(),
+            Dtype::F64 => raw
+                .chunks_exact(8)
+                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+            Dtype::F16 => raw
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            Dtype::BF16 => raw
+                .chunks_exact(2)
+                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
+                .collect(),
+            other => {
+                return Err(err(
+                    path,
+                    format!("tensor '{name}' has dtype {other:?}; expected F32, F64, F16 or BF16"),
+                ));
+            }
+        };
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(err(
+                path,
+                format!(
+                    "tensor '{name}' holds a non-finite value ({}) at index {i}",
+                    data[i]
+                ),
+            ));
+        }
+        tensors.insert(name.clone(), Tensor::new(view.shape(), data)?);
+    }
+    Ok(Checkpoint {
+        path: path.to_path_buf(),
+        tensors,
+        metadata: meta.metadata().clone().unwrap_or_default(),
+    })
+}
+
+/// IEEE half to single precision.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f32;
+    match exp {
+        0 => sign * frac * 2f32.powi(-24),
+        31 => {
+            if frac == 0.0 {
+                sign * f32::INFINITY
+            } else {
+                f32::NAN
+            }
+        }
+        e => sign * (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+impl Checkpoint {
+    /// The model text stored in the file, if any.
+    pub fn model_text(&self) -> Option<&str> {
+        self.metadata.get(MODEL_KEY).map(String::as_str)
+    }
+
+    /// Copies the tensors into `model`'s parameters.
+    ///
+    /// # Errors
+    /// Lists every missing, unexpected and mis-shaped tensor; nothing is changed then.
+    pub fn load_into(&self, model: &mut Model) -> Result<()> {
+        let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
+        model.net().visit_params("", &mut |name, p| {
+            expected.push((name.to_string(), p.value.shape().to_vec()))
+        });
+        let mut problems = Vec::new();
+        for (name, shape) in &expected {
+            match self.tensors.get(name) {
+                None => problems.push(format!("missing '{name}' {shape:?}")),
+                Some(t) if t.shape() != shape.as_slice() => problems.push(format!(
+                    "'{name}' is {:?}, the model needs {shape:?}",
+                    t.shape()
+                )),
+                Some(_) => {}
+            }
+        }
+        for name in self.tensors.keys() {
+            if !expected.iter().any(|(n, _)| n == name) {
+                problems.push(format!("unexpected '{name}'"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(err(
+                &self.path,
+                format!(
+                    "does not fit the model \"{}\": {}",
+                    model.text(),
+                    problems.join("; ")
+                ),
+            ));
+        }
+        model
+            .net()
+            .visit_params("", &mut |name, p| p.value.clone_from(&self.tensors[name]));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::Mode;
+    use rand::SeedableRng;
+
+    fn model(text: &str, seed: u64) -> Model {
+        Model::build(
+            text,
+            &[1, 6, 6],
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        )
+        .unwrap()
+    }
+
+    const TEXT: &str = "Conv2d(1,2,3), ReLU, Flatten, Linear(32,3)";
+
+    #[test]
+    fn round_trip_restores_every_parameter_and_the_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut a = model(TEXT, 1);
+        save(
+            &mut a,
+            &p,
+            &BTreeMap::from([("note".to_string(), "hi".to_string())]),
+        )
+        .unwrap();
+        let ck = read(&p).unwrap();
+        assert_eq!(ck.model_text(), Some(TEXT));
+        assert_eq!(ck.metadata["note"], "hi");
+        assert_eq!(
+            ck.tensors.keys().collect::<Vec<_>>(),
+            ["0.bias", "0.weight", "3.bias", "3.weight"]
+        );
+        let mut b = model(TEXT, 2);
+        ck.load_into(&mut b).unwrap();
+        let x = Tensor::new(&[1, 1, 6, 6], (0..36).map(|v| v as f32 / 36.0).collect()).unwrap();
+        assert_eq!(
+            a.forward(x.clone(), Mode::Eval).unwrap(),
+            b.forward(x, Mode::Eval).unwrap()
+        );
+    }
+
+    #[test]
+    fn another_models_checkpoint_lists_what_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        save(&mut model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
+        let mut other = model("Conv2d(1,4,3), Flatten, Linear(64,3), ReLU, Linear(3,2)", 1);
+        let e = read(&p)
+            .unwrap()
+            .load_into(&mut other)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'0.weight' is [2, 1, 3, 3], the model needs [4, 1, 3, 3]"),
+            "{e}"
+        );
+        assert!(
+            e.contains("missing '2.weight' [3, 64]") && e.contains("unexpected '3.weight'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn corrupt_truncated_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        save(&mut model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("not a valid safetensors file"), "{e}");
+        std::fs::write(&p, b"garbage").unwrap();
+        assert!(
+            read(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("not a valid safetensors file")
+        );
+        let e = read(&dir.path().join("none.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("none.safetensors: No such file"), "{e}");
+    }
+
+    #[test]
+    fn nan_weights_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut m = model(TEXT, 1);
+        m.net().visit_params("", &mut |n, p| {
+            if n == "3.bias" {
+                p.value.data_mut()[1] = f32::NAN
+            }
+        });
+        save(&mut m, &p, &BTreeMap::new()).unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("tensor '3.bias' holds a non-finite value (NaN) at index 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn half_precision_converts() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+    }
+}

@@ -1,0 +1,200 @@
+//! An in-memory dataset: inputs `[N, …]` and one target per sample, with seeded splits and batches.
+
+use crate::error::{Error, Result};
+use crate::loss::Targets;
+use crate::tensor::Tensor;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+/// Targets for every sample.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Labels {
+    /// A class index per sample.
+    Classes(Vec<u32>),
+    /// A row of values per sample, `[N, …]`.
+    Values(Tensor),
+}
+
+/// Inputs and targets, sample `i` being row `i` of both.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    pub x: Tensor,
+    pub y: Labels,
+    /// Class names, when known (Fashion-MNIST's, MNIST's digits).
+    pub class_names: Option<Vec<String>>,
+}
+
+impl Dataset {
+    /// Pairs inputs with targets.
+    ///
+    /// # Errors
+    /// Different sample counts.
+    pub fn new(x: Tensor, y: Labels) -> Result<Self> {
+        let n = x.shape().first().copied().unwrap_or(0);
+        let m = match &y {
+            Labels::Classes(c) => c.len(),
+            Labels::Values(v) => v.shape().first().copied().unwrap_or(0),
+        };
+        if n != m {
+            return Err(Error::invalid(format!(
+                "{n} inputs but {m} targets: each input needs one target"
+            )));
+        }
+        Ok(Dataset {
+            x,
+            y,
+            class_names: None,
+        })
+    }
+
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        self.x.shape()[0]
+    }
+
+    /// Whether there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The per-sample input shape.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.x.shape()[1..]
+    }
+
+    /// The samples at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Dataset {
+        let mut x = Tensor::default();
+        gather(&self.x, idx, &mut x);
+        let y = match &self.y {
+            Labels::Classes(c) => Labels::Classes(idx.iter().map(|&i| c[i]).collect()),
+            Labels::Values(v) => {
+                let mut t = Tensor::default();
+                gather(v, idx, &mut t);
+                Labels::Values(t)
+            }
+        };
+        Dataset {
+            x,
+            y,
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// The first `n` samples (all of them if there are fewer).
+    pub fn limit(&self, n: usize) -> Dataset {
+        self.select(&(0..n.min(self.len())).collect::<Vec<_>>())
+    }
+
+    /// A seeded shuffle split into `(train, test)` with `round(fraction·N)` test samples.
+    ///
+    /// # Errors
+    /// A fraction outside (0, 1), or a split that leaves either side empty.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::invalid(format!(
+                "--test-split must be between 0 and 1 (exclusive), got {fraction}"
+            )));
+        }
+        let n = self.len();
+        let n_test = (fraction * n as f64).round() as usize;
+        if n_test == 0 || n_test == n {
+            return Err(Error::invalid(format!(
+                "--test-split {fraction} of {n} samples leaves one side empty"
+            )));
+        }
+        let mut idx: Vec<usize> = (0..n).collect();
+        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+        let (test, train) = idx.split_at(n_test);
+        Ok((self.select(train), self.select(test)))
+    }
+
+    /// The targets of the samples at `idx` (class targets borrow a scratch buffer).
+    pub fn targets<'a>(
+        &'a self,
+        idx: &[usize],
+        classes: &'a mut Vec<u32>,
+        values: &'a mut Tensor,
+    ) -> Targets<'a> {
+        match &self.y {
+            Labels::Classes(c) => {
+                classes.clear();
+                classes.extend(idx.iter().map(|&i| c[i]));
+                Targets::Classes(classes)
+            }
+            Labels::Values(v) => {
+                gather(v, idx, values);
+                Targets::Values(values.data())
+            }
+        }
+    }
+}
+
+/// Copies rows `idx` of `src` into `dst` (reusing its buffer): `dst[k] = src[idx[k]]`.
+pub fn gather(src: &Tensor, idx: &[usize], dst: &mut Tensor) {
+    let row: usize = src.shape()[1..].iter().product();
+    let mut shape = src.shape().to_vec();
+    shape[0] = idx.len();
+    *dst = Tensor::recycle(std::mem::take(dst), &shape);
+    for (out, &i) in dst.data_mut().chunks_exact_mut(row.max(1)).zip(idx) {
+        out.copy_from_slice(&src.data()[i * row..][..row]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(n: usize) -> Dataset {
+        let x = Tensor::new(&[n, 2], (0..2 * n).map(|v| v as f32).collect()).unwrap();
+        Dataset::new(x, Labels::Classes((0..n as u32).collect())).unwrap()
+    }
+
+    #[test]
+    fn split_is_seeded_disjoint_and_complete() {
+        let d = data(10);
+        let (train, test) = d.split(0.2, 7).unwrap();
+        assert_eq!((train.len(), test.len()), (8, 2));
+        let (train2, _) = d.split(0.2, 7).unwrap();
+        assert_eq!(train.y, train2.y);
+        let (Labels::Classes(a), Labels::Classes(b)) = (&train.y, &test.y) else {
+            panic!()
+        };
+        let mut all: Vec<u32> = a.iter().chain(b).copied().collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<u32>>());
+        // Inputs travel with their labels.
+        assert_eq!(test.x.data()[0], 2.0 * b[0] as f32);
+    }
+
+    #[test]
+    fn split_and_count_errors() {
+        for f in [0.0, 1.0, -0.5, 1.5, f64::NAN] {
+            assert!(
+                data(10)
+                    .split(f, 0)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("--test-split must be between 0 and 1")
+            );
+        }
+        assert!(
+            data(3)
+                .split(0.01, 0)
+                .unwrap_err()
+                .to_string()
+                .contains("leaves one side empty")
+        );
+        let e = Dataset::new(Tensor::zeros(&[3, 2]), Labels::Classes(vec![0; 2])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "3 inputs but 2 targets: each input needs one target"
+        );
+    }
+
+    #[test]
+    fn limit_takes_the_first() {
+        assert_eq!(data(10).limit(3).y, Labels::Classes(vec![0, 1, 2]));
+        assert_eq!(data(2).limit(5).len(), 2);
+    }
+}

@@ -1,0 +1,371 @@
+//! The IDX format of MNIST and Fashion-MNIST, raw or gzip-compressed.
+//!
+//! ```text
+//! byte 0, 1   0x00 0x00
+//! byte 2      element type: 0x08 = unsigned byte (the only one read here)
+//! byte 3      number of dimensions d, 1..=4
+//! byte 4      d sizes, u32 big-endian each
+//! then        product(sizes) bytes, row-major, nothing after them
+//! ```
+//!
+//! As a big-endian u32 the first four bytes are the "magic number": 2049 (0x801) for a labels file
+//! (d = 1), 2051 (0x803) for an images file (d = 3: count × rows × cols). A file starting with
+//! the gzip magic 0x1f 0x8b is decompressed first, whatever its name; byte offsets in messages
+//! then count in the decompressed data.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use flate2::read::MultiGzDecoder;
+
+use crate::error::{Error, Result};
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const UNSIGNED_BYTE: u8 = 0x08;
+
+/// An IDX array of unsigned bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Idx {
+    /// The dimension sizes, 1 to 4 of them.
+    pub dims: Vec<usize>,
+    /// The `product(dims)` elements, row-major.
+    pub data: Vec<u8>,
+}
+
+/// Reads the IDX file at `path`, decompressing it if it is gzip.
+///
+/// # Errors
+///
+/// [`Error::Io`] if the file cannot be read; [`Error::Format`] if the gzip stream is corrupt, the
+/// magic or element type is not the one above, or the data is shorter or longer than
+/// `product(dims)` bytes.
+pub fn read_idx(path: &Path) -> Result<Idx> {
+    let raw = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let gzipped = raw.starts_with(&GZIP_MAGIC);
+    let bytes = if gzipped { gunzip(&raw, path)? } else { raw };
+    parse_idx(bytes).map_err(|msg| {
+        let note = if gzipped {
+            " (offsets in the decompressed data)"
+        } else {
+            ""
+        };
+        Error::format(path, format!("{msg}{note}"))
+    })
+}
+
+/// Reads an images file: magic 2051, dimensions count × rows × cols.
+///
+/// Returns `(count, rows, cols, pixels)`.
+///
+/// # Errors
+///
+/// As [`read_idx`], and [`Error::Format`] if the file does not have 3 dimensions.
+pub fn read_images(path: &Path) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let idx = read_idx(path)?;
+    match idx.dims[..] {
+        [count, rows, cols] => Ok((count, rows, cols, idx.data)),
+        _ => Err(wrong_kind(path, "images", 3, &idx.dims)),
+    }
+}
+
+/// Reads a labels file: magic 2049, one dimension.
+///
+/// # Errors
+///
+/// As [`read_idx`], and [`Error::Format`] if the file does not have 1 dimension.
+pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
+    let idx = read_idx(path)?;
+    match idx.dims[..] {
+        [_] => Ok(idx.data),
+        _ => Err(wrong_kind(path, "labels", 1, &idx.dims)),
+    }
+}
+
+/// The error for an IDX file with `dims` where one with `want` dimensions was needed.
+fn wrong_kind(path: &Path, expected: &str, want: usize, dims: &[usize]) -> Error {
+    let got = match dims.len() {
+        1 => "a labels file",
+        3 => "an images file",
+        _ => "an IDX file",
+    };
+    Error::format(
+        path,
+        format!(
+            "expected an IDX {expected} file (magic {}, {want} dimension(s)), got {got} (magic {}, \
+             dims {dims:?})",
+            magic(want),
+            magic(dims.len())
+        ),
+    )
+}
+
+/// The magic number of an unsigned-byte IDX file with `ndims` dimensions.
+fn magic(ndims: usize) -> usize {
+    0x800 + ndims
+}
+
+/// Decompresses a whole gzip file.
+fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    MultiGzDecoder::new(raw)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            Error::format(
+                path,
+                format!(
+                    "expected a valid gzip stream (the file starts with 1f 8b), decompression \
+                     failed after {} bytes of output: {e}",
+                    out.len()
+                ),
+            )
+        })?;
+    Ok(out)
+}
+
+/// Checks the header and length; errors are messages without the path.
+fn parse_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
+    let [zero0, zero1, kind, ndims, ..] = bytes[..] else {
+        return Err(format!(
+            "expected a 4-byte IDX magic, the data has only {} bytes",
+            bytes.len()
+        ));
+    };
+    if [zero0, zero1] != [0, 0] {
+        return Err(format!(
+            "expected the IDX magic to start with bytes 00 00 at byte 0, got {zero0:02x} {zero1:02x}"
+        ));
+    }
+    if kind != UNSIGNED_BYTE {
+        return Err(format!(
+            "expected element type 0x08 (unsigned byte) at byte 2, got 0x{kind:02x} ({})",
+            type_name(kind)
+        ));
+    }
+    let ndims = usize::from(ndims);
+    if !(1..=4).contains(&ndims) {
+        return Err(format!("expected 1 to 4 dimensions at byte 3, got {ndims}"));
+    }
+    let data_at = 4 + 4 * ndims;
+    let Some(sizes) = bytes.get(4..data_at) else {
+        return Err(format!(
+            "data is truncated: expected {ndims} dimension sizes at bytes 4..{data_at}, the data \
+             has {} bytes",
+            bytes.len()
+        ));
+    };
+    let dims: Vec<usize> = sizes
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .map(|&b| u32::from_be_bytes(b) as usize)
+        .collect();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("dims {dims:?} are too large to address"))?;
+    let got = bytes.len() - data_at;
+    if got < expected {
+        return Err(format!(
+            "data is truncated: dims {dims:?} need {expected} bytes from byte {data_at}, got {got}"
+        ));
+    }
+    if got > expected {
+        return Err(format!(
+            "{} unexpected bytes after the data at byte {}: dims {dims:?} need exactly \
+             {expected} bytes from byte {data_at}",
+            got - expected,
+            data_at + expected
+        ));
+    }
+    Ok(Idx {
+        dims,
+        data: bytes.split_off(data_at),
+    })
+}
+
+/// The IDX name of an element type byte.
+fn type_name(kind: u8) -> &'static str {
+    match kind {
+        0x09 => "signed byte",
+        0x0b => "short",
+        0x0c => "int",
+        0x0d => "float",
+        0x0e => "double",
+        _ => "not an IDX type",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    use std::path::PathBuf;
+
+    fn idx_bytes(kind: u8, dims: &[u32], body: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0, 0, kind, dims.len() as u8];
+        for d in dims {
+            bytes.extend_from_slice(&d.to_be_bytes());
+        }
+        bytes.extend_from_slice(body);
+        bytes
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Writes `bytes` to a file in `dir`; the name deliberately says nothing about compression.
+    fn file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn message(err: Error) -> String {
+        match err {
+            Error::Format { msg, .. } => msg,
+            other => panic!("expected a format error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn reads_raw_and_gzip_images_and_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let pixels: Vec<u8> = (0..12).collect();
+        let images = idx_bytes(8, &[2, 2, 3], &pixels);
+        let labels = idx_bytes(8, &[2], &[7, 1]);
+        for (tag, wrap) in [
+            ("raw", <[u8]>::to_vec as fn(&[u8]) -> Vec<u8>),
+            ("gz", gzip),
+        ] {
+            let img_path = file(&dir, &format!("images-{tag}"), &wrap(&images));
+            assert_eq!(read_images(&img_path).unwrap(), (2, 2, 3, pixels.clone()));
+            let lbl_path = file(&dir, &format!("labels-{tag}.gz"), &wrap(&labels));
+            assert_eq!(read_labels(&lbl_path).unwrap(), [7, 1]);
+            let idx = read_idx(&img_path).unwrap();
+            assert_eq!(idx.dims, [2, 2, 3]);
+        }
+    }
+
+    #[test]
+    fn zero_items_are_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "empty", &idx_bytes(8, &[0, 28, 28], &[]));
+        assert_eq!(read_images(&path).unwrap(), (0, 28, 28, vec![]));
+    }
+
+    #[test]
+    fn bad_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "x", b"\x89PNG\r\n");
+        let err = read_idx(&path).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: expected the IDX magic to start with bytes 00 00 at byte 0, got 89 50",
+                path.display()
+            )
+        );
+        let short = file(&dir, "short", &[0, 0, 8]);
+        assert_eq!(
+            message(read_idx(&short).unwrap_err()),
+            "expected a 4-byte IDX magic, the data has only 3 bytes"
+        );
+    }
+
+    #[test]
+    fn wrong_type_byte_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "floats", &idx_bytes(0x0d, &[1], &[0; 4]));
+        assert_eq!(
+            message(read_idx(&path).unwrap_err()),
+            "expected element type 0x08 (unsigned byte) at byte 2, got 0x0d (float)"
+        );
+    }
+
+    #[test]
+    fn dimension_count_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = file(&dir, "none", &[0, 0, 8, 0]);
+        assert_eq!(
+            message(read_idx(&none).unwrap_err()),
+            "expected 1 to 4 dimensions at byte 3, got 0"
+        );
+        let cut = file(&dir, "cut", &[0, 0, 8, 3, 0, 0, 0, 2, 0]);
+        assert_eq!(
+            message(read_idx(&cut).unwrap_err()),
+            "data is truncated: expected 3 dimension sizes at bytes 4..16, the data has 9 bytes"
+        );
+    }
+
+    #[test]
+    fn truncated_body_gives_expected_and_got() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "t", &idx_bytes(8, &[2, 2, 3], &[0; 10]));
+        assert_eq!(
+            message(read_idx(&path).unwrap_err()),
+            "data is truncated: dims [2, 2, 3] need 12 bytes from byte 16, got 10"
+        );
+        let gz = file(&dir, "t2", &gzip(&idx_bytes(8, &[5], &[0; 4])));
+        assert_eq!(
+            message(read_idx(&gz).unwrap_err()),
+            "data is truncated: dims [5] need 5 bytes from byte 8, got 4 \
+             (offsets in the decompressed data)"
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = file(&dir, "t", &idx_bytes(8, &[3], &[1, 2, 3, 4, 5]));
+        assert_eq!(
+            message(read_idx(&path).unwrap_err()),
+            "2 unexpected bytes after the data at byte 11: dims [3] need exactly 3 bytes from byte 8"
+        );
+    }
+
+    #[test]
+    fn labels_given_as_images_and_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = file(&dir, "labels", &idx_bytes(8, &[2], &[1, 2]));
+        assert_eq!(
+            message(read_images(&labels).unwrap_err()),
+            "expected an IDX images file (magic 2051, 3 dimension(s)), got a labels file \
+             (magic 2049, dims [2])"
+        );
+        let images = file(&dir, "images", &idx_bytes(8, &[1, 1, 1], &[1]));
+        assert_eq!(
+            message(read_labels(&images).unwrap_err()),
+            "expected an IDX labels file (magic 2049, 1 dimension(s)), got an images file \
+             (magic 2051, dims [1, 1, 1])"
+        );
+    }
+
+    #[test]
+    fn corrupt_gzip_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gz = gzip(&idx_bytes(8, &[100], &[42; 100]));
+        let cut = file(&dir, "cut.gz", &gz[..gz.len() - 10]);
+        let msg = message(read_idx(&cut).unwrap_err());
+        assert!(
+            msg.starts_with("expected a valid gzip stream (the file starts with 1f 8b)"),
+            "{msg}"
+        );
+        let middle = gz.len() / 2;
+        gz[middle] ^= 0xff;
+        gz[middle + 1] ^= 0xff;
+        let flipped = file(&dir, "flipped.gz", &gz);
+        let msg = message(read_idx(&flipped).unwrap_err());
+        assert!(msg.contains("decompression failed after"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_an_io_error() {
+        let err = read_labels(Path::new("/no/such/labels")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+}

@@ -1,0 +1,247 @@
+//! im2col / col2im: a convolution as one matrix product, and the direct convolution as its twin.
+//!
+//! For one image `x: [C, H, W]`, `im2col` writes `cols: [OH·OW, C·KH·KW]` with
+//! `cols[oy·OW + ox, (c·KH + i)·KW + j] = x[c, oy·SH + i − PH, ox·SW + j − PW]` (0 outside the image),
+//! so that `y = W · colsᵀ` with `W: [OC, C·KH·KW]`. One patch per row keeps each image's block
+//! contiguous, so a batch stacks into one `[N·OH·OW, C·KH·KW]` matrix and one product. `col2im` is its adjoint: it adds every column entry
+//! back onto the pixel it came from, which is exactly ∂L/∂x given ∂L/∂cols.
+
+/// The sizes of one 2-D convolution (or pooling) window sweep over one image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geom {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub ph: usize,
+    pub pw: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Geom {
+    /// The geometry, or `None` when the (padded) input is smaller than the kernel.
+    /// `OH = ⌊(H + 2·PH − KH) / SH⌋ + 1`, likewise `OW`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        c: usize,
+        h: usize,
+        w: usize,
+        k: (usize, usize),
+        s: (usize, usize),
+        p: (usize, usize),
+    ) -> Option<Geom> {
+        let (kh, kw) = k;
+        let (sh, sw) = s;
+        let (ph, pw) = p;
+        if h + 2 * ph < kh || w + 2 * pw < kw || sh == 0 || sw == 0 {
+            return None;
+        }
+        let oh = (h + 2 * ph - kh) / sh + 1;
+        let ow = (w + 2 * pw - kw) / sw + 1;
+        Some(Geom {
+            c,
+            h,
+            w,
+            kh,
+            kw,
+            sh,
+            sw,
+            ph,
+            pw,
+            oh,
+            ow,
+        })
+    }
+
+    /// Rows of `cols`: `C·KH·KW`.
+    pub fn patch(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
+
+    /// Columns of `cols`: `OH·OW`.
+    pub fn positions(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// The input pixel `(y, x)` that window position `(oy, ox)` reads at kernel offset `(i, j)`, if
+    /// it is inside the image.
+    #[inline]
+    pub fn source(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.sh + i).checked_sub(self.ph)?;
+        let x = (ox * self.sw + j).checked_sub(self.pw)?;
+        (y < self.h && x < self.w).then_some((y, x))
+    }
+}
+
+/// `cols: [OH·OW, C·KH·KW] ← x: [C, H, W]`; row `oy·OW + ox` is the patch under window `(oy, ox)`.
+pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
+    assert_eq!(x.len(), g.c * g.h * g.w);
+    assert_eq!(cols.len(), g.patch() * g.positions());
+    let mut rows = cols.chunks_exact_mut(g.patch());
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let row = rows.next().expect("one row per window");
+            for c in 0..g.c {
+                for i in 0..g.kh {
+                    let dst = &mut row[(c * g.kh + i) * g.kw..][..g.kw];
+                    let y = (oy * g.sh + i).wrapping_sub(g.ph);
+                    if y >= g.h {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &x[(c * g.h + y) * g.w..][..g.w];
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let xx = (ox * g.sw + j).wrapping_sub(g.pw);
+                        *d = if xx < g.w { src[xx] } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `grad_x: [C, H, W] += col2im(grad_cols: [OH·OW, C·KH·KW])`, the adjoint of [`im2col`].
+pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
+    assert_eq!(grad_x.len(), g.c * g.h * g.w);
+    assert_eq!(grad_cols.len(), g.patch() * g.positions());
+    let mut rows = grad_cols.chunks_exact(g.patch());
+    for oy in 0..g.oh {
+        for ox in 0..g.ow {
+            let row = rows.next().expect("one row per window");
+            for c in 0..g.c {
+                for i in 0..g.kh {
+                    let y = (oy * g.sh + i).wrapping_sub(g.ph);
+                    if y >= g.h {
+                        continue;
+                    }
+                    let dst = &mut grad_x[(c * g.h + y) * g.w..][..g.w];
+                    for (j, v) in row[(c * g.kh + i) * g.kw..][..g.kw].iter().enumerate() {
+                        let xx = (ox * g.sw + j).wrapping_sub(g.pw);
+                        if xx < g.w {
+                            dst[xx] += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The naive twin: `y[o, oy, ox] = Σ_{c,i,j} w[o, c, i, j] · x[c, oy·SH+i−PH, ox·SW+j−PW]`, without bias.
+pub fn conv2d_direct(g: &Geom, x: &[f32], w: &[f32], out_channels: usize) -> Vec<f32> {
+    let mut y = vec![0.0; out_channels * g.positions()];
+    for o in 0..out_channels {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let mut s = 0.0f64;
+                for c in 0..g.c {
+                    for i in 0..g.kh {
+                        for j in 0..g.kw {
+                            if let Some((yy, xx)) = g.source(oy, ox, i, j) {
+                                s += w[((o * g.c + c) * g.kh + i) * g.kw + j] as f64
+                                    * x[(c * g.h + yy) * g.w + xx] as f64;
+                            }
+                        }
+                    }
+                }
+                y[(o * g.oh + oy) * g.ow + ox] = s as f32;
+            }
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::{Op, matmul};
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
+    }
+
+    /// (channels, height, width, kernel, stride, padding)
+    type Case = (
+        usize,
+        usize,
+        usize,
+        (usize, usize),
+        (usize, usize),
+        (usize, usize),
+    );
+    const CASES: &[Case] = &[
+        (1, 5, 5, (3, 3), (1, 1), (0, 0)),
+        (2, 7, 9, (3, 2), (2, 3), (1, 2)),
+        (3, 11, 6, (5, 3), (3, 1), (2, 1)),
+        (4, 8, 8, (1, 1), (2, 2), (0, 0)),
+        (2, 4, 4, (4, 4), (1, 1), (3, 3)),
+    ];
+
+    #[test]
+    fn im2col_then_gemm_equals_direct_convolution() {
+        for (n, &(c, h, w, k, s, p)) in CASES.iter().enumerate() {
+            let g = Geom::new(c, h, w, k, s, p).unwrap();
+            let oc = 3;
+            let x = random(c * h * w, n as u64);
+            let wt = random(oc * g.patch(), 100 + n as u64);
+            let mut cols = vec![0.0; g.patch() * g.positions()];
+            im2col(&g, &x, &mut cols);
+            let mut y = vec![0.0; oc * g.positions()];
+            matmul(
+                &mut y,
+                &wt,
+                Op::N,
+                &cols,
+                Op::T,
+                oc,
+                g.patch(),
+                g.positions(),
+                false,
+            );
+            let direct = conv2d_direct(&g, &x, &wt, oc);
+            for (a, b) in y.iter().zip(&direct) {
+                assert!((a - b).abs() < 1e-5, "{g:?}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // ⟨im2col(x), c⟩ = ⟨x, col2im(c)⟩ for all x, c.
+        for (n, &(c, h, w, k, s, p)) in CASES.iter().enumerate() {
+            let g = Geom::new(c, h, w, k, s, p).unwrap();
+            let x = random(c * h * w, n as u64);
+            let gc = random(g.patch() * g.positions(), 50 + n as u64);
+            let mut cols = vec![0.0; gc.len()];
+            im2col(&g, &x, &mut cols);
+            let mut gx = vec![0.0; x.len()];
+            col2im(&g, &gc, &mut gx);
+            let lhs: f64 = cols
+                .iter()
+                .zip(&gc)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            let rhs: f64 = x
+                .iter()
+                .zip(&gx)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum();
+            assert!((lhs - rhs).abs() < 1e-4, "{g:?}: {lhs} vs {rhs}");
+        }
+    }
+
+    #[test]
+    fn geometry_follows_pytorch_formula() {
+        let g = Geom::new(1, 28, 28, (3, 3), (2, 2), (0, 0)).unwrap();
+        assert_eq!((g.oh, g.ow), (13, 13));
+        let g = Geom::new(1, 10, 7, (3, 2), (3, 3), (2, 2)).unwrap();
+        assert_eq!((g.oh, g.ow), (4, 4));
+        assert!(Geom::new(1, 2, 2, (3, 3), (1, 1), (0, 0)).is_none());
+    }
+}

@@ -1,0 +1,331 @@
+//! `Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True)`, as
+//! `torch.nn.Conv2d` (cross-correlation, zero padding), computed as im2col + one GEMM per batch.
+
+use super::{Layer, Mode, Param, no_forward};
+use crate::error::{Error, Result};
+use crate::init;
+use crate::kernels::im2col::{Geom, col2im, im2col};
+use crate::kernels::{Op, matmul};
+use crate::tensor::Tensor;
+use rand::Rng;
+use rayon::prelude::*;
+use std::fmt;
+
+/// A 2-D convolution: `y[n, o] = b[o] + Σ_c W[o, c] ⋆ x[n, c]`.
+///
+/// # Shapes
+/// - input `[N, C, H, W]`, output `[N, OC, OH, OW]` with `OH = ⌊(H + 2·PH − KH)/SH⌋ + 1` (likewise OW)
+/// - `weight: [OC, C, KH, KW]`, `bias: [OC]`
+///
+/// Initialised as PyTorch: `W, b ~ U(−1/√fan_in, 1/√fan_in)`, `fan_in = C·KH·KW`.
+pub struct Conv2d {
+    in_channels: usize,
+    out_channels: usize,
+    kernel: (usize, usize),
+    stride: (usize, usize),
+    padding: (usize, usize),
+    weight: Param,
+    bias: Option<Param>,
+    /// The input of the last forward and its geometry.
+    x: Option<(Tensor, Geom)>,
+    /// Patches of the whole batch, `[N·OH·OW, C·KH·KW]`; reused for ∂L/∂cols in backward.
+    cols: Vec<f32>,
+    /// The product in channel-major order, `[OC, N·OH·OW]` (y, then ∂L/∂y).
+    channel_major: Vec<f32>,
+    spare: Tensor,
+}
+
+impl Conv2d {
+    /// A new layer with PyTorch's default initialisation drawn from `rng`.
+    pub fn new(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        padding: (usize, usize),
+        bias: bool,
+        rng: &mut impl Rng,
+    ) -> Self {
+        let fan_in = in_channels * kernel.0 * kernel.1;
+        let b = init::pytorch_bound(fan_in);
+        let weight = Param::new(init::uniform(
+            &[out_channels, in_channels, kernel.0, kernel.1],
+            -b,
+            b,
+            rng,
+        ));
+        let bias = bias.then(|| Param::new(init::uniform(&[out_channels], -b, b, rng)));
+        Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            weight,
+            bias,
+            x: None,
+            cols: Vec::new(),
+            channel_major: Vec::new(),
+            spare: Tensor::default(),
+        }
+    }
+
+    fn geom(&self, input: &[usize]) -> Option<Geom> {
+        match *input {
+            [c, h, w] if c == self.in_channels => {
+                Geom::new(c, h, w, self.kernel, self.stride, self.padding)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Conv2d {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (k, s, p) = (self.kernel, self.stride, self.padding);
+        write!(
+            f,
+            "Conv2d({}, {}, kernel_size=({}, {}), stride=({}, {})",
+            self.in_channels, self.out_channels, k.0, k.1, s.0, s.1
+        )?;
+        if p != (0, 0) {
+            write!(f, ", padding=({}, {})", p.0, p.1)?;
+        }
+        if self.bias.is_none() {
+            write!(f, ", bias=False")?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl Layer for Conv2d {
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        self.geom(input)
+            .map(|g| vec![self.out_channels, g.oh, g.ow])
+            .ok_or_else(|| {
+                format!(
+                    "[C={}, H ≥ {}, W ≥ {}]",
+                    self.in_channels,
+                    self.kernel.0.saturating_sub(2 * self.padding.0).max(1),
+                    self.kernel.1.saturating_sub(2 * self.padding.1).max(1)
+                )
+            })
+    }
+
+    fn forward(&mut self, x: Tensor, _mode: Mode) -> Result<Tensor> {
+        let n = x.shape()[0];
+        let g = self
+            .geom(&x.shape()[1..])
+            .ok_or_else(|| Error::invalid(format!("{self}: cannot take input {:?}", x.shape())))?;
+        let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
+
+        // cols: [N·L, P], one image's patches per block of L rows.
+        self.cols.resize(n * l * p, 0.0);
+        self.cols
+            .par_chunks_mut(l * p)
+            .zip(x.data().par_chunks(g.c * g.h * g.w))
+            .for_each(|(cols, img)| im2col(&g, img, cols));
+
+        // channel_major: [OC, N·L] = W: [OC, P] · colsᵀ: [P, N·L]
+        self.channel_major.resize(oc * n * l, 0.0);
+        matmul(
+            &mut self.channel_major,
+            self.weight.value.data(),
+            Op::N,
+            &self.cols,
+            Op::T,
+            oc,
+            p,
+            n * l,
+            false,
+        );
+
+        // y[n, o, l] = channel_major[o, n·L + l] + b[o]
+        let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &[n, oc, g.oh, g.ow]);
+        let cm = &self.channel_major;
+        let bias = self.bias.as_ref().map(|b| b.value.data());
+        y.data_mut()
+            .par_chunks_mut(oc * l)
+            .enumerate()
+            .for_each(|(i, yi)| {
+                for (o, row) in yi.chunks_exact_mut(l).enumerate() {
+                    let b = bias.map_or(0.0, |b| b[o]);
+                    row.iter_mut()
+                        .zip(&cm[o * n * l + i * l..][..l])
+                        .for_each(|(y, v)| *y = v + b);
+                }
+            });
+        self.x = Some((x, g));
+        Ok(y)
+    }
+
+    /// ∂L/∂W += ∂L/∂Y · cols,  ∂L/∂b += Σ_{n,l} ∂L/∂y,  ∂L/∂x = col2im(∂L/∂Yᵀ · W).
+    fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        let (x, g) = self.x.take().ok_or_else(|| no_forward(self))?;
+        let n = x.shape()[0];
+        let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
+
+        // grad_Y in channel-major order: [OC, N·L].
+        let gy = grad_y.data();
+        self.channel_major
+            .par_chunks_mut(n * l)
+            .enumerate()
+            .for_each(|(o, row)| {
+                for (i, dst) in row.chunks_exact_mut(l).enumerate() {
+                    dst.copy_from_slice(&gy[(i * oc + o) * l..][..l]);
+                }
+            });
+
+        // Parameter gradients.
+        // grad_W: [OC, P] += grad_Y: [OC, N·L] · cols: [N·L, P]
+        matmul(
+            self.weight.grad.data_mut(),
+            &self.channel_major,
+            Op::N,
+            &self.cols,
+            Op::N,
+            oc,
+            n * l,
+            p,
+            true,
+        );
+        if let Some(b) = &mut self.bias {
+            for (gb, row) in b
+                .grad
+                .data_mut()
+                .iter_mut()
+                .zip(self.channel_major.chunks_exact(n * l))
+            {
+                *gb += row.iter().sum::<f32>();
+            }
+        }
+
+        // Input gradient.
+        // grad_cols: [N·L, P] = grad_Yᵀ: [N·L, OC] · W: [OC, P], written over cols (no longer needed)
+        matmul(
+            &mut self.cols,
+            &self.channel_major,
+            Op::T,
+            self.weight.value.data(),
+            Op::N,
+            n * l,
+            oc,
+            p,
+            false,
+        );
+        let shape = x.shape().to_vec();
+        let mut grad_x = Tensor::recycle(x, &shape);
+        grad_x
+            .data_mut()
+            .par_chunks_mut(g.c * g.h * g.w)
+            .zip(self.cols.par_chunks(l * p))
+            .for_each(|(gx, gc)| col2im(&g, gc, gx));
+        self.spare = grad_y;
+        Ok(grad_x)
+    }
+
+    fn macs(&self, input: &[usize]) -> usize {
+        self.geom(input)
+            .map_or(0, |g| self.out_channels * g.patch() * g.positions())
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&format!("{prefix}weight"), &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::im2col::conv2d_direct;
+    use crate::layers::gradcheck::check_layer;
+    use rand::SeedableRng;
+
+    fn conv(
+        c: usize,
+        o: usize,
+        k: (usize, usize),
+        s: (usize, usize),
+        p: (usize, usize),
+        bias: bool,
+    ) -> Conv2d {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        Conv2d::new(c, o, k, s, p, bias, &mut rng)
+    }
+
+    #[test]
+    fn gradients_match_central_differences() {
+        check_layer(
+            &mut conv(2, 3, (3, 3), (1, 1), (0, 0), true),
+            &[2, 2, 5, 5],
+            0.0,
+        );
+        check_layer(
+            &mut conv(2, 3, (3, 3), (2, 2), (1, 1), true),
+            &[2, 2, 6, 7],
+            0.0,
+        );
+        check_layer(
+            &mut conv(1, 2, (2, 3), (3, 3), (2, 2), false),
+            &[1, 1, 7, 5],
+            0.0,
+        );
+        check_layer(
+            &mut conv(3, 2, (3, 1), (1, 2), (0, 1), true),
+            &[2, 3, 4, 6],
+            0.0,
+        );
+    }
+
+    #[test]
+    fn forward_matches_direct_convolution_per_sample() {
+        let mut c = conv(2, 4, (3, 2), (2, 1), (1, 0), true);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let x = init::uniform(&[3, 2, 7, 6], -1.0, 1.0, &mut rng);
+        let y = c.forward(x.clone(), Mode::Eval).unwrap();
+        let g = c.geom(&[2, 7, 6]).unwrap();
+        assert_eq!(y.shape(), &[3, 4, g.oh, g.ow]);
+        let (mut w, mut b) = (Vec::new(), Vec::new());
+        c.visit_params("", &mut |name, p| {
+            if name == "weight" {
+                w = p.value.data().to_vec()
+            } else {
+                b = p.value.data().to_vec()
+            }
+        });
+        for i in 0..3 {
+            let direct = conv2d_direct(&g, &x.data()[i * 84..][..84], &w, 4);
+            for (j, d) in direct.iter().enumerate() {
+                let got = y.data()[i * direct.len() + j];
+                assert!(
+                    (got - d - b[j / g.positions()]).abs() < 1e-5,
+                    "{got} vs {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_and_repr() {
+        let c = conv(1, 8, (3, 3), (2, 2), (0, 0), true);
+        assert_eq!(
+            c.to_string(),
+            "Conv2d(1, 8, kernel_size=(3, 3), stride=(2, 2))"
+        );
+        assert_eq!(c.output_shape(&[1, 28, 28]).unwrap(), vec![8, 13, 13]);
+        assert_eq!(
+            c.output_shape(&[3, 28, 28]).unwrap_err(),
+            "[C=1, H ≥ 3, W ≥ 3]"
+        );
+        assert!(c.output_shape(&[1, 2, 28]).is_err());
+        let c = conv(3, 5, (3, 2), (3, 3), (2, 2), false);
+        assert_eq!(
+            c.to_string(),
+            "Conv2d(3, 5, kernel_size=(3, 2), stride=(3, 3), padding=(2, 2), bias=False)"
+        );
+        assert_eq!(c.output_shape(&[3, 10, 7]).unwrap(), vec![5, 4, 4]);
+    }
+}

@@ -1,0 +1,135 @@
+//! `Dropout(p=0.5)`: in training, zeroes each value with probability `p` and scales the rest by
+//! `1/(1−p)`; in evaluation, the identity. As `torch.nn.Dropout`, but with our own seeded masks.
+
+use super::{Layer, Mode, no_forward};
+use crate::error::Result;
+use crate::tensor::Tensor;
+use rand::{Rng, SeedableRng};
+use std::fmt;
+
+/// Inverted dropout.
+///
+/// The mask of a training forward is drawn from `ChaCha8(seed)`, the seed of [`Mode::Train`]: the
+/// trainer derives it from the run's seed, the epoch and the batch, and containers mix in the
+/// layer's position, so masks are reproducible and a resumed run draws the ones it would have.
+///
+/// # Shapes
+/// Any; the output has the input's shape.
+pub struct Dropout {
+    p: f32,
+    /// The scaled mask of the last forward (`None` inside means evaluation: the identity).
+    mask: Option<Option<Vec<f32>>>,
+}
+
+impl Dropout {
+    /// Dropout with probability `p ∈ [0, 1]`.
+    pub fn new(p: f32) -> Self {
+        Dropout { p, mask: None }
+    }
+}
+
+impl fmt::Display for Dropout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Dropout(p={}, inplace=False)", self.p)
+    }
+}
+
+impl Layer for Dropout {
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        Ok(input.to_vec())
+    }
+
+    /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
+    fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
+        let Mode::Train { seed } = mode else {
+            self.mask = Some(None);
+            return Ok(x);
+        };
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let keep = if self.p < 1.0 {
+            1.0 / (1.0 - self.p)
+        } else {
+            0.0
+        };
+        let mut mask = match self.mask.take() {
+            Some(Some(m)) => m,
+            _ => Vec::new(),
+        };
+        mask.clear();
+        mask.extend((0..x.len()).map(|_| {
+            if rng.r#gen::<f32>() < self.p {
+                0.0
+            } else {
+                keep
+            }
+        }));
+        x.data_mut()
+            .iter_mut()
+            .zip(&mask)
+            .for_each(|(v, m)| *v *= m);
+        self.mask = Some(Some(mask));
+        Ok(x)
+    }
+
+    /// ∂L/∂x = ∂L/∂y ⊙ m / (1−p).
+    fn backward(&mut self, mut grad_y: Tensor) -> Result<Tensor> {
+        if let Some(mask) = self.mask.take().ok_or_else(|| no_forward(self))? {
+            grad_y
+                .data_mut()
+                .iter_mut()
+                .zip(&mask)
+                .for_each(|(g, m)| *g *= m);
+            self.mask = Some(Some(mask));
+        }
+        Ok(grad_y)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::check_layer;
+
+    fn dropout(p: f32) -> Dropout {
+        Dropout::new(p)
+    }
+
+    #[test]
+    fn gradients_match_central_differences() {
+        check_layer(&mut dropout(0.3), &[4, 6], 0.0);
+    }
+
+    #[test]
+    fn drops_about_p_and_keeps_the_mean() {
+        let mut d = dropout(0.25);
+        let y = d
+            .forward(
+                Tensor::new(&[100, 100], vec![1.0; 10_000]).unwrap(),
+                Mode::Train { seed: 3 },
+            )
+            .unwrap();
+        let zeros = y.data().iter().filter(|&&v| v == 0.0).count();
+        assert!((2300..2700).contains(&zeros), "{zeros} of 10000 dropped");
+        let mean = y.data().iter().sum::<f32>() / 10_000.0;
+        assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
+    }
+
+    #[test]
+    fn same_seed_same_mask_and_eval_is_identity() {
+        let x = Tensor::new(&[1, 64], (0..64).map(|v| v as f32).collect()).unwrap();
+        let mut d = dropout(0.5);
+        let a = d.forward(x.clone(), Mode::Train { seed: 1 }).unwrap();
+        let b = d.forward(x.clone(), Mode::Train { seed: 1 }).unwrap();
+        let c = d.forward(x.clone(), Mode::Train { seed: 2 }).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(d.forward(x.clone(), Mode::Eval).unwrap(), x);
+        assert_eq!(
+            dropout(1.0)
+                .forward(x, Mode::Train { seed: 1 })
+                .unwrap()
+                .data(),
+            &[0.0; 64]
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Layers: the [`Layer`] contract, and one file per layer.
+//!
+//! # The contract
+//! - [`Layer::output_shape`] maps a per-sample input shape to the per-sample output shape, without
+//!   touching data; a [`Sequential`] uses it to refuse, at construction, layers that do not chain.
+//! - [`Layer::forward`] takes the batch `x` by value, computes `y`, and keeps what `backward` needs
+//!   (often `x` itself: moving it costs nothing).
+//! - [`Layer::backward`] takes ∂L/∂y by value, **adds** ∂L/∂θ into each parameter's `grad`, and
+//!   returns ∂L/∂x. Buffers that are done with (the cached input, the upstream gradient) become the
+//!   next outputs, so a training loop in its steady state does not allocate.
+//! - Parameters are visited in a fixed order under PyTorch's names (`weight`, `bias`); containers
+//!   prefix the child's index, so names are `nn.Sequential.state_dict()` keys.
+
+mod activation;
+mod avgpool;
+mod conv2d;
+mod dropout;
+mod flatten;
+mod leaky_relu;
+mod linear;
+mod maxpool;
+mod parallel;
+mod pool;
+mod relu;
+mod sequential;
+mod sigmoid;
+mod softmax;
+mod tanh;
+
+pub use activation::{Activation, Elementwise};
+pub use avgpool::AvgPool2d;
+pub use conv2d::Conv2d;
+pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use leaky_relu::LeakyReLU;
+pub use linear::Linear;
+pub use maxpool::MaxPool2d;
+pub use parallel::Parallel;
+pub use pool::Window;
+pub use relu::ReLU;
+pub use sequential::Sequential;
+pub use sigmoid::Sigmoid;
+pub use softmax::Softmax;
+pub use tanh::Tanh;
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use std::fmt;
+
+/// A learnable tensor and the gradient accumulated for it.
+#[derive(Clone, Debug)]
+pub struct Param {
+    pub value: Tensor,
+    pub grad: Tensor,
+}
+
+impl Param {
+    /// A parameter with a zero gradient of the same shape.
+    pub fn new(value: Tensor) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param { value, grad }
+    }
+}
+
+/// Whether a forward pass is for training (Dropout active, seeded per batch) or for evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Eval,
+    Train { seed: u64 },
+}
+
+impl Mode {
+    /// The mode for child `i` of a container: in training, its own seed mixed from the parent's
+    /// and the position, so two Dropouts in one network draw different masks, and a rebuilt
+    /// network (a resumed run) draws the same ones.
+    pub fn child(self, i: usize) -> Mode {
+        match self {
+            Mode::Eval => Mode::Eval,
+            Mode::Train { seed } => Mode::Train {
+                seed: mix(seed, i as u64 + 1, 0x5eed),
+            },
+        }
+    }
+}
+
+/// A 64-bit mix of three numbers (SplitMix64 steps), for Dropout seeds.
+pub fn mix(a: u64, b: u64, c: u64) -> u64 {
+    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ c.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A network layer with an explicit forward and backward. See the module docs for the contract.
+///
+/// `Display` prints like PyTorch's `repr`, e.g. `Linear(in_features=784, out_features=10, bias=True)`.
+pub trait Layer: fmt::Display + Send {
+    /// The per-sample output shape for a per-sample input shape, or what the layer expects instead
+    /// (e.g. `"[C=3, H, W]"`), which the caller turns into an error naming the layer.
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String>;
+
+    /// [`Layer::output_shape`] with a full error: it names this layer by its `index` path, what it
+    /// expects, what it got, and `from` where that came from. Containers check child by child, so the
+    /// error names the innermost layer that refuses.
+    fn check(&self, index: &str, input: &[usize], from: &str) -> Result<Vec<usize>> {
+        self.output_shape(input).map_err(|expected| Error::Shape {
+            index: index.to_string(),
+            layer: one_line(self),
+            expected,
+            got: input.to_vec(),
+            after: from.to_string(),
+        })
+    }
+
+    /// `y = f(x)` for a batch `x: [N, …]`; keeps what `backward` needs.
+    fn forward(&mut self, x: Tensor, mode: Mode) -> Result<Tensor>;
+
+    /// ∂L/∂x from ∂L/∂y; adds ∂L/∂θ into the parameters' gradients. Errors if no forward came first.
+    fn backward(&mut self, grad_y: Tensor) -> Result<Tensor>;
+
+    /// Visits every parameter with its name under `prefix` (e.g. `"0."`), in PyTorch's order.
+    fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    /// Multiply-accumulates of one sample's forward pass (for FLOP counts in benchmarks); 0 for
+    /// layers whose cost is not a product.
+    fn macs(&self, _input: &[usize]) -> usize {
+        0
+    }
+
+    /// The children of a container, with their names, for summaries; empty for a plain layer.
+    fn children(&self) -> Vec<(String, &dyn Layer)> {
+        Vec::new()
+    }
+}
+
+/// The number of learnable values in a layer.
+pub fn param_count(layer: &mut dyn Layer) -> usize {
+    let mut n = 0;
+    layer.visit_params("", &mut |_, p| n += p.value.len());
+    n
+}
+
+/// A layer's `Display` on one line (containers print several).
+pub fn one_line(layer: &(impl Layer + ?Sized)) -> String {
+    layer
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The path of child `name` inside the container at `index` (`"2"`, `"2.0"`).
+fn child_path(index: &str, name: usize) -> String {
+    if index.is_empty() {
+        name.to_string()
+    } else {
+        format!("{index}.{name}")
+    }
+}
+
+/// The error for a backward that came before its forward.
+fn no_forward(layer: &dyn fmt::Display) -> Error {
+    Error::NoForward(layer.to_string())
+}
+
+#[cfg(test)]
+pub(crate) mod gradcheck;

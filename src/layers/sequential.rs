@@ -1,0 +1,121 @@
+//! `Sequential(...)`: layers applied in order, as `torch.nn.Sequential` (the tutorials' Series).
+
+use super::{Layer, Mode, Param, child_path, one_line};
+use crate::error::Result;
+use crate::tensor::Tensor;
+use std::fmt;
+
+/// `y = f_k(… f_1(f_0(x)))`; backward runs the chain rule in reverse.
+///
+/// Parameters are named `{i}.weight`, `{i}.bias` with `i` counting every layer, activations too,
+/// exactly as `nn.Sequential.state_dict()`.
+pub struct Sequential {
+    layers: Vec<Box<dyn Layer>>,
+}
+
+impl Sequential {
+    /// A chain of layers (not yet checked: see [`Sequential::check`]).
+    pub fn new(layers: Vec<Box<dyn Layer>>) -> Self {
+        Sequential { layers }
+    }
+
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// The layers, in order, mutable.
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
+    /// Runs the forward pass layer by layer and returns the index and name of the first layer whose
+    /// output is not finite, if any: the diagnosis for a diverged training step.
+    pub fn first_non_finite(&mut self, mut x: Tensor) -> Result<Option<String>> {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            x = l.forward(x, Mode::Eval)?;
+            if !x.all_finite() {
+                return Ok(Some(format!("output of layer {i} ({l})")));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Sequential {
+    /// The per-sample output shape for `input`; an error naming the first layer that does not fit,
+    /// the shape it expects, the shape it got and the layer that produced it.
+    pub fn check_input(&self, input: &[usize]) -> Result<Vec<usize>> {
+        self.check("", input, " from the input")
+    }
+}
+
+impl fmt::Display for Sequential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "Sequential(")?;
+        for (i, l) in self.layers.iter().enumerate() {
+            writeln!(f, "  ({i}): {}", l.to_string().replace('\n', "\n  "))?;
+        }
+        write!(f, ")")
+    }
+}
+
+impl Layer for Sequential {
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        let mut shape = input.to_vec();
+        for l in &self.layers {
+            shape = l.output_shape(&shape)?;
+        }
+        Ok(shape)
+    }
+
+    fn check(&self, index: &str, input: &[usize], from: &str) -> Result<Vec<usize>> {
+        let mut shape = input.to_vec();
+        let mut from = from.to_string();
+        for (i, l) in self.layers.iter().enumerate() {
+            let path = child_path(index, i);
+            shape = l.check(&path, &shape, &from)?;
+            from = format!(" from layer {path} ({})", one_line(l.as_ref()));
+        }
+        Ok(shape)
+    }
+
+    fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            x = l.forward(x, mode.child(i))?;
+        }
+        Ok(x)
+    }
+
+    /// ∂L/∂x = J_0ᵀ(… J_kᵀ(∂L/∂y)): each layer's backward in reverse order.
+    fn backward(&mut self, mut grad: Tensor) -> Result<Tensor> {
+        for l in self.layers.iter_mut().rev() {
+            grad = l.backward(grad)?;
+        }
+        Ok(grad)
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.visit_params(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn macs(&self, input: &[usize]) -> usize {
+        let mut shape = input.to_vec();
+        let mut total = 0;
+        for l in &self.layers {
+            total += l.macs(&shape);
+            shape = l.output_shape(&shape).unwrap_or_default();
+        }
+        total
+    }
+
+    fn children(&self) -> Vec<(String, &dyn Layer)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i.to_string(), l.as_ref()))
+            .collect()
+    }
+}

@@ -1,0 +1,291 @@
+//! A model: its text, the per-sample input shape it was built for, and the layers.
+
+use crate::error::{Error, Result};
+use crate::layers::{Layer, Mode, Sequential, param_count};
+use crate::spec;
+use crate::tensor::{Tensor, shape_str};
+use rand::Rng;
+
+/// A network built from model text for one per-sample input shape.
+///
+/// # Shapes
+/// `forward` takes `[N, …input_shape]` and gives `[N, …output_shape]`.
+pub struct Model {
+    text: String,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    net: Sequential,
+}
+
+/// One line of a model summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryRow {
+    pub index: usize,
+    pub layer: String,
+    pub output_shape: Vec<usize>,
+    pub params: usize,
+}
+
+impl Model {
+    /// Parses `text` (or a preset name), builds the layers with initial weights from `rng`, and checks
+    /// that they chain for `input_shape`.
+    ///
+    /// # Errors
+    /// A syntax error (with column), an unknown layer or argument, or layers that do not fit together
+    /// (naming the layer, the shape it expects, the shape it got and where that came from).
+    pub fn build(text: &str, input_shape: &[usize], rng: &mut impl Rng) -> Result<Model> {
+        let text = spec::expand(text).trim().to_string();
+        let calls = spec::parse(&text)?;
+        let layers = calls
+            .iter()
+            .map(|c| spec::build(c, &text, rng))
+            .collect::<Result<Vec<_>>>()?;
+        let net = Sequential::new(layers);
+        let output_shape = net.check_input(input_shape)?;
+        Ok(Model {
+            text,
+            input_shape: input_shape.to_vec(),
+            output_shape,
+            net,
+        })
+    }
+
+    /// The model text (presets expanded).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The per-sample input shape the model was built for.
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    /// The per-sample output shape.
+    pub fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    /// The layers.
+    pub fn net(&mut self) -> &mut Sequential {
+        &mut self.net
+    }
+
+    /// The layers, read-only.
+    pub fn net_ref(&self) -> &Sequential {
+        &self.net
+    }
+
+    /// Checks that a batch of shape `[N, …]` fits the model.
+    pub fn check_batch(&self, shape: &[usize]) -> Result<()> {
+        if shape.len() != self.input_shape.len() + 1 || shape[1..] != self.input_shape[..] {
+            return Err(Error::invalid(format!(
+                "input of shape {} does not fit a model built for samples of shape {}",
+                shape_str(shape),
+                shape_str(&self.input_shape)
+            )));
+        }
+        Ok(())
+    }
+
+    /// `y = model(x)` for a batch `x: [N, …input_shape]`.
+    pub fn forward(&mut self, x: Tensor, mode: Mode) -> Result<Tensor> {
+        self.check_batch(x.shape())?;
+        self.net.forward(x, mode)
+    }
+
+    /// ∂L/∂x from ∂L/∂y; accumulates every parameter gradient.
+    pub fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.net.backward(grad_y)
+    }
+
+    /// The outputs for all of `x`, computed in evaluation mode `batch` samples at a time.
+    pub fn predict(&mut self, x: &Tensor, batch: usize) -> Result<Tensor> {
+        self.check_batch(x.shape())?;
+        let n = x.shape()[0];
+        let mut shape = vec![n];
+        shape.extend_from_slice(&self.output_shape);
+        let mut out = Vec::with_capacity(shape.iter().product());
+        for start in (0..n).step_by(batch.max(1)) {
+            let y = self
+                .net
+                .forward(x.rows(start, (start + batch).min(n)), Mode::Eval)?;
+            out.extend_from_slice(y.data());
+        }
+        Tensor::new(&shape, out)
+    }
+
+    /// Each top-level layer with its output shape and parameter count.
+    pub fn summary(&mut self) -> Vec<SummaryRow> {
+        let mut shape = self.input_shape.clone();
+        let mut rows = Vec::new();
+        for (index, layer) in self.net.layers_mut().iter_mut().enumerate() {
+            shape = layer.output_shape(&shape).expect("checked at construction");
+            rows.push(SummaryRow {
+                index,
+                layer: crate::layers::one_line(layer.as_ref()),
+                output_shape: shape.clone(),
+                params: param_count(layer.as_mut()),
+            });
+        }
+        rows
+    }
+
+    /// The summary as a table, with the total parameter count.
+    pub fn summary_table(&mut self) -> String {
+        let rows = self.summary();
+        let width = rows
+            .iter()
+            .map(|r| r.layer.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let mut s = format!(
+            "{:>3}  {:<width$}  {:<18}  {:>10}\n",
+            "#", "layer", "output shape", "params"
+        );
+        s += &format!(
+            "{:>3}  {:<width$}  {:<18}\n",
+            "",
+            "input",
+            shape_str(&self.input_shape)
+        );
+        for r in &rows {
+            s += &format!(
+                "{:>3}  {:<width$}  {:<18}  {:>10}\n",
+                r.index,
+                r.layer,
+                shape_str(&r.output_shape),
+                r.params
+            );
+        }
+        let total: usize = rows.iter().map(|r| r.params).sum();
+        s += &format!("total parameters: {total}");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn rng() -> rand_chacha::ChaCha8Rng {
+        rand_chacha::ChaCha8Rng::seed_from_u64(0)
+    }
+
+    #[test]
+    fn presets_build_with_their_pytorch_parameter_counts() {
+        for (name, shape, params) in [
+            ("mlp", vec![1, 28, 28], 669_706),
+            ("seed-cnn", vec![1, 28, 28], 80 + 584 + 2890),
+            ("lenet", vec![1, 28, 28], 320 + 18_496 + 401_536 + 1290),
+            ("nielsen", vec![784], 23_860),
+        ] {
+            let mut m = Model::build(name, &shape, &mut rng()).unwrap();
+            assert_eq!(
+                m.summary().iter().map(|r| r.params).sum::<usize>(),
+                params,
+                "{name}"
+            );
+            assert_eq!(m.output_shape(), &[10]);
+        }
+    }
+
+    #[test]
+    fn a_model_that_does_not_fit_names_both_layers_and_shapes() {
+        let e = Model::build(
+            "Conv2d(1,8,3,stride=2), ReLU, Flatten, Linear(288,10)",
+            &[1, 28, 28],
+            &mut rng(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            e,
+            "layer 3 (Linear(in_features=288, out_features=10, bias=True)) expects input […, 288], got [1352] \
+             from layer 2 (Flatten(start_dim=1, end_dim=-1))"
+        );
+        let e = Model::build("Conv2d(3,8,3)", &[1, 28, 28], &mut rng())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains(
+                "layer 0 (Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))) expects input [C=3"
+            ),
+            "{e}"
+        );
+        assert!(e.ends_with("got [1, 28, 28] from the input"), "{e}");
+    }
+
+    #[test]
+    fn nested_containers_name_the_inner_layer() {
+        let e = Model::build(
+            "Parallel(Linear(4,2), Sequential(Linear(4,3), Linear(2,1)))",
+            &[4],
+            &mut rng(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.starts_with("layer 0.1.1 (Linear(in_features=2, out_features=1, bias=True)) expects input […, 2], got [3] from layer 0.1.0"), "{e}");
+        let e = Model::build("Parallel(Linear(4,2), Flatten(0))", &[4], &mut rng())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("layer 0.1 (Flatten"), "{e}");
+    }
+
+    #[test]
+    fn parallel_concatenates_and_names_params_like_pytorch() {
+        let mut m = Model::build(
+            "Parallel(Linear(4,2), Sequential(Linear(4,3), ReLU)), Linear(5,1)",
+            &[4],
+            &mut rng(),
+        )
+        .unwrap();
+        assert_eq!(m.output_shape(), &[1]);
+        let mut names = Vec::new();
+        m.net()
+            .visit_params("", &mut |n, _| names.push(n.to_string()));
+        assert_eq!(
+            names,
+            [
+                "0.0.weight",
+                "0.0.bias",
+                "0.1.0.weight",
+                "0.1.0.bias",
+                "1.weight",
+                "1.bias"
+            ]
+        );
+        let y = m.forward(Tensor::zeros(&[3, 4]), Mode::Eval).unwrap();
+        assert_eq!(y.shape(), &[3, 1]);
+    }
+
+    #[test]
+    fn wrong_batch_shape_is_an_error() {
+        let mut m = Model::build("mlp", &[1, 28, 28], &mut rng()).unwrap();
+        let e = m
+            .forward(Tensor::zeros(&[2, 784]), Mode::Eval)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "input of shape [2, 784] does not fit a model built for samples of shape [1, 28, 28]"
+        );
+    }
+
+    #[test]
+    fn summary_lists_layers_shapes_and_total() {
+        let mut m = Model::build("seed-cnn", &[1, 28, 28], &mut rng()).unwrap();
+        let t = m.summary_table();
+        assert!(
+            t.contains("[8, 13, 13]")
+                && t.contains("[288]")
+                && t.ends_with("total parameters: 3554"),
+            "{t}"
+        );
+    }
+}

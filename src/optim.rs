@@ -1,0 +1,326 @@
+//! Optimisers with PyTorch's exact update rules. Their state lives here, keyed by parameter name.
+
+use crate::error::{Error, Result};
+use crate::layers::Layer;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Which optimiser, with its hyper-parameters (PyTorch's names and defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Config {
+    /// `torch.optim.SGD(lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        dampening: f32,
+        weight_decay: f32,
+        nesterov: bool,
+    },
+    /// `torch.optim.Adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)` (L2 added to the gradient).
+    Adam {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+}
+
+impl Config {
+    /// Checks the ranges PyTorch checks, and that `lr > 0`.
+    ///
+    /// # Errors
+    /// A value out of range, named.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Config::Sgd {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+            } => {
+                if !(lr > 0.0 && lr.is_finite()) {
+                    return Err(Error::invalid(format!("--lr must be > 0, got {lr}")));
+                }
+                if !(momentum >= 0.0 && weight_decay >= 0.0 && dampening.is_finite()) {
+                    return Err(Error::invalid(format!(
+                        "--momentum and --weight-decay must be ≥ 0, got {momentum} and {weight_decay}"
+                    )));
+                }
+                if nesterov && (momentum <= 0.0 || dampening != 0.0) {
+                    return Err(Error::invalid(
+                        "--nesterov needs --momentum > 0 and --dampening 0",
+                    ));
+                }
+            }
+            Config::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                if !(lr > 0.0 && lr.is_finite()) {
+                    return Err(Error::invalid(format!("--lr must be > 0, got {lr}")));
+                }
+                if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
+                    return Err(Error::invalid(format!(
+                        "Adam betas must be in [0, 1), got {beta1}, {beta2}"
+                    )));
+                }
+                if !(eps >= 0.0 && weight_decay >= 0.0) {
+                    return Err(Error::invalid(format!(
+                        "--eps and --weight-decay must be ≥ 0, got {eps}, {weight_decay}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An optimiser: its configuration, the number of steps taken, and per-parameter state
+/// (`momentum_buffer/{name}` for SGD; `exp_avg/{name}`, `exp_avg_sq/{name}` for Adam).
+#[derive(Clone, Debug)]
+pub struct Optimizer {
+    pub config: Config,
+    pub steps: u64,
+    pub state: BTreeMap<String, Vec<f32>>,
+}
+
+impl Optimizer {
+    /// A fresh optimiser.
+    pub fn new(config: Config) -> Result<Self> {
+        config.validate()?;
+        Ok(Optimizer {
+            config,
+            steps: 0,
+            state: BTreeMap::new(),
+        })
+    }
+
+    /// One update of every parameter of `model` from its accumulated gradient; then zeroes the
+    /// gradients (PyTorch's `step()` followed by `zero_grad()`). Returns the name of the first
+    /// parameter that is no longer finite, if any.
+    pub fn step(&mut self, model: &mut dyn Layer) -> Option<String> {
+        self.steps += 1;
+        let mut first_bad = None;
+        let t = self.steps as i32;
+        let state = &mut self.state;
+        let config = &self.config;
+        model.visit_params("", &mut |name, p| {
+            let (w, g) = (p.value.data_mut(), p.grad.data_mut());
+            match *config {
+                Config::Sgd {
+                    lr,
+                    momentum,
+                    dampening,
+                    weight_decay,
+                    nesterov,
+                } => {
+                    // g ← g + λθ;  b ← g (first step) or μb + (1−τ)g;  d ← g + μb (Nesterov) or b;  θ ← θ − η·d
+                    if weight_decay != 0.0 {
+                        g.iter_mut()
+                            .zip(w.iter())
+                            .for_each(|(g, w)| *g += weight_decay * w);
+                    }
+                    if momentum != 0.0 {
+                        let key = format!("momentum_buffer/{name}");
+                        match state.get_mut(&key) {
+                            None => {
+                                state.insert(key.clone(), g.to_vec());
+                            }
+                            Some(b) => b
+                                .iter_mut()
+                                .zip(g.iter())
+                                .for_each(|(b, g)| *b = momentum * *b + (1.0 - dampening) * g),
+                        }
+                        let b = &state[&key];
+                        if nesterov {
+                            g.iter_mut().zip(b).for_each(|(g, b)| *g += momentum * b);
+                        } else {
+                            g.copy_from_slice(b);
+                        }
+                    }
+                    w.iter_mut().zip(g.iter()).for_each(|(w, g)| *w += -lr * g);
+                }
+                Config::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                } => {
+                    // m ← m + (1−β₁)(g − m);  v ← β₂v + (1−β₂)g²;
+                    // θ ← θ − (η / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
+                    if weight_decay != 0.0 {
+                        g.iter_mut()
+                            .zip(w.iter())
+                            .for_each(|(g, w)| *g += weight_decay * w);
+                    }
+                    let m = state
+                        .entry(format!("exp_avg/{name}"))
+                        .or_insert_with(|| vec![0.0; g.len()]);
+                    m.iter_mut()
+                        .zip(g.iter())
+                        .for_each(|(m, g)| *m += (1.0 - beta1) * (g - *m));
+                    let m = m.clone();
+                    let v = state
+                        .entry(format!("exp_avg_sq/{name}"))
+                        .or_insert_with(|| vec![0.0; g.len()]);
+                    v.iter_mut()
+                        .zip(g.iter())
+                        .for_each(|(v, g)| *v = *v * beta2 + (1.0 - beta2) * g * g);
+                    // The bias corrections are Python floats (f64) in PyTorch.
+                    let bc1 = 1.0 - (beta1 as f64).powi(t);
+                    let bc2_sqrt = (1.0 - (beta2 as f64).powi(t)).sqrt();
+                    let step_size = (lr as f64 / bc1) as f32;
+                    for ((w, m), v) in w.iter_mut().zip(&m).zip(v.iter()) {
+                        let denom = v.sqrt() / bc2_sqrt as f32 + eps;
+                        *w += -step_size * (m / denom);
+                    }
+                }
+            }
+            g.fill(0.0);
+            if first_bad.is_none() && !w.iter().all(|v| v.is_finite()) {
+                first_bad = Some(name.to_string());
+            }
+        });
+        first_bad
+    }
+}
+
+/// Zeroes every parameter gradient of `model`.
+pub fn zero_grad(model: &mut dyn Layer) {
+    model.visit_params("", &mut |_, p| p.grad.data_mut().fill(0.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::{Mode, Param};
+    use crate::tensor::Tensor;
+    use std::fmt;
+
+    /// One scalar parameter with a gradient we set by hand.
+    struct Scalar(Param);
+    impl fmt::Display for Scalar {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "Scalar")
+        }
+    }
+    impl Layer for Scalar {
+        fn output_shape(&self, i: &[usize]) -> std::result::Result<Vec<usize>, String> {
+            Ok(i.to_vec())
+        }
+        fn forward(&mut self, x: Tensor, _: Mode) -> Result<Tensor> {
+            Ok(x)
+        }
+        fn backward(&mut self, g: Tensor) -> Result<Tensor> {
+            Ok(g)
+        }
+        fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+            f(&format!("{prefix}w"), &mut self.0)
+        }
+    }
+
+    fn run(config: Config, grads: &[f32]) -> f32 {
+        let mut p = Scalar(Param::new(Tensor::new(&[1], vec![1.0]).unwrap()));
+        let mut opt = Optimizer::new(config).unwrap();
+        for &g in grads {
+            p.0.grad.data_mut()[0] = g;
+            opt.step(&mut p);
+            assert_eq!(p.0.grad.data()[0], 0.0, "step zeroes the gradient");
+        }
+        p.0.value.data()[0]
+    }
+
+    fn sgd(momentum: f32, dampening: f32, nesterov: bool, weight_decay: f32) -> Config {
+        Config::Sgd {
+            lr: 0.1,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        }
+    }
+
+    #[test]
+    fn sgd_rules_by_hand() {
+        // Plain: 1 − 0.1·(0.5 + 0.25) = 0.925.
+        assert!((run(sgd(0.0, 0.0, false, 0.0), &[0.5, 0.25]) - 0.925).abs() < 1e-6);
+        // Momentum 0.9: b₁ = 0.5, b₂ = 0.45 + 0.25 = 0.7: 1 − 0.1·1.2 = 0.88.
+        assert!((run(sgd(0.9, 0.0, false, 0.0), &[0.5, 0.25]) - 0.88).abs() < 1e-6);
+        // Dampening 0.5: b₂ = 0.45 + 0.125 = 0.575: 1 − 0.1·1.075.
+        assert!((run(sgd(0.9, 0.5, false, 0.0), &[0.5, 0.25]) - (1.0 - 0.1075)).abs() < 1e-6);
+        // Nesterov: d₁ = 0.5 + 0.45 = 0.95; d₂ = 0.25 + 0.9·0.7 = 0.88: 1 − 0.1·1.83.
+        assert!((run(sgd(0.9, 0.0, true, 0.0), &[0.5, 0.25]) - (1.0 - 0.183)).abs() < 1e-6);
+        // Weight decay 0.1 on θ = 1: g = 0.5 + 0.1 = 0.6.
+        assert!((run(sgd(0.0, 0.0, false, 0.1), &[0.5]) - 0.94).abs() < 1e-6);
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_lr() {
+        // After one step m̂ = g, v̂ = g², so the step is lr·g/(|g| + ε) ≈ lr.
+        let c = Config::Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        assert!((run(c.clone(), &[3.0]) - 0.99).abs() < 1e-6);
+        assert!((run(c, &[-0.001]) - 1.01).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_hyperparameters_are_refused() {
+        for (c, want) in [
+            (
+                Config::Sgd {
+                    lr: 0.0,
+                    momentum: 0.0,
+                    dampening: 0.0,
+                    weight_decay: 0.0,
+                    nesterov: false,
+                },
+                "--lr must be > 0",
+            ),
+            (
+                Config::Sgd {
+                    lr: 0.1,
+                    momentum: -1.0,
+                    dampening: 0.0,
+                    weight_decay: 0.0,
+                    nesterov: false,
+                },
+                "must be ≥ 0",
+            ),
+            (
+                Config::Sgd {
+                    lr: 0.1,
+                    momentum: 0.0,
+                    dampening: 0.0,
+                    weight_decay: 0.0,
+                    nesterov: true,
+                },
+                "--nesterov needs",
+            ),
+            (
+                Config::Adam {
+                    lr: 0.1,
+                    beta1: 1.0,
+                    beta2: 0.9,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                },
+                "betas must be in [0, 1)",
+            ),
+        ] {
+            let e = Optimizer::new(c).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! What the CLI shows people: epoch lines, history files, evaluation tables, samples, predictions.
+
+use crate::data::atomic::atomic_write;
+use crate::data::dataset::{Dataset, Labels};
+use crate::error::{Error, Result};
+use crate::image_io;
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::plot::{self, Curves};
+use crate::tensor::Tensor;
+use crate::train::{EpochStats, evaluate};
+use crate::{Mode, checkpoint};
+use rand::SeedableRng;
+use std::path::Path;
+
+/// `right/total (xx.xx%)`.
+fn fraction(right: usize, total: usize) -> String {
+    format!(
+        "{right}/{total} ({:.2}%)",
+        100.0 * right as f64 / total.max(1) as f64
+    )
+}
+
+/// One line per finished epoch: losses, accuracies as `right/total`, and the time of each phase.
+pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
+    let mut line = format!("epoch {}/{epochs}  train loss {:.4}", s.epoch, s.train_loss);
+    if s.train_accuracy.is_some() {
+        line += &format!("  accuracy {}", fraction(s.train_correct, s.train_total));
+    }
+    if let Some(l) = s.test_loss {
+        line += &format!("  |  test loss {l:.4}");
+        if s.test_accuracy.is_some() {
+            line += &format!("  accuracy {}", fraction(s.test_correct, s.test_total));
+        }
+    }
+    line += &format!(
+        "  |  train {:.2} s  test {:.2} s",
+        s.train_seconds, s.test_seconds
+    );
+    line
+}
+
+/// Writes the per-epoch figures as JSON (an array of objects) or CSV (same columns), by extension.
+pub fn write_history(path: &Path, history: &[EpochStats]) -> Result<()> {
+    let text = if path.extension().is_some_and(|e| e == "csv") {
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        let mut s = String::from(
+            "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,test_seconds,train_correct,train_total,test_correct,test_total\n",
+        );
+        for h in history {
+            s += &format!(
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                h.epoch,
+                h.train_loss,
+                opt(h.train_accuracy),
+                opt(h.test_loss),
+                opt(h.test_accuracy),
+                h.train_seconds,
+                h.test_seconds,
+                h.train_correct,
+                h.train_total,
+                h.test_correct,
+                h.test_total
+            );
+        }
+        s
+    } else {
+        serde_json::to_string_pretty(history).map_err(|e| Error::invalid(e.to_string()))?
+    };
+    atomic_write(path, text.as_bytes())
+}
+
+/// Loss and accuracy curves, train against test.
+pub fn plot_history(path: &Path, history: &[EpochStats]) -> Result<()> {
+    let col =
+        |f: &dyn Fn(&EpochStats) -> Option<f64>| history.iter().filter_map(f).collect::<Vec<f64>>();
+    let epochs = col(&|h| Some(h.epoch as f64));
+    let (train_loss, test_loss) = (col(&|h| Some(h.train_loss)), col(&|h| h.test_loss));
+    let (train_acc, test_acc) = (col(&|h| h.train_accuracy), col(&|h| h.test_accuracy));
+    plot::plot_curves(
+        path,
+        &epochs,
+        &Curves {
+            train_loss: &train_loss,
+            test_loss: &test_loss,
+            train_accuracy: &train_acc,
+            test_accuracy: &test_acc,
+        },
+    )
+}
+
+/// Class probabilities from a model's outputs: softmax of logits, or the outputs themselves when
+/// they already lie in [0, 1] (a Softmax or Sigmoid last layer), normalised to sum to 1.
+pub fn probabilities(outputs: &[f32]) -> Vec<f32> {
+    if outputs.iter().all(|v| (0.0..=1.0).contains(v)) {
+        let sum: f32 = outputs.iter().sum::<f32>().max(f32::MIN_POSITIVE);
+        return outputs.iter().map(|v| v / sum).collect();
+    }
+    let m = outputs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = outputs.iter().map(|v| (v - m).exp()).collect();
+    let s: f32 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+/// Indices of the `k` largest values, best first.
+fn top_k(p: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..p.len()).collect();
+    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+    idx.truncate(k);
+    idx
+}
+
+fn name(names: &Option<Vec<String>>, class: usize) -> String {
+    names
+        .as_ref()
+        .and_then(|n| n.get(class).cloned())
+        .unwrap_or_else(|| format!("class {class}"))
+}
+
+/// Prints loss, accuracy, per-class accuracy and the confusion matrix; optionally plots the matrix.
+pub fn evaluation(
+    model: &mut Model,
+    loss: Loss,
+    data: &Dataset,
+    plot_path: Option<&Path>,
+) -> Result<()> {
+    let eval = evaluate(model, loss, data, 100)?;
+    println!("{} samples  loss {:.4}", data.len(), eval.loss);
+    let Labels::Classes(truth) = &data.y else {
+        return Ok(());
+    };
+    println!("accuracy {}", fraction(eval.correct, eval.total));
+    let k = model.output_shape().iter().product::<usize>();
+    let mut matrix = vec![vec![0usize; k]; k];
+    for (&t, &p) in truth.iter().zip(&eval.predictions) {
+        matrix[t as usize][p as usize] += 1;
+    }
+    let names: Vec<String> = (0..k).map(|c| name(&data.class_names, c)).collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!("\nper class:");
+    for (c, row) in matrix.iter().enumerate() {
+        let total: usize = row.iter().sum();
+        println!("  {:<width$}  {}", names[c], fraction(row[c], total));
+    }
+    println!("\nconfusion matrix (rows: true class, columns: predicted):");
+    let cell = matrix
+        .iter()
+        .flatten()
+        .max()
+        .map_or(1, |m| m.to_string().len())
+        .max(3);
+    print!("  {:<width$} ", "");
+    (0..k).for_each(|c| print!(" {c:>cell$}"));
+    println!();
+    for (c, row) in matrix.iter().enumerate() {
+        print!("  {:<width$} ", format!("{c} {}", names[c]));
+        row.iter().for_each(|v| print!(" {v:>cell$}"));
+        println!();
+    }
+    if let Some(p) = plot_path {
+        plot::plot_confusion(p, &matrix, &names)?;
+        println!("\nwrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// Loads a checkpoint for 28×28 grayscale inputs: `[1, 28, 28]`, or `[784]` for a model without Flatten.
+fn image_model(path: &Path, text: Option<&str>) -> Result<Model> {
+    let ck = checkpoint::read(path)?;
+    let text = text.or(ck.model_text()).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: "the checkpoint has no 'model' metadata; pass --model TEXT".into(),
+    })?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let mut model = Model::build(text, &[1, 28, 28], &mut rng)
+        .or_else(|e| Model::build(text, &[784], &mut rng).map_err(|_| e))?;
+    ck.load_into(&mut model)?;
+    Ok(model)
+}
+
+/// Classifies image files and prints the top classes of each with probabilities.
+pub fn predict_images(
+    checkpoint: &Path,
+    text: Option<&str>,
+    images: &[std::path::PathBuf],
+    invert: bool,
+    top: usize,
+    classes: Option<&str>,
+) -> Result<()> {
+    let mut model = image_model(checkpoint, text)?;
+    let names = classes.map(|c| {
+        crate::data::source::class_names(c)
+            .unwrap_or_else(|| c.split(',').map(|s| s.trim().to_string()).collect())
+    });
+    // Load every image first, so that a bad file fails before any output.
+    let pixels = images
+        .iter()
+        .map(|p| image_io::load_gray(p, 28, 28, invert))
+        .collect::<Result<Vec<_>>>()?;
+    for (path, px) in images.iter().zip(pixels) {
+        let mut shape = vec![1];
+        shape.extend_from_slice(model.input_shape());
+        let y = model.forward(Tensor::new(&shape, px)?, Mode::Eval)?;
+        let p = probabilities(y.data());
+        let best: Vec<String> = top_k(&p, top.max(1))
+            .iter()
+            .map(|&c| format!("{} {:.1}%", name(&names, c), 100.0 * p[c]))
+            .collect();
+        println!("{}: {}", path.display(), best.join(", "));
+    }
+    Ok(())
+}
+
+/// Prints a sample in the terminal with its label (and a model's prediction), and saves it enlarged.
+pub fn show_sample(
+    data: &Dataset,
+    index: usize,
+    model: Option<Model>,
+    out: Option<&Path>,
+) -> Result<()> {
+    let shape = data.sample_shape();
+    let (h, w) = match shape {
+        [1, h, w] | [h, w] => (*h, *w),
+        _ => {
+            return Err(Error::invalid(format!(
+                "show draws grayscale images ([1, H, W]); the samples are {shape:?}"
+            )));
+        }
+    };
+    let x = data.select(&[index]);
+    let Labels::Classes(c) = &x.y else {
+        return Err(Error::invalid("show needs class labels"));
+    };
+    let mut caption = format!(
+        "#{index}  label: {}",
+        name(&data.class_names, c[0] as usize)
+    );
+    if let Some(mut m) = model {
+        let y = m.forward(x.x.clone(), Mode::Eval)?;
+        let p = probabilities(y.data());
+        let best = top_k(&p, 1)[0];
+        caption += &format!(
+            "   predicted: {} ({:.1}%)",
+            name(&data.class_names, best),
+            100.0 * p[best]
+        );
+    }
+    println!("{}", image_io::terminal_image(x.x.data(), h, w));
+    println!("{caption}");
+    if let Some(path) = out {
+        plot::plot_sample(path, x.x.data(), h, w, 10, &caption)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats() -> EpochStats {
+        EpochStats {
+            epoch: 2,
+            train_loss: 0.5,
+            train_accuracy: Some(0.75),
+            train_correct: 1500,
+            train_total: 2000,
+            test_loss: Some(0.25),
+            test_accuracy: Some(0.8),
+            test_correct: 8000,
+            test_total: 10000,
+            train_seconds: 1.5,
+            test_seconds: 0.25,
+        }
+    }
+
+    #[test]
+    fn epoch_line_shows_right_over_total_and_phase_times() {
+        assert_eq!(
+            epoch_line(&stats(), 10),
+            "epoch 2/10  train loss 0.5000  accuracy 1500/2000 (75.00%)  |  test loss 0.2500  accuracy 8000/10000 (80.00%)  |  train 1.50 s  test 0.25 s"
+        );
+    }
+
+    #[test]
+    fn history_json_and_csv_have_the_documented_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = dir.path().join("h.json");
+        write_history(&j, &[stats()]).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+        for key in [
+            "epoch",
+            "train_loss",
+            "train_accuracy",
+            "test_loss",
+            "test_accuracy",
+            "train_seconds",
+            "test_seconds",
+        ] {
+            assert!(v[0].get(key).is_some(), "{key}");
+        }
+        assert_eq!(v[0]["test_accuracy"], 0.8);
+        let c = dir.path().join("h.csv");
+        write_history(&c, &[stats()]).unwrap();
+        let text = std::fs::read_to_string(&c).unwrap();
+        assert!(text.starts_with(
+            "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,test_seconds"
+        ));
+        assert!(
+            text.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("2,0.5,0.75,0.25,0.8,1.5,0.25")
+        );
+    }
+
+    #[test]
+    fn probabilities_of_logits_and_of_sigmoid_outputs() {
+        let p = probabilities(&[0.0, 0.0, 3.0_f32.ln() + 0.0]);
+        assert!((p[2] - 0.6).abs() < 1e-6);
+        let p = probabilities(&[0.2, 0.6]);
+        assert!((p[1] - 0.75).abs() < 1e-6);
+        assert_eq!(top_k(&[0.1, 0.7, 0.2], 2), [1, 2]);
+    }
+}

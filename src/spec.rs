@@ -1,0 +1,758 @@
+//! Model text ⇄ layers: the text a PyTorch user would put inside `nn.Sequential(...)`.
+//!
+//! ```text
+//! model := layer ("," layer)* [","]
+//! layer := NAME ["(" [arg ("," arg)* [","]] ")"]       NAME may carry "nn." / "torch.nn."
+//! arg   := [NAME "="] value
+//! value := number | True | False | None | "(" value ("," value)* ")" | layer
+//! ```
+//! `Sequential(...)` and `Parallel(...)` take layers as their arguments and nest.
+
+use crate::error::{Error, Result};
+use crate::layers::{
+    AvgPool2d, Conv2d, Dropout, Elementwise, Flatten, Layer, LeakyReLU, Linear, MaxPool2d,
+    Parallel, ReLU, Sequential, Sigmoid, Softmax, Tanh, Window,
+};
+use rand::Rng;
+
+/// The named presets and their text.
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "mlp",
+        "Flatten, Linear(784,512), ReLU, Linear(512,512), ReLU, Linear(512,10)",
+    ),
+    (
+        "seed-cnn",
+        "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,10)",
+    ),
+    (
+        "lenet",
+        "Conv2d(1,32,3,padding=1), ReLU, MaxPool2d(2), Conv2d(32,64,3,padding=1), ReLU, MaxPool2d(2), Flatten, Linear(3136,128), ReLU, Linear(128,10)",
+    ),
+    (
+        "nielsen",
+        "Flatten, Linear(784,30), Sigmoid, Linear(30,10), Sigmoid",
+    ),
+];
+
+/// The text of a preset, or the text itself when it names none.
+pub fn expand(text: &str) -> &str {
+    let t = text.trim();
+    PRESETS
+        .iter()
+        .find(|(name, _)| *name == t)
+        .map_or(text, |(_, body)| body)
+}
+
+/// A parsed value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    None,
+    Tuple(Vec<Value>),
+    Layer(Call),
+}
+
+/// A layer as written: its name, arguments, and where it starts (column, from 1).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    pub name: String,
+    pub args: Vec<(Option<String>, Value, usize)>,
+    pub column: usize,
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn err<T>(&self, column: usize, msg: impl Into<String>) -> Result<T> {
+        Err(Error::Syntax {
+            text: self.text.to_string(),
+            column,
+            msg: msg.into(),
+        })
+    }
+
+    fn skip_ws(&mut self) {
+        while self.chars.get(self.pos).is_some_and(|c| c.is_whitespace()) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.skip_ws();
+        self.chars.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn describe(&mut self) -> String {
+        match self.peek() {
+            Some(c) => format!("'{c}'"),
+            None => "the end of the text".into(),
+        }
+    }
+
+    fn name(&mut self) -> Result<String> {
+        self.skip_ws();
+        let start = self.pos;
+        while self
+            .chars
+            .get(self.pos)
+            .is_some_and(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+        {
+            self.pos += 1;
+        }
+        if start == self.pos {
+            let found = self.describe();
+            return self.err(start + 1, format!("expected a layer name, found {found}"));
+        }
+        Ok(self.chars[start..self.pos].iter().collect())
+    }
+
+    fn layer(&mut self) -> Result<Call> {
+        self.skip_ws();
+        let column = self.pos + 1;
+        let full = self.name()?;
+        let name = full
+            .trim_start_matches("torch.")
+            .trim_start_matches("nn.")
+            .to_string();
+        let mut args = Vec::new();
+        if self.eat('(') {
+            while !self.eat(')') {
+                self.skip_ws();
+                let col = self.pos + 1;
+                let save = self.pos;
+                let key = match self.name() {
+                    Ok(k) if self.eat('=') => Some(k),
+                    _ => {
+                        self.pos = save;
+                        None
+                    }
+                };
+                let value = self.value()?;
+                args.push((key, value, col));
+                if !self.eat(',') && self.peek() != Some(')') {
+                    let found = self.describe();
+                    return self.err(
+                        self.pos + 1,
+                        format!("expected ',' or ')' in the arguments of {name}, found {found}"),
+                    );
+                }
+            }
+        }
+        Ok(Call { name, args, column })
+    }
+
+    fn value(&mut self) -> Result<Value> {
+        let c = self.peek();
+        let col = self.pos + 1;
+        match c {
+            Some('(') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                while !self.eat(')') {
+                    items.push(self.value()?);
+                    if !self.eat(',') && self.peek() != Some(')') {
+                        let found = self.describe();
+                        return self.err(
+                            self.pos + 1,
+                            format!("expected ',' or ')' in a tuple, found {found}"),
+                        );
+                    }
+                }
+                Ok(Value::Tuple(items))
+            }
+            Some(c) if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
+                let start = self.pos;
+                self.pos += 1;
+                while self
+                    .chars
+                    .get(self.pos)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
+                {
+                    self.pos += 1;
+                }
+                let s: String = self.chars[start..self.pos].iter().collect();
+                if let Ok(i) = s.parse::<i64>() {
+                    Ok(Value::Int(i))
+                } else if let Ok(f) = s.parse::<f64>() {
+                    Ok(Value::Float(f))
+                } else {
+                    self.err(col, format!("'{s}' is not a number"))
+                }
+            }
+            Some(c) if c.is_alphabetic() => {
+                let save = self.pos;
+                match self.name()?.as_str() {
+                    "True" => Ok(Value::Bool(true)),
+                    "False" => Ok(Value::Bool(false)),
+                    "None" => Ok(Value::None),
+                    _ => {
+                        self.pos = save;
+                        Ok(Value::Layer(self.layer()?))
+                    }
+                }
+            }
+            _ => {
+                let found = self.describe();
+                self.err(col, format!("expected a value, found {found}"))
+            }
+        }
+    }
+
+    fn model(&mut self) -> Result<Vec<Call>> {
+        let mut layers = vec![self.layer()?];
+        while self.eat(',') {
+            if self.peek().is_none() {
+                break;
+            }
+            layers.push(self.layer()?);
+        }
+        if self.peek().is_some() {
+            let found = self.describe();
+            return self.err(
+                self.pos + 1,
+                format!("expected ',' between layers, found {found}"),
+            );
+        }
+        Ok(layers)
+    }
+}
+
+/// Parses model text (or a preset name) into layer calls.
+///
+/// # Errors
+/// [`Error::Syntax`] with the column of the first character that does not fit.
+pub fn parse(text: &str) -> Result<Vec<Call>> {
+    let body = expand(text);
+    let mut text = body.trim();
+    // Accept the whole `nn.Sequential(...)` too.
+    for wrap in ["torch.nn.Sequential(", "nn.Sequential(", "Sequential("] {
+        if let Some(inner) = text.strip_prefix(wrap).and_then(|t| t.strip_suffix(')')) {
+            if parse_calls(inner).is_ok() {
+                text = inner;
+            }
+            break;
+        }
+    }
+    if text.is_empty() {
+        return Err(Error::Syntax {
+            text: body.to_string(),
+            column: 1,
+            msg: "the model text is empty".into(),
+        });
+    }
+    parse_calls(text)
+}
+
+fn parse_calls(text: &str) -> Result<Vec<Call>> {
+    Parser {
+        text,
+        chars: text.chars().collect(),
+        pos: 0,
+    }
+    .model()
+}
+
+/// Binds a call's arguments to a PyTorch signature: `params` in positional order, each with its
+/// default (`None` = required).
+struct Bound<'a> {
+    call: &'a Call,
+    text: &'a str,
+    values: Vec<Option<&'a Value>>,
+    params: Vec<(&'static str, Option<Value>)>,
+}
+
+impl<'a> Bound<'a> {
+    fn new(
+        call: &'a Call,
+        text: &'a str,
+        params: Vec<(&'static str, Option<Value>)>,
+    ) -> Result<Self> {
+        let err = |column, msg: String| {
+            Err(Error::Syntax {
+                text: text.to_string(),
+                column,
+                msg,
+            })
+        };
+        let mut values: Vec<Option<&Value>> = vec![None; params.len()];
+        let mut positional = 0;
+        for (key, value, col) in &call.args {
+            let i = match key {
+                None => {
+                    if values.iter().skip(positional).any(|v| v.is_some())
+                        || positional >= params.len()
+                    {
+                        return err(
+                            *col,
+                            format!(
+                                "{} takes at most {} positional arguments",
+                                call.name,
+                                params.len()
+                            ),
+                        );
+                    }
+                    positional += 1;
+                    positional - 1
+                }
+                Some(k) => match params.iter().position(|(p, _)| p == k) {
+                    Some(i) => i,
+                    None => {
+                        let names: Vec<&str> = params.iter().map(|(p, _)| *p).collect();
+                        return err(
+                            *col,
+                            format!(
+                                "{} has no argument '{k}' (it takes {})",
+                                call.name,
+                                names.join(", ")
+                            ),
+                        );
+                    }
+                },
+            };
+            if values[i].is_some() {
+                return err(*col, format!("{} got '{}' twice", call.name, params[i].0));
+            }
+            values[i] = Some(value);
+        }
+        for (i, (p, default)) in params.iter().enumerate() {
+            if values[i].is_none() && default.is_none() {
+                return err(
+                    call.column,
+                    format!("{} is missing its argument '{p}'", call.name),
+                );
+            }
+        }
+        Ok(Bound {
+            call,
+            text,
+            values,
+            params,
+        })
+    }
+
+    fn get(&self, name: &str) -> (&Value, usize) {
+        let i = self
+            .params
+            .iter()
+            .position(|(p, _)| *p == name)
+            .expect("known parameter");
+        let col = self
+            .call
+            .args
+            .iter()
+            .find(|(k, _, _)| k.as_deref() == Some(name))
+            .map_or(self.call.column, |a| a.2);
+        (
+            self.values[i]
+                .or(self.params[i].1.as_ref())
+                .expect("bound or defaulted"),
+            col,
+        )
+    }
+
+    fn bad<T>(&self, name: &str, col: usize, want: &str) -> Result<T> {
+        Err(Error::Syntax {
+            text: self.text.to_string(),
+            column: col,
+            msg: format!("{}: '{name}' must be {want}", self.call.name),
+        })
+    }
+
+    fn positive(&self, name: &str) -> Result<usize> {
+        match self.get(name) {
+            (Value::Int(v), _) if *v > 0 => Ok(*v as usize),
+            (_, col) => self.bad(name, col, "a positive integer"),
+        }
+    }
+
+    fn int(&self, name: &str) -> Result<i64> {
+        match self.get(name) {
+            (Value::Int(v), _) => Ok(*v),
+            (_, col) => self.bad(name, col, "an integer"),
+        }
+    }
+
+    fn float(&self, name: &str) -> Result<f64> {
+        match self.get(name) {
+            (Value::Int(v), _) => Ok(*v as f64),
+            (Value::Float(v), _) if v.is_finite() => Ok(*v),
+            (_, col) => self.bad(name, col, "a number"),
+        }
+    }
+
+    fn flag(&self, name: &str) -> Result<bool> {
+        match self.get(name) {
+            (Value::Bool(b), _) => Ok(*b),
+            (_, col) => self.bad(name, col, "True or False"),
+        }
+    }
+
+    /// An int or an `(h, w)` pair of ints ≥ `min`; `None` means `fallback`.
+    fn pair(
+        &self,
+        name: &str,
+        min: i64,
+        fallback: Option<(usize, usize)>,
+    ) -> Result<(usize, usize)> {
+        let want = if min > 0 {
+            "a positive integer or a pair of them"
+        } else {
+            "an integer ≥ 0 or a pair of them"
+        };
+        match self.get(name) {
+            (Value::Int(v), _) if *v >= min => Ok((*v as usize, *v as usize)),
+            (Value::Tuple(t), col) => match t.as_slice() {
+                [Value::Int(a), Value::Int(b)] if *a >= min && *b >= min => {
+                    Ok((*a as usize, *b as usize))
+                }
+                _ => self.bad(name, col, want),
+            },
+            (Value::None, col) => fallback.map_or_else(|| self.bad(name, col, want), Ok),
+            (_, col) => self.bad(name, col, want),
+        }
+    }
+
+    /// An argument PyTorch has that we accept only at its default.
+    fn only_default(&self, name: &str, want: &str) -> Result<()> {
+        let (v, col) = self.get(name);
+        let default = self
+            .params
+            .iter()
+            .find(|(p, _)| *p == name)
+            .and_then(|p| p.1.as_ref());
+        if Some(v) != default {
+            self.bad(name, col, want)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Builds one layer from its call, drawing initial weights from `rng`.
+///
+/// # Errors
+/// An unknown layer, a missing, unknown or ill-typed argument: [`Error::Syntax`] at its column.
+pub fn build(call: &Call, text: &str, rng: &mut impl Rng) -> Result<Box<dyn Layer>> {
+    use Value::{Bool, Float, Int};
+    let bind = |params| Bound::new(call, text, params);
+    let layer: Box<dyn Layer> = match call.name.as_str() {
+        "Linear" => {
+            let b = bind(vec![
+                ("in_features", None),
+                ("out_features", None),
+                ("bias", Some(Bool(true))),
+            ])?;
+            Box::new(Linear::new(
+                b.positive("in_features")?,
+                b.positive("out_features")?,
+                b.flag("bias")?,
+                rng,
+            ))
+        }
+        "Conv2d" => {
+            let b = bind(vec![
+                ("in_channels", None),
+                ("out_channels", None),
+                ("kernel_size", None),
+                ("stride", Some(Int(1))),
+                ("padding", Some(Int(0))),
+                ("dilation", Some(Int(1))),
+                ("groups", Some(Int(1))),
+                ("bias", Some(Bool(true))),
+            ])?;
+            b.only_default("dilation", "1 (dilation is not supported)")?;
+            b.only_default("groups", "1 (grouped convolution is not supported)")?;
+            Box::new(Conv2d::new(
+                b.positive("in_channels")?,
+                b.positive("out_channels")?,
+                b.pair("kernel_size", 1, None)?,
+                b.pair("stride", 1, None)?,
+                b.pair("padding", 0, None)?,
+                b.flag("bias")?,
+                rng,
+            ))
+        }
+        "MaxPool2d" | "AvgPool2d" => {
+            let b = bind(vec![
+                ("kernel_size", None),
+                ("stride", Some(Value::None)),
+                ("padding", Some(Int(0))),
+            ])?;
+            let kernel = b.pair("kernel_size", 1, None)?;
+            let window = Window {
+                kernel,
+                stride: b.pair("stride", 1, Some(kernel))?,
+                padding: b.pair("padding", 0, None)?,
+            };
+            if window.padding.0 * 2 > kernel.0 || window.padding.1 * 2 > kernel.1 {
+                let col = b.get("padding").1;
+                return b.bad("padding", col, "at most half the kernel size");
+            }
+            if call.name == "MaxPool2d" {
+                Box::new(MaxPool2d::new(window))
+            } else {
+                Box::new(AvgPool2d::new(window))
+            }
+        }
+        "Flatten" => {
+            let b = bind(vec![
+                ("start_dim", Some(Int(1))),
+                ("end_dim", Some(Int(-1))),
+            ])?;
+            Box::new(Flatten::new(b.int("start_dim")?, b.int("end_dim")?))
+        }
+        "ReLU" | "Sigmoid" | "Tanh" => {
+            let b = bind(if call.name == "ReLU" {
+                vec![("inplace", Some(Bool(false)))]
+            } else {
+                vec![]
+            })?;
+            match call.name.as_str() {
+                "ReLU" => {
+                    b.flag("inplace")?;
+                    Box::new(Elementwise::new(ReLU))
+                }
+                "Sigmoid" => Box::new(Elementwise::new(Sigmoid)),
+                _ => Box::new(Elementwise::new(Tanh)),
+            }
+        }
+        "LeakyReLU" => {
+            let b = bind(vec![
+                ("negative_slope", Some(Float(0.01))),
+                ("inplace", Some(Bool(false))),
+            ])?;
+            b.flag("inplace")?;
+            Box::new(Elementwise::new(LeakyReLU {
+                negative_slope: b.float("negative_slope")? as f32,
+            }))
+        }
+        "Softmax" => {
+            let b = bind(vec![("dim", Some(Int(1)))])?;
+            Box::new(Softmax::new(b.int("dim")?))
+        }
+        "Dropout" => {
+            let b = bind(vec![
+                ("p", Some(Float(0.5))),
+                ("inplace", Some(Bool(false))),
+            ])?;
+            let p = b.float("p")?;
+            if !(0.0..=1.0).contains(&p) {
+                let col = b.get("p").1;
+                return b.bad("p", col, "between 0 and 1");
+            }
+            b.flag("inplace")?;
+            Box::new(Dropout::new(p as f32))
+        }
+        "Sequential" | "Parallel" => {
+            let mut children = Vec::new();
+            for (key, value, col) in &call.args {
+                match (key, value) {
+                    (None, Value::Layer(c)) => children.push(build(c, text, rng)?),
+                    _ => {
+                        return Err(Error::Syntax {
+                            text: text.to_string(),
+                            column: *col,
+                            msg: format!("{} takes layers as its arguments", call.name),
+                        });
+                    }
+                }
+            }
+            if children.is_empty() {
+                return Err(Error::Syntax {
+                    text: text.to_string(),
+                    column: call.column,
+                    msg: format!("{} needs at least one layer", call.name),
+                });
+            }
+            if call.name == "Sequential" {
+                Box::new(Sequential::new(children))
+            } else {
+                Box::new(Parallel::new(children))
+            }
+        }
+        other => {
+            return Err(Error::Syntax {
+                text: text.to_string(),
+                column: call.column,
+                msg: format!(
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout, Sequential, Parallel)"
+                ),
+            });
+        }
+    };
+    Ok(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn names(text: &str) -> Vec<String> {
+        parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    fn build_err(text: &str) -> String {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        match parse(text) {
+            Err(e) => e.to_string(),
+            Ok(calls) => calls
+                .iter()
+                .map(|c| build(c, text, &mut rng))
+                .find_map(|r| r.err())
+                .expect("an error")
+                .to_string(),
+        }
+    }
+
+    #[test]
+    fn parses_presets_keywords_positionals_and_pytorch_spellings() {
+        assert_eq!(
+            names("seed-cnn"),
+            ["Conv2d", "ReLU", "Conv2d", "ReLU", "Flatten", "Linear"]
+        );
+        assert_eq!(
+            names("nn.Sequential(nn.Linear(2, 3), nn.ReLU(), torch.nn.Linear(3,1),)"),
+            ["Linear", "ReLU", "Linear"]
+        );
+        let calls = parse("Conv2d(1, 8, kernel_size=(3, 2), stride=2, bias=False), LeakyReLU(0.1)")
+            .unwrap();
+        assert_eq!(
+            calls[0].args[2],
+            (
+                Some("kernel_size".into()),
+                Value::Tuple(vec![Value::Int(3), Value::Int(2)]),
+                14
+            )
+        );
+        assert_eq!(calls[0].args[4].1, Value::Bool(false));
+        assert_eq!(calls[1].args[0].1, Value::Float(0.1));
+        let nested = parse("Parallel(Sequential(Linear(4,2), ReLU), Linear(4, 1))").unwrap();
+        assert!(
+            matches!(&nested[0].args[0].1, Value::Layer(c) if c.name == "Sequential" && c.args.len() == 2)
+        );
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_column() {
+        let e = parse("Linear(784,10), ReLU)").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "model text, column 21: expected ',' between layers, found ')' (in \"Linear(784,10), ReLU)\")"
+        );
+        let e = parse("Linear(784 10)").unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "model text, column 12: expected ',' or ')' in the arguments of Linear, found '1'"
+            ),
+            "{e}"
+        );
+        let e = parse("Linear(784,").unwrap_err().to_string();
+        assert!(
+            e.starts_with("model text, column 12: expected a value, found the end of the text"),
+            "{e}"
+        );
+        let e = parse("Conv2d(1,8,3x)").unwrap_err().to_string();
+        assert!(
+            e.starts_with("model text, column 12: '3x' is not a number"),
+            "{e}"
+        );
+        assert!(
+            parse("  ")
+                .unwrap_err()
+                .to_string()
+                .contains("the model text is empty")
+        );
+        assert!(
+            parse("ReLU,, ReLU")
+                .unwrap_err()
+                .to_string()
+                .contains("column 6: expected a layer name, found ','")
+        );
+    }
+
+    #[test]
+    fn argument_errors_name_layer_argument_and_column() {
+        assert!(
+            build_err("Linear(784)")
+                .contains("column 1: Linear is missing its argument 'out_features'")
+        );
+        assert!(build_err("Linear(784, 10, bais=True)").contains(
+            "column 17: Linear has no argument 'bais' (it takes in_features, out_features, bias)"
+        ));
+        assert!(
+            build_err("Linear(784, -3)")
+                .contains("column 1: Linear: 'out_features' must be a positive integer")
+        );
+        assert!(
+            build_err("Linear(1, 2, True, 4)")
+                .contains("Linear takes at most 3 positional arguments")
+        );
+        assert!(
+            build_err("Linear(1, 2, in_features=3)").contains("Linear got 'in_features' twice")
+        );
+        assert!(
+            build_err("Conv2d(1, 8, 3, stride=0)")
+                .contains("'stride' must be a positive integer or a pair of them")
+        );
+        assert!(
+            build_err("Conv2d(1, 8, 3, padding=(1,2,3))")
+                .contains("'padding' must be an integer ≥ 0 or a pair of them")
+        );
+        assert!(
+            build_err("Conv2d(1, 8, 3, groups=2)").contains("grouped convolution is not supported")
+        );
+        assert!(build_err("MaxPool2d(2, padding=2)").contains("at most half the kernel size"));
+        assert!(build_err("Dropout(1.5)").contains("'p' must be between 0 and 1"));
+        assert!(build_err("Sigmoid(2)").contains("Sigmoid takes at most 0 positional arguments"));
+        assert!(build_err("Gelu").contains("column 1: unknown layer 'Gelu' (known: Linear"));
+        assert!(
+            build_err("ReLU, Parallel(3)")
+                .contains("column 16: Parallel takes layers as its arguments")
+        );
+        assert!(build_err("Sequential()").contains("Sequential needs at least one layer"));
+    }
+
+    #[test]
+    fn builds_with_pytorch_defaults() {
+        let text = "Conv2d(3, 4, (3, 2), stride=(3, 1), padding=2), MaxPool2d(2), AvgPool2d((2, 1), stride=1), LeakyReLU, Softmax, Dropout, Flatten(1)";
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let reprs: Vec<String> = parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| build(c, text, &mut rng).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            reprs,
+            [
+                "Conv2d(3, 4, kernel_size=(3, 2), stride=(3, 1), padding=(2, 2))",
+                "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
+                "AvgPool2d(kernel_size=(2, 1), stride=1, padding=0)",
+                "LeakyReLU(negative_slope=0.01)",
+                "Softmax(dim=1)",
+                "Dropout(p=0.5, inplace=False)",
+                "Flatten(start_dim=1, end_dim=-1)",
+            ]
+        );
+    }
+}

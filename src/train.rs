@@ -1,0 +1,446 @@
+//! The training and evaluation loop, shared by the CLI, the examples and the tests.
+//!
+//! Everything random comes from the seed: epoch `e` is shuffled by `ChaCha8(seed, stream 1 + e)` and
+//! batch `b` of it gets the Dropout seed `mix(seed, e, b)`. Resuming therefore needs only the seed,
+//! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
+
+use crate::data::dataset::{Dataset, Labels, gather};
+use crate::error::{Error, Result};
+use crate::layers::{Layer, Mode};
+use crate::loss::Loss;
+use crate::model::Model;
+use crate::optim::Optimizer;
+use crate::tensor::Tensor;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// How batches are drawn.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub seed: u64,
+}
+
+/// Where a run is: epochs finished, and within the current epoch the next batch and running sums.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Position {
+    pub epoch: usize,
+    pub batch: usize,
+    pub loss_sum: f64,
+    pub correct: usize,
+    pub seen: usize,
+}
+
+/// The figures of one finished epoch. Accuracies are fractions; `None` for regression targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: Option<f64>,
+    pub train_correct: usize,
+    pub train_total: usize,
+    pub test_loss: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub test_correct: usize,
+    pub test_total: usize,
+    pub train_seconds: f64,
+    pub test_seconds: f64,
+}
+
+/// Loss and accuracy of a model over a dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub correct: usize,
+    pub total: usize,
+    /// `predictions[i]` is the arg-max class of sample `i` (empty for regression targets).
+    pub predictions: Vec<u32>,
+}
+
+impl Evaluation {
+    /// `correct / total`, or `None` without class targets.
+    pub fn accuracy(&self) -> Option<f64> {
+        (!self.predictions.is_empty()).then(|| self.correct as f64 / self.total.max(1) as f64)
+    }
+}
+
+/// Why a call to [`Trainer::run_epoch`] returned.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The epoch finished.
+    Finished(EpochStats),
+    /// The interrupt flag was seen; the position is saved mid-epoch.
+    Interrupted,
+}
+
+/// A model, its optimiser and loss, and where training stands.
+pub struct Trainer {
+    pub model: Model,
+    pub optimizer: Optimizer,
+    pub loss: Loss,
+    pub schedule: Schedule,
+    pub position: Position,
+    pub history: Vec<EpochStats>,
+}
+
+/// The arg-max of each row of `y: [N, C]`.
+fn argmax_rows(y: &Tensor) -> impl Iterator<Item = u32> + '_ {
+    let c = y.len() / y.shape()[0].max(1);
+    y.data().chunks_exact(c.max(1)).map(|row| {
+        let mut best = 0;
+        for (i, v) in row.iter().enumerate() {
+            if *v > row[best] {
+                best = i;
+            }
+        }
+        best as u32
+    })
+}
+
+/// The sample order of epoch `epoch`.
+pub fn epoch_order(n: usize, schedule: &Schedule, epoch: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if schedule.shuffle {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(schedule.seed);
+        rng.set_stream(1 + epoch as u64);
+        idx.shuffle(&mut rng);
+    }
+    idx
+}
+
+/// Checks that the data fits the model and the loss before any work is done.
+///
+/// # Errors
+/// Input shape, class range, or target shape that does not fit.
+pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Result<()> {
+    model
+        .check_batch(data.x.shape())
+        .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+    let outputs: usize = model.output_shape().iter().product();
+    match (&data.y, loss) {
+        (Labels::Classes(c), _) => crate::loss::check_classes(c, outputs)
+            .map_err(|e| Error::invalid(format!("{what}: {e}"))),
+        (Labels::Values(_), Loss::CrossEntropy) => Err(Error::invalid(format!(
+            "{what}: cross-entropy needs integer class labels, the targets are floats"
+        ))),
+        (Labels::Values(v), _) => {
+            let per: usize = v.shape()[1..].iter().product();
+            if per != outputs {
+                return Err(Error::invalid(format!(
+                    "{what}: targets have {per} values per sample ({:?}), the model outputs {outputs} ({:?})",
+                    &v.shape()[1..],
+                    model.output_shape()
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Evaluates `model` on `data` in batches of `batch` samples.
+pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> Result<Evaluation> {
+    let n = data.len();
+    let (mut classes, mut values, mut xb) = (Vec::new(), Tensor::default(), Tensor::default());
+    let mut eval = Evaluation {
+        loss: 0.0,
+        correct: 0,
+        total: n,
+        predictions: Vec::new(),
+    };
+    for start in (0..n).step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+        gather(&data.x, &idx, &mut xb);
+        let y = model.forward(std::mem::take(&mut xb), Mode::Eval)?;
+        if let Labels::Classes(c) = &data.y {
+            for (p, &i) in argmax_rows(&y).zip(&idx) {
+                eval.correct += (p == c[i]) as usize;
+                eval.predictions.push(p);
+            }
+        }
+        let (l, buf) = loss.compute(y, data.targets(&idx, &mut classes, &mut values))?;
+        eval.loss += l * idx.len() as f64;
+        xb = buf;
+    }
+    eval.loss /= n.max(1) as f64;
+    Ok(eval)
+}
+
+impl Trainer {
+    /// Trains until the end of the current epoch (or until `interrupt` is set), then evaluates on
+    /// `test` if given. `on_batch(done, total, mean loss so far)` is called after every batch.
+    ///
+    /// # Errors
+    /// A non-finite loss or weight: names the epoch, the batch and the first layer that went bad.
+    pub fn run_epoch(
+        &mut self,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        interrupt: Option<&AtomicBool>,
+        on_batch: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Outcome> {
+        let n = train.len();
+        let bs = self.schedule.batch_size;
+        let batches = n.div_ceil(bs);
+        let order = epoch_order(n, &self.schedule, self.position.epoch);
+        let (mut classes, mut values, mut xb) = (Vec::new(), Tensor::default(), Tensor::default());
+        let started = Instant::now();
+        while self.position.batch < batches {
+            let b = self.position.batch;
+            let idx = &order[b * bs..((b + 1) * bs).min(n)];
+            gather(&train.x, idx, &mut xb);
+            let seed = crate::layers::mix(self.schedule.seed, self.position.epoch as u64, b as u64);
+            let y = self
+                .model
+                .forward(std::mem::take(&mut xb), Mode::Train { seed })?;
+            if let Labels::Classes(c) = &train.y {
+                self.position.correct += argmax_rows(&y)
+                    .zip(idx)
+                    .filter(|(p, i)| *p == c[**i])
+                    .count();
+            }
+            let (loss, grad) = self
+                .loss
+                .compute(y, train.targets(idx, &mut classes, &mut values))?;
+            if !loss.is_finite() {
+                return Err(self.diverged(train, idx, b, "the loss"));
+            }
+            xb = self.model.backward(grad)?;
+            if let Some(bad) = self.optimizer.step(self.model.net()) {
+                return Err(self.diverged(
+                    train,
+                    idx,
+                    b,
+                    &format!("the weights after the update ({bad})"),
+                ));
+            }
+            self.position.loss_sum += loss * idx.len() as f64;
+            self.position.seen += idx.len();
+            self.position.batch += 1;
+            on_batch(
+                b + 1,
+                batches,
+                self.position.loss_sum / self.position.seen as f64,
+            );
+            if interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && self.position.batch < batches
+            {
+                return Ok(Outcome::Interrupted);
+            }
+        }
+        let train_seconds = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let eval = test
+            .map(|t| evaluate(&mut self.model, self.loss, t, bs.max(100)))
+            .transpose()?;
+        let p = std::mem::take(&mut self.position);
+        let classes = matches!(train.y, Labels::Classes(_));
+        let stats = EpochStats {
+            epoch: p.epoch + 1,
+            train_loss: p.loss_sum / p.seen.max(1) as f64,
+            train_accuracy: classes.then(|| p.correct as f64 / p.seen.max(1) as f64),
+            train_correct: p.correct,
+            train_total: p.seen,
+            test_loss: eval.as_ref().map(|e| e.loss),
+            test_accuracy: eval.as_ref().and_then(|e| e.accuracy()),
+            test_correct: eval.as_ref().map_or(0, |e| e.correct),
+            test_total: eval.as_ref().map_or(0, |e| e.total),
+            train_seconds,
+            test_seconds: if test.is_some() {
+                started.elapsed().as_secs_f64()
+            } else {
+                0.0
+            },
+        };
+        self.position.epoch = p.epoch + 1;
+        self.history.push(stats.clone());
+        Ok(Outcome::Finished(stats))
+    }
+
+    /// The error for a diverged step, with the first layer whose output is not finite.
+    fn diverged(&mut self, train: &Dataset, idx: &[usize], batch: usize, what: &str) -> Error {
+        let mut x = Tensor::default();
+        gather(&train.x, idx, &mut x);
+        let layer = match self.model.net().first_non_finite(x) {
+            Ok(Some(l)) => l,
+            _ => "every layer output is finite; the loss or update overflowed".into(),
+        };
+        Error::NonFinite {
+            epoch: self.position.epoch + 1,
+            batch: batch + 1,
+            what: what.into(),
+            layer,
+        }
+    }
+}
+
+/// Parameter values in visiting order, for comparisons in tests and determinism checks.
+pub fn flat_params(model: &mut Model) -> Vec<f32> {
+    let mut v = Vec::new();
+    model
+        .net()
+        .visit_params("", &mut |_, p| v.extend_from_slice(p.value.data()));
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::Config;
+
+    fn toy(n: usize) -> Dataset {
+        // Two bands either side of the diagonal: class = [x0 > x1].
+        let x: Vec<f32> = (0..n)
+            .flat_map(|i| {
+                let t = i as f32 / n as f32;
+                if i % 2 == 0 {
+                    [t, t + 0.3]
+                } else {
+                    [t + 0.3, t]
+                }
+            })
+            .collect();
+        let y = (0..n).map(|i| (i % 2) as u32).collect();
+        Dataset::new(Tensor::new(&[n, 2], x).unwrap(), Labels::Classes(y)).unwrap()
+    }
+
+    fn trainer(seed: u64, shuffle: bool) -> Trainer {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        Trainer {
+            model: Model::build(
+                "Linear(2,8), ReLU, Dropout(0.1), Linear(8,2)",
+                &[2],
+                &mut rng,
+            )
+            .unwrap(),
+            optimizer: Optimizer::new(Config::Sgd {
+                lr: 0.2,
+                momentum: 0.9,
+                dampening: 0.0,
+                weight_decay: 0.0,
+                nesterov: false,
+            })
+            .unwrap(),
+            loss: Loss::CrossEntropy,
+            schedule: Schedule {
+                batch_size: 8,
+                shuffle,
+                seed,
+            },
+            position: Position::default(),
+            history: Vec::new(),
+        }
+    }
+
+    fn run(t: &mut Trainer, data: &Dataset, epochs: usize) {
+        while t.position.epoch < epochs {
+            t.run_epoch(data, Some(data), None, &mut |_, _, _| {})
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn learns_a_separable_problem() {
+        let data = toy(60);
+        let mut t = trainer(1, true);
+        run(&mut t, &data, 15);
+        let last = t.history.last().unwrap();
+        assert!(last.test_accuracy.unwrap() > 0.95, "{last:?}");
+        assert!(last.train_loss < t.history[0].train_loss);
+        assert_eq!((last.train_total, last.test_total), (60, 60));
+    }
+
+    #[test]
+    fn same_seed_gives_identical_weights_and_interrupt_resumes_exactly() {
+        let data = toy(50);
+        let mut a = trainer(3, true);
+        run(&mut a, &data, 3);
+        let mut b = trainer(3, true);
+        run(&mut b, &data, 3);
+        assert_eq!(flat_params(&mut a.model), flat_params(&mut b.model));
+
+        // Interrupt after the first batch of each epoch, continue: same weights and history.
+        let mut c = trainer(3, true);
+        let stop = AtomicBool::new(true);
+        while c.position.epoch < 3 {
+            if c.run_epoch(&data, Some(&data), Some(&stop), &mut |_, _, _| {})
+                .unwrap()
+                == Outcome::Interrupted
+            {
+                assert!(c.position.batch > 0);
+            }
+        }
+        assert_eq!(flat_params(&mut a.model), flat_params(&mut c.model));
+        assert_eq!(
+            a.history.iter().map(|h| h.train_loss).collect::<Vec<_>>(),
+            c.history.iter().map(|h| h.train_loss).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn divergence_names_epoch_batch_and_layer() {
+        let data = toy(16);
+        let mut t = trainer(0, false);
+        t.optimizer = Optimizer::new(Config::Sgd {
+            lr: 1e30,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        })
+        .unwrap();
+        let mut err = None;
+        for _ in 0..5 {
+            if let Err(e) = t.run_epoch(&data, None, None, &mut |_, _, _| {}) {
+                err = Some(e.to_string());
+                break;
+            }
+        }
+        let e = err.expect("lr 1e30 diverges");
+        assert!(e.starts_with("training diverged at epoch 1, batch "), "{e}");
+        assert!(e.contains("is not finite (first bad: "), "{e}");
+    }
+
+    #[test]
+    fn data_checks_name_the_problem() {
+        let t = trainer(0, false);
+        let e = check_data(
+            &t.model,
+            Loss::CrossEntropy,
+            &Dataset::new(Tensor::zeros(&[2, 3]), Labels::Classes(vec![0, 1])).unwrap(),
+            "train data",
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .starts_with("train data: input of shape [2, 3] does not fit")
+        );
+        let e = check_data(
+            &t.model,
+            Loss::CrossEntropy,
+            &Dataset::new(Tensor::zeros(&[2, 2]), Labels::Classes(vec![0, 7])).unwrap(),
+            "train data",
+        );
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "train data: label 7 (sample 1) is out of range for a model with 2 outputs"
+        );
+        let e = check_data(
+            &t.model,
+            Loss::Mse,
+            &Dataset::new(
+                Tensor::zeros(&[2, 2]),
+                Labels::Values(Tensor::zeros(&[2, 3])),
+            )
+            .unwrap(),
+            "train data",
+        );
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("targets have 3 values per sample")
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The command line, run as a user runs it: the training contract against PyTorch's numbers, resume,
+//! and one-line errors with a non-zero exit for bad input.
+
+use scratchnet::checkpoint;
+use scratchnet::data::npy::{NpyData, read_npy, write_npy_f32};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn golden(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(case)
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scratchnet"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "scratchnet {args:?} failed: {err}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a command that must fail: returns its one-line message.
+fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "scratchnet {args:?} should fail");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{args:?}: exit code (a panic exits 101): {err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn floats(path: &Path) -> Vec<f32> {
+    match read_npy(path).unwrap().data {
+        NpyData::Float(v) => v,
+        NpyData::Int(_) => panic!("{} holds integers", path.display()),
+    }
+}
+
+/// Trains a golden case through the CLI contract and compares the weights with PyTorch's.
+fn train_like_pytorch(case: &str, flags: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let g = golden(case);
+    let out = dir.path().join("out.safetensors");
+    let data = format!(
+        "{}:{}",
+        g.join("x.npy").display(),
+        g.join("y.npy").display()
+    );
+    let init = g.join("init.safetensors");
+    let mut args = vec![
+        "train",
+        "--init",
+        init.to_str().unwrap(),
+        "--data",
+        &data,
+        "--no-shuffle",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(flags);
+    ok(&args);
+    let ours = checkpoint::read(&out).unwrap();
+    let (start, torch) = (
+        checkpoint::read(&init).unwrap(),
+        checkpoint::read(&g.join("after.safetensors")).unwrap(),
+    );
+    assert_eq!(ours.model_text(), start.model_text());
+    for (name, want) in &torch.tensors {
+        let update = start.tensors[name]
+            .data()
+            .iter()
+            .zip(want.data())
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        for (a, b) in ours.tensors[name].data().iter().zip(want.data()) {
+            assert!(
+                (a - b).abs() <= 1e-3 * update + 1e-7,
+                "{case} {name}: ours {a}, PyTorch {b}, update {update}"
+            );
+        }
+    }
+    // PyTorch's strict load_state_dict wants exactly the state_dict keys.
+    assert_eq!(
+        ours.tensors.keys().collect::<Vec<_>>(),
+        torch.tensors.keys().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn train_matches_pytorch_sgd_momentum_cross_entropy() {
+    train_like_pytorch(
+        "seed_cnn",
+        &[
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.9",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "5",
+        ],
+    );
+}
+
+#[test]
+fn train_matches_pytorch_nesterov_weight_decay_mse_strided_padded_conv() {
+    train_like_pytorch(
+        "conv_stride3_pad2",
+        &[
+            "--loss",
+            "mse",
+            "--lr",
+            "0.05",
+            "--momentum",
+            "0.9",
+            "--nesterov",
+            "--weight-decay",
+            "0.001",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    );
+}
+
+#[test]
+fn train_matches_pytorch_quadratic_cost() {
+    train_like_pytorch(
+        "nielsen",
+        &[
+            "--loss",
+            "quadratic",
+            "--lr",
+            "3.0",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "10",
+        ],
+    );
+}
+
+#[test]
+fn train_matches_pytorch_adam_mse_pools_softmax() {
+    train_like_pytorch(
+        "pools",
+        &[
+            "--loss",
+            "mse",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--beta1",
+            "0.8",
+            "--beta2",
+            "0.99",
+            "--eps",
+            "1e-6",
+            "--weight-decay",
+            "0.01",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    );
+}
+
+#[test]
+fn predict_writes_pytorch_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    for case in ["lenet", "parallel", "regression"] {
+        let g = golden(case);
+        let out = dir.path().join(format!("{case}.npy"));
+        ok(&[
+            "predict",
+            "--checkpoint",
+            g.join("init.safetensors").to_str().unwrap(),
+            "--input",
+            g.join("x.npy").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        let (got, want) = (floats(&out), floats(&g.join("out.npy")));
+        assert_eq!(
+            read_npy(&out).unwrap().shape,
+            read_npy(&g.join("out.npy")).unwrap().shape
+        );
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{case}: {a} vs {b}"
+            );
+        }
+    }
+}
+
+/// Small classification data in `dir`: `x.npy` (n, 4) float32 and `y.npy` (n,) int64 with 3 classes.
+fn toy_data(dir: &Path, n: usize) -> String {
+    let x: Vec<f32> = (0..n * 4)
+        .map(|i| ((i * 7919 % 101) as f32 / 101.0) - 0.5)
+        .collect();
+    write_npy_f32(&dir.join("x.npy"), &[n, 4], &x).unwrap();
+    // int64 labels: a hand-written .npy (3 classes).
+    let labels: Vec<i64> = (0..n)
+        .map(|i| ((x[i * 4] + x[i * 4 + 1] > 0.0) as i64) + (x[i * 4 + 2] > 0.2) as i64)
+        .collect();
+    let header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({n},), }}");
+    let mut h = header.into_bytes();
+    while (10 + h.len() + 1) % 64 != 0 {
+        h.push(b' ');
+    }
+    h.push(b'\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(&h);
+    labels
+        .iter()
+        .for_each(|l| bytes.extend_from_slice(&l.to_le_bytes()));
+    std::fs::write(dir.join("y.npy"), bytes).unwrap();
+    format!(
+        "{}:{}",
+        dir.join("x.npy").display(),
+        dir.join("y.npy").display()
+    )
+}
+
+#[test]
+fn resume_equals_one_go_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = toy_data(dir.path(), 90);
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let common = [
+        "--data",
+        &data,
+        "--model",
+        "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01",
+        "--batch-size",
+        "8",
+        "--seed",
+        "5",
+        "--quiet",
+    ];
+    fn with<'a>(common: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [&["train"][..], common, extra].concat()
+    }
+    let (one, half) = (p("one.safetensors"), p("half.safetensors"));
+    ok(&with(&common, &["--epochs", "4", "--out", &one]));
+    ok(&with(&common, &["--epochs", "2", "--out", &half]));
+    // The data flags come from the checkpoint.
+    ok(&[
+        "train",
+        "--resume",
+        &p("half.safetensors"),
+        "--epochs",
+        "4",
+        "--out",
+        &p("resumed.safetensors"),
+        "--quiet",
+    ]);
+    let (a, b) = (
+        checkpoint::read(Path::new(&p("one.safetensors"))).unwrap(),
+        checkpoint::read(Path::new(&p("resumed.safetensors"))).unwrap(),
+    );
+    assert_eq!(a.tensors, b.tensors);
+}
+
+#[test]
+fn summary_prints_shapes_and_parameters() {
+    let s = ok(&["summary", "--model", "lenet", "--input-shape", "1,28,28"]);
+    assert!(
+        s.contains("MaxPool2d(kernel_size=2, stride=2")
+            && s.contains("[64, 7, 7]")
+            && s.contains("total parameters: 421642"),
+        "{s}"
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = toy_data(dir.path(), 20);
+    let d = dir.path();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let train = |extra: &[&str]| {
+        fails(
+            &[
+                &[
+                    "train",
+                    "--data",
+                    &data,
+                    "--quiet",
+                    "--out",
+                    &p("o.safetensors"),
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+
+    let e = train(&["--model", "Linear(4,8), ReLU, Linear(9,3)"]);
+    assert!(e.contains("layer 2 (Linear(in_features=9, out_features=3, bias=True)) expects input […, 9], got [8] from layer 1 (ReLU())"), "{e}");
+    assert!(train(&["--model", "Linear(4,8), ReLU("]).contains("column"));
+    assert!(train(&["--model", "Linear(4,8), Gelu"]).contains("unknown layer 'Gelu'"));
+    assert!(train(&["--model", "Linear(4,3)", "--lr", "0"]).contains("--lr must be > 0"));
+    assert!(
+        train(&["--model", "Linear(4,3)", "--batch-size", "0"])
+            .contains("--batch-size must be at least 1")
+    );
+    assert!(
+        train(&["--model", "Linear(4,3)", "--epochs", "0"]).contains("--epochs must be at least 1")
+    );
+    assert!(train(&["--model", "Linear(4,2)"]).contains("out of range for a model with 2 outputs"));
+    assert!(train(&["--model", "Linear(4,3)", "--loss", "hinge"]).contains("unknown loss 'hinge'"));
+    assert!(
+        train(&["--model", "Linear(4,3)", "--test-split", "1.5"])
+            .contains("--test-split must be between 0 and 1")
+    );
+
+    // An .npy of the wrong dtype or shape.
+    write_npy_f32(&d.join("y_float.npy"), &[20], &[0.0; 20]).unwrap();
+    let e = fails(&[
+        "train",
+        "--data",
+        &format!("{}:{}", p("x.npy"), p("y_float.npy")),
+        "--model",
+        "Linear(4,3)",
+        "--out",
+        &p("o.safetensors"),
+    ]);
+    assert!(
+        e.contains("cross-entropy needs integer class labels"),
+        "{e}"
+    );
+    let e = fails(&[
+        "train",
+        "--data",
+        &format!("{}:{}", p("y.npy"), p("y.npy")),
+        "--model",
+        "Linear(4,3)",
+        "--out",
+        &p("o.safetensors"),
+    ]);
+    assert!(
+        e.contains("has dtype <i8; inputs must be float32 or float64"),
+        "{e}"
+    );
+    let e = fails(&[
+        "train",
+        "--data",
+        &format!("{}:{}", p("x.npy"), p("y.npy")),
+        "--model",
+        "Conv2d(1,2,3)",
+        "--out",
+        &p("o.safetensors"),
+    ]);
+    assert!(
+        e.contains("layer 0 (Conv2d(1, 2, kernel_size=(3, 3), stride=(1, 1))) expects input [C=1"),
+        "{e}"
+    );
+    let e = fails(&[
+        "train",
+        "--data",
+        &format!("{}:{}", p("nope.npy"), p("y.npy")),
+        "--model",
+        "Linear(4,3)",
+    ]);
+    assert!(e.contains("nope.npy: No such file"), "{e}");
+
+    // A checkpoint for another model.
+    let ck = golden("seed_cnn").join("init.safetensors");
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--model",
+        "Conv2d(1,4,3), Flatten, Linear(2704,10)",
+        "--input",
+        golden("seed_cnn").join("x.npy").to_str().unwrap(),
+        "--output",
+        &p("y.npy"),
+    ]);
+    assert!(
+        e.contains("does not fit the model")
+            && e.contains("'0.weight' is [8, 1, 3, 3], the model needs [4, 1, 3, 3]"),
+        "{e}"
+    );
+    // A PyTorch state dict cannot be resumed: it has no training state.
+    assert!(
+        fails(&["train", "--resume", ck.to_str().unwrap(), "--data", &data])
+            .contains("holds no training state to resume")
+    );
+    let e = fails(&["summary", "--model", "mlp", "--input-shape", "1,x"]);
+    assert!(e.contains("--input-shape must be positive integers"), "{e}");
+}
