@@ -3,6 +3,7 @@
 
 use crate::data::dataset::Dataset;
 use crate::error::Result;
+use crate::kernels::{Op, matmul};
 use crate::layers::Layer;
 use crate::loss::Loss;
 use crate::model::Model;
@@ -127,6 +128,43 @@ pub fn bench(
         peak_rss_mib: peak_rss_mib(),
         final_loss,
     })
+}
+
+/// The GEMM peak of this machine as our kernels reach it: `C = A·B` on square `size×size` matrices,
+/// on the current rayon pool (one thread, or the two-way split on two), median of `repeats` runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeakResult {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub kind: &'static str,
+    pub threads: usize,
+    pub size: usize,
+    pub gflops_runs: Vec<f64>,
+    pub gflops: f64,
+}
+
+/// Times `repeats` square products of side `size` (after one warm-up) and reports GFLOP/s
+/// (`2·size³` FLOPs per product).
+pub fn gemm_peak(size: usize, repeats: usize) -> PeakResult {
+    let a: Vec<f32> = (0..size * size).map(|i| (i % 7) as f32 * 0.25).collect();
+    let b: Vec<f32> = (0..size * size).map(|i| (i % 5) as f32 * 0.5).collect();
+    let mut c = vec![0.0f32; size * size];
+    let flops = 2.0 * (size as f64).powi(3);
+    let mut run = || {
+        let t = Instant::now();
+        matmul(&mut c, &a, Op::N, &b, Op::N, size, size, size, false);
+        flops / t.elapsed().as_secs_f64() / 1e9
+    };
+    run();
+    let runs: Vec<f64> = (0..repeats.max(1)).map(|_| run()).collect();
+    PeakResult {
+        implementation: "scratchnet",
+        kind: "gemm-peak",
+        threads: rayon::current_num_threads(),
+        size,
+        gflops: median(&runs),
+        gflops_runs: runs,
+    }
 }
 
 #[cfg(test)]

@@ -70,9 +70,18 @@ pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>)
 /// A missing file; a corrupt or truncated file; a dtype we cannot use; a non-finite weight.
 pub fn read(path: &Path) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
+    parse(&bytes, path)
+}
+
+/// Parses the bytes of a safetensors file as [`read`] does; `path` (usually where they came from)
+/// goes into error messages and [`Checkpoint::path`].
+///
+/// # Errors
+/// As [`read`], except a missing file.
+pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
+    let st = SafeTensors::deserialize(bytes)
         .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
+    let (_, meta) = SafeTensors::read_metadata(bytes)
         .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {

@@ -45,7 +45,7 @@ pub enum Error {
     Invalid(String),
     /// Training produced a non-finite value.
     #[error(
-        "training diverged at epoch {epoch}, batch {batch}: {what} is not finite (first bad: {layer})"
+        "training diverged at epoch {epoch}, batch {batch}: {what} went NaN or infinite; first bad values: {layer}"
     )]
     NonFinite {
         epoch: usize,

@@ -98,6 +98,12 @@ impl Model {
         self.net.backward(grad_y)
     }
 
+    /// Accumulates every parameter gradient from ∂L/∂y without computing ∂L/∂x (what training needs);
+    /// returns a free buffer of the input's shape, with unspecified values.
+    pub fn backward_params(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.net.backward_params(grad_y)
+    }
+
     /// The outputs for all of `x`, computed in evaluation mode `batch` samples at a time.
     pub fn predict(&mut self, x: &Tensor, batch: usize) -> Result<Tensor> {
         self.check_batch(x.shape())?;

@@ -28,6 +28,17 @@ pub enum Config {
 }
 
 impl Config {
+    /// Plain SGD, `torch.optim.SGD(params, lr)`: no momentum, dampening or weight decay.
+    pub fn sgd(lr: f32) -> Config {
+        Config::Sgd {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        }
+    }
+
     /// Checks the ranges PyTorch checks, and that `lr > 0`.
     ///
     /// # Errors

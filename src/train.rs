@@ -115,11 +115,29 @@ pub fn epoch_order(n: usize, schedule: &Schedule, epoch: usize) -> Vec<usize> {
 /// Checks that the data fits the model and the loss before any work is done.
 ///
 /// # Errors
-/// Input shape, class range, or target shape that does not fit.
+/// Input shape, class range, target shape that does not fit, or a NaN/infinite input or target.
 pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Result<()> {
     model
         .check_batch(data.x.shape())
         .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
+    let non_finite = |t: &Tensor, name: &str| {
+        let per = t.len() / t.shape()[0].max(1);
+        t.data().iter().position(|v| !v.is_finite()).map(|i| {
+            Error::invalid(format!(
+                "{what}: sample {} of the {name} holds {}",
+                i / per.max(1),
+                t.data()[i]
+            ))
+        })
+    };
+    if let Some(e) = non_finite(&data.x, "inputs") {
+        return Err(e);
+    }
+    if let Labels::Values(v) = &data.y
+        && let Some(e) = non_finite(v, "targets")
+    {
+        return Err(e);
+    }
     let outputs: usize = model.output_shape().iter().product();
     match (&data.y, loss) {
         (Labels::Classes(c), _) => crate::loss::check_classes(c, outputs)
@@ -170,6 +188,18 @@ pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> 
 }
 
 impl Trainer {
+    /// A trainer at the start of a run: epoch 0, no history.
+    pub fn new(model: Model, optimizer: Optimizer, loss: Loss, schedule: Schedule) -> Trainer {
+        Trainer {
+            model,
+            optimizer,
+            loss,
+            schedule,
+            position: Position::default(),
+            history: Vec::new(),
+        }
+    }
+
     /// Trains until the end of the current epoch (or until `interrupt` is set), then evaluates on
     /// `test` if given. `on_batch(done, total, mean loss so far)` is called after every batch.
     ///
@@ -208,13 +238,13 @@ impl Trainer {
             if !loss.is_finite() {
                 return Err(self.diverged(train, idx, b, "the loss"));
             }
-            xb = self.model.backward(grad)?;
+            xb = self.model.backward_params(grad)?;
             if let Some(bad) = self.optimizer.step(self.model.net()) {
                 return Err(self.diverged(
                     train,
                     idx,
                     b,
-                    &format!("the weights after the update ({bad})"),
+                    &format!("parameter {bad} after the update"),
                 ));
             }
             self.position.loss_sum += loss * idx.len() as f64;
@@ -400,7 +430,10 @@ mod tests {
         }
         let e = err.expect("lr 1e30 diverges");
         assert!(e.starts_with("training diverged at epoch 1, batch "), "{e}");
-        assert!(e.contains("is not finite (first bad: "), "{e}");
+        assert!(
+            e.contains("went NaN or infinite; first bad values: "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,43 +3,10 @@
 
 use scratchnet::checkpoint;
 use scratchnet::data::npy::{NpyData, read_npy, write_npy_f32};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn golden(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/golden")
-        .join(case)
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_scratchnet"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = run(args);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "scratchnet {args:?} failed: {err}");
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs a command that must fail: returns its one-line message.
-fn fails(args: &[&str]) -> String {
-    let out = run(args);
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(!out.status.success(), "scratchnet {args:?} should fail");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{args:?}: exit code (a panic exits 101): {err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
-    err
-}
+mod common;
+use common::{fails, golden, ok, toy_data};
 
 fn floats(path: &Path) -> Vec<f32> {
     match read_npy(path).unwrap().data {
@@ -215,35 +182,6 @@ fn predict_writes_pytorch_outputs() {
 }
 
 /// Small classification data in `dir`: `x.npy` (n, 4) float32 and `y.npy` (n,) int64 with 3 classes.
-fn toy_data(dir: &Path, n: usize) -> String {
-    let x: Vec<f32> = (0..n * 4)
-        .map(|i| ((i * 7919 % 101) as f32 / 101.0) - 0.5)
-        .collect();
-    write_npy_f32(&dir.join("x.npy"), &[n, 4], &x).unwrap();
-    // int64 labels: a hand-written .npy (3 classes).
-    let labels: Vec<i64> = (0..n)
-        .map(|i| ((x[i * 4] + x[i * 4 + 1] > 0.0) as i64) + (x[i * 4 + 2] > 0.2) as i64)
-        .collect();
-    let header = format!("{{'descr': '<i8', 'fortran_order': False, 'shape': ({n},), }}");
-    let mut h = header.into_bytes();
-    while (10 + h.len() + 1) % 64 != 0 {
-        h.push(b' ');
-    }
-    h.push(b'\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(&h);
-    labels
-        .iter()
-        .for_each(|l| bytes.extend_from_slice(&l.to_le_bytes()));
-    std::fs::write(dir.join("y.npy"), bytes).unwrap();
-    format!(
-        "{}:{}",
-        dir.join("x.npy").display(),
-        dir.join("y.npy").display()
-    )
-}
-
 #[test]
 fn resume_equals_one_go_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();

@@ -69,6 +69,10 @@ struct BenchArgs {
     /// One JSON object per model and line, for tools/bench_compare.py.
     #[arg(long)]
     json: bool,
+    /// Instead of models, time square single-precision GEMMs of this side (e.g. 2048) on the
+    /// --threads cores: the machine's GEMM peak as our kernels reach it.
+    #[arg(long, value_name = "SIZE")]
+    peak: Option<usize>,
 }
 
 #[derive(Args)]
@@ -91,28 +95,28 @@ struct TrainArgs {
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     lr: f32,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     momentum: f32,
     /// SGD dampening.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     dampening: f32,
     /// SGD with Nesterov momentum.
     #[arg(long)]
     nesterov: bool,
     /// L2 penalty added to the gradient (PyTorch's weight_decay).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     weight_decay: f32,
     /// Adam β₁.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     beta1: f32,
     /// Adam β₂.
-    #[arg(long, default_value_t = 0.999)]
+    #[arg(long, default_value_t = 0.999, allow_negative_numbers = true)]
     beta2: f32,
     /// Adam ε.
-    #[arg(long, default_value_t = 1e-8)]
+    #[arg(long, default_value_t = 1e-8, allow_negative_numbers = true)]
     eps: f32,
     /// Initial weights: pytorch (default), nielsen (N(0,1)), normal:STD, uniform:A,B, scaled-normal (N(0, σ=1/(out·in))).
     #[arg(long)]
@@ -588,6 +592,23 @@ fn show_cmd(a: ShowArgs) -> Result<()> {
 }
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
+    if let Some(size) = a.peak {
+        let r = scratchnet::bench::gemm_peak(size, a.repeats);
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "GEMM peak: {size}×{size}×{size} f32 on {} threads: {:.1} GFLOP/s (median of {:?})",
+                r.threads,
+                r.gflops,
+                r.gflops_runs
+                    .iter()
+                    .map(|g| (g * 10.0).round() / 10.0)
+                    .collect::<Vec<_>>()
+            );
+        }
+        return Ok(());
+    }
     let args = DataArgs {
         data: Some("fashion-mnist".into()),
         data_dir: a.data_dir,

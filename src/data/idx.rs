@@ -42,15 +42,25 @@ pub struct Idx {
 /// `product(dims)` bytes.
 pub fn read_idx(path: &Path) -> Result<Idx> {
     let raw = fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_idx(raw, path)
+}
+
+/// Parses the bytes of an IDX file (raw or gzip) as [`read_idx`] does; `name` (usually the path)
+/// goes into error messages.
+///
+/// # Errors
+///
+/// As [`read_idx`], except [`Error::Io`].
+pub fn parse_idx(raw: Vec<u8>, name: &Path) -> Result<Idx> {
     let gzipped = raw.starts_with(&GZIP_MAGIC);
-    let bytes = if gzipped { gunzip(&raw, path)? } else { raw };
-    parse_idx(bytes).map_err(|msg| {
+    let bytes = if gzipped { gunzip(&raw, name)? } else { raw };
+    check_idx(bytes).map_err(|msg| {
         let note = if gzipped {
             " (offsets in the decompressed data)"
         } else {
             ""
         };
-        Error::format(path, format!("{msg}{note}"))
+        Error::format(name, format!("{msg}{note}"))
     })
 }
 
@@ -124,7 +134,7 @@ fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Checks the header and length; errors are messages without the path.
-fn parse_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
+fn check_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
     let [zero0, zero1, kind, ndims, ..] = bytes[..] else {
         return Err(format!(
             "expected a 4-byte IDX magic, the data has only {} bytes",

@@ -54,7 +54,17 @@ pub struct Npy {
 /// order, or if the data is shorter or longer than `product(shape)` elements.
 pub fn read_npy(path: &Path) -> Result<Npy> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_npy(&bytes).map_err(|msg| Error::format(path, msg))
+    parse_npy(&bytes, path)
+}
+
+/// Parses the bytes of a `.npy` file as [`read_npy`] does; `name` (usually the path) goes into error
+/// messages.
+///
+/// # Errors
+///
+/// As [`read_npy`], except [`Error::Io`].
+pub fn parse_npy(bytes: &[u8], name: &Path) -> Result<Npy> {
+    decode_npy(bytes).map_err(|msg| Error::format(name, msg))
 }
 
 /// Writes `data` with dimensions `shape` as a version 1.0 `<f4` `.npy` file, atomically.
@@ -117,7 +127,7 @@ fn header_v1(descr: &str, shape: &[usize]) -> Option<Vec<u8>> {
 }
 
 /// The whole file, checked; errors are messages without the path.
-fn parse_npy(bytes: &[u8]) -> std::result::Result<Npy, String> {
+fn decode_npy(bytes: &[u8]) -> std::result::Result<Npy, String> {
     let (text, header_at) = split_header(bytes)?;
     let header = parse_header(text, header_at)?;
     if header.fortran_order {

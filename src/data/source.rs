@@ -105,10 +105,9 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
             class_names: names.clone(),
             ..d
         };
-        (train.map(named), Some(named(test)))
+        (train.map(named), test.map(named))
     } else if Path::new(spec).is_dir() {
-        let (train, test) = read_idx_dir(Path::new(spec))?;
-        (train, Some(test))
+        read_idx_dir(Path::new(spec))?
     } else {
         return Err(Error::invalid(format!(
             "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, or X.npy:Y.npy"
@@ -134,8 +133,8 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
     Ok((train, test))
 }
 
-/// Reads the standard four files (train optional) of an MNIST-style directory.
-fn read_idx_dir(dir: &Path) -> Result<(Option<Dataset>, Dataset)> {
+/// Reads the standard four files of an MNIST-style directory: the train pair, the test pair, or both.
+fn read_idx_dir(dir: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
     let pair = |prefix: &str| -> Result<Option<Dataset>> {
         let images = dataset_file(dir, &format!("{prefix}-images-idx3-ubyte.gz"));
         let labels = dataset_file(dir, &format!("{prefix}-labels-idx1-ubyte.gz"));
@@ -148,13 +147,13 @@ fn read_idx_dir(dir: &Path) -> Result<(Option<Dataset>, Dataset)> {
             ))),
         }
     };
-    let test = pair("t10k")?.ok_or_else(|| {
-        Error::invalid(format!(
-            "{}: no t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz] here",
+    match (pair("train")?, pair("t10k")?) {
+        (None, None) => Err(Error::invalid(format!(
+            "{}: no train-images-idx3-ubyte[.gz] + train-labels-idx1-ubyte[.gz] or t10k-* pair here",
             dir.display()
-        ))
-    })?;
-    Ok((pair("train")?, test))
+        ))),
+        found => Ok(found),
+    }
 }
 
 /// Images as `[N, 1, rows, cols]` scaled to [0, 1], with their labels.

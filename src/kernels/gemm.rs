@@ -1,11 +1,22 @@
-//! Matrix products: one entry point over the `gemm` crate, and its naive twin for tests.
+//! Matrix products: one entry point, an AVX-512 kernel of our own, the `gemm` crate where AVX-512 is
+//! missing, and the naive twin for tests.
 //!
-//! At batch 50 the matrices are small, and neither `gemm`'s nor `matrixmultiply`'s own threading
-//! pays (measured: 50×784×512 runs at 65–85 GFLOP/s on one thread, no faster on two). What pays is
-//! to cut the output in two halves and give each core one single-threaded product: the halves share
-//! nothing, and every output element is still reduced over `k` in the same order.
+//! Why our own kernel: `gemm` 0.19 on stable Rust only has AVX2 micro-kernels (its AVX-512 ones need
+//! the `nightly` feature), so on an AVX-512 machine it leaves half of every FMA unused. Measured on
+//! the batch-50 shapes of mlp and lenet (`cargo bench --bench gemm`), the kernel below is the faster
+//! one; `benches/gemm.rs` keeps the comparison.
+//!
+//! The kernel is the classic packed one (Goto/BLIS): `op(B)` is copied into panels of `NR = 32`
+//! columns and `op(A)` into panels of `MR = 12` rows, both `k`-major, so that the micro-kernel streams
+//! both with unit stride and keeps a `12×32` tile of C in 24 of the 32 vector registers.
+//!
+//! Threads: at batch 50 the matrices are small, and cutting one product in many pieces costs more than
+//! it saves. What pays is to cut the output in two halves (along whichever of `m`, `n` is longer,
+//! on tile boundaries) and give each core one single-threaded product: the halves share nothing, and
+//! every output element is still reduced over `k` in the same order.
 
 use gemm::Parallelism;
+use std::cell::RefCell;
 
 /// How a stored matrix is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,7 +28,7 @@ pub enum Op {
 }
 
 /// Products smaller than this many multiply-adds run on one core: splitting costs more than it saves.
-const SPLIT_MIN_WORK: usize = 1 << 16;
+const SPLIT_MIN_WORK: usize = 1 << 17;
 
 /// `C[m×n] = (accumulate ? C : 0) + op(A)[m×k] · op(B)[k×n]`, all row-major.
 ///
@@ -35,44 +46,139 @@ pub fn matmul(
     n: usize,
     accumulate: bool,
 ) {
+    let split = m * n * k >= SPLIT_MIN_WORK && rayon::current_num_threads() > 1;
+    product(c, a, ta, b, tb, m, k, n, accumulate, split, kernel());
+}
+
+/// [`matmul`] on the calling thread only: for callers that already run one product per core.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_serial(
+    c: &mut [f32],
+    a: &[f32],
+    ta: Op,
+    b: &[f32],
+    tb: Op,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    product(c, a, ta, b, tb, m, k, n, accumulate, false, kernel());
+}
+
+/// Which single-threaded kernel computes a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// Ours, packed, AVX-512 (x86-64 with `avx512f` only).
+    Avx512,
+    /// The `gemm` crate with `Parallelism::None`.
+    GemmCrate,
+}
+
+/// The kernel [`matmul`] uses on this machine.
+pub fn kernel() -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        return Kernel::Avx512;
+    }
+    Kernel::GemmCrate
+}
+
+/// [`matmul`] with the kernel and the two-way split chosen by the caller (for benchmarks).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_with(
+    kernel: Kernel,
+    split: bool,
+    c: &mut [f32],
+    a: &[f32],
+    ta: Op,
+    b: &[f32],
+    tb: Op,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+) {
+    product(c, a, ta, b, tb, m, k, n, accumulate, split, kernel);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    c: &mut [f32],
+    a: &[f32],
+    ta: Op,
+    b: &[f32],
+    tb: Op,
+    m: usize,
+    k: usize,
+    n: usize,
+    accumulate: bool,
+    split: bool,
+    kernel: Kernel,
+) {
     assert_eq!(c.len(), m * n, "matmul: C is not [{m}×{n}]");
     assert_eq!(a.len(), m * k, "matmul: A is not [{m}×{k}]");
     assert_eq!(b.len(), k * n, "matmul: B is not [{k}×{n}]");
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    assert!(kernel == Kernel::GemmCrate || std::arch::is_x86_feature_detected!("avx512f"));
     let a = Strided::new(a.as_ptr(), ta, m, k);
     let b = Strided::new(b.as_ptr(), tb, k, n);
-    let c = SendPtr(c.as_mut_ptr());
-    let split = m * n * k >= SPLIT_MIN_WORK && rayon::current_num_threads() > 1;
-    // SAFETY: the slices were checked to hold the matrices; the two halves write disjoint parts of C.
+    let c = SendPtr(c.as_mut_ptr(), n);
+    let one = move |c: SendPtr, a: Strided, b: Strided, m: usize, n: usize| {
+        // SAFETY: the caller hands each call a disjoint block of C inside the checked slices.
+        unsafe {
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => avx512::product(c.0, c.1, a, b, m, k, n, accumulate),
+                _ => gemm_crate(c, a, b, m, k, n, accumulate),
+            }
+        }
+    };
+    // SAFETY: the two halves write disjoint parts of C; pointers stay inside the checked slices.
     unsafe {
         if !split {
-            kernel(c, a, b, m, k, n, n, accumulate);
-        } else if m >= n {
-            let h = m / 2;
+            one(c, a, b, m, n);
+        } else if n >= m && n >= 2 * NR {
+            let h = (n / 2).next_multiple_of(NR).min(n);
             rayon::join(
-                || kernel(c, a, b, h, k, n, n, accumulate),
-                || kernel(c.add(h * n), a.rows_from(h), b, m - h, k, n, n, accumulate),
+                || one(c, a, b, m, h),
+                || one(c.add(h), a, b.cols_from(h), m, n - h),
+            );
+        } else if m >= 2 * MR {
+            let h = (m / 2).next_multiple_of(MR).min(m);
+            rayon::join(
+                || one(c, a, b, h, n),
+                || one(c.add(h * n), a.rows_from(h), b, m - h, n),
             );
         } else {
-            let h = n / 2;
-            rayon::join(
-                || kernel(c, a, b, m, k, h, n, accumulate),
-                || kernel(c.add(h), a, b.cols_from(h), m, k, n - h, n, accumulate),
-            );
+            one(c, a, b, m, n);
         }
     }
 }
 
-/// A raw pointer that may cross to another rayon task; the caller guarantees disjoint writes.
+/// Rows of a micro-tile.
+const MR: usize = 12;
+/// Columns of a micro-tile: two 16-lane vectors.
+const NR: usize = 32;
+
+/// A raw pointer into C and C's row stride (the split halves keep the full row length); it may cross to another rayon task because the caller
+/// guarantees disjoint writes.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+struct SendPtr(*mut f32, usize);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
     unsafe fn add(self, off: usize) -> Self {
-        SendPtr(unsafe { self.0.add(off) })
+        SendPtr(unsafe { self.0.add(off) }, self.1)
     }
 }
 
@@ -113,20 +219,15 @@ impl Strided {
             ..self
         }
     }
+    /// Element `(i, j)`.
+    #[inline(always)]
+    unsafe fn at(self, i: usize, j: usize) -> f32 {
+        unsafe { *self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
+    }
 }
 
-/// One single-threaded product into `c` with row stride `ldc`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel(
-    c: SendPtr,
-    a: Strided,
-    b: Strided,
-    m: usize,
-    k: usize,
-    n: usize,
-    ldc: usize,
-    accumulate: bool,
-) {
+/// One single-threaded product by the `gemm` crate into `c` (row stride `c.1`).
+unsafe fn gemm_crate(c: SendPtr, a: Strided, b: Strided, m: usize, k: usize, n: usize, acc: bool) {
     // gemm computes dst = alpha·dst + beta·lhs·rhs, reading dst only when asked to.
     unsafe {
         gemm::gemm(
@@ -135,8 +236,8 @@ unsafe fn kernel(
             k,
             c.0,
             1,
-            ldc as isize,
-            accumulate,
+            c.1 as isize,
+            acc,
             a.ptr,
             a.cs,
             a.rs,
@@ -150,6 +251,260 @@ unsafe fn kernel(
             false,
             Parallelism::None,
         )
+    }
+}
+
+/// A 64-byte aligned line of 16 floats, the unit of the packing buffers.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+thread_local! {
+    /// Packed panels of A and B, reused by every product on this thread.
+    static PACKED: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A buffer of at least `len` floats, 64-byte aligned.
+fn floats(buf: &mut Vec<Line>, len: usize) -> *mut f32 {
+    let lines = len.div_ceil(16);
+    if buf.len() < lines {
+        buf.resize(lines, Line([0.0; 16]));
+    }
+    buf.as_mut_ptr().cast()
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{MR, NR, PACKED, Strided, floats};
+    use std::arch::x86_64::*;
+
+    /// Depth of one packed block: a `KC×NR` panel of B (32 KiB) stays in L1 while the tiles of a
+    /// block of A stream past it.
+    const KC: usize = 256;
+    /// Rows of A packed at once (`MC×KC` floats, 96 KiB, stay in L2).
+    const MC: usize = 96;
+    /// Columns of B packed at once (`KC×NC` floats, 1 MiB, in L2).
+    const NC: usize = 1024;
+
+    /// `C[m×n] (row stride ldc) = (acc ? C : 0) + A·B` on this thread.
+    ///
+    /// Loops, outer to inner: columns of B by `NC`, depth by `KC` (pack B), rows of A by `MC` (pack
+    /// A), then `NR`-column and `MR`-row micro-tiles.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn product(
+        c: *mut f32,
+        ldc: usize,
+        a: Strided,
+        b: Strided,
+        m: usize,
+        k: usize,
+        n: usize,
+        acc: bool,
+    ) {
+        PACKED.with_borrow_mut(|(pa_buf, pb_buf)| {
+            let pb = floats(pb_buf, KC * NC.min(n.next_multiple_of(NR)));
+            let pa = floats(pa_buf, KC * MC.min(m.next_multiple_of(MR)));
+            for j0 in (0..n).step_by(NC) {
+                let nc = NC.min(n - j0);
+                for p0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - p0);
+                    let first = p0 == 0;
+                    // SAFETY: the buffers hold KC·NC and KC·MC floats (rounded up to whole panels).
+                    unsafe { pack_b(pb, b, p0, kc, j0, nc) };
+                    for i0 in (0..m).step_by(MC) {
+                        let mc = MC.min(m - i0);
+                        unsafe { pack_a(pa, a, i0, mc, p0, kc) };
+                        for jr in (0..nc).step_by(NR) {
+                            let w = NR.min(nc - jr);
+                            let bp = unsafe { pb.add(jr * kc) };
+                            for ir in (0..mc).step_by(MR) {
+                                let r = MR.min(mc - ir);
+                                let ap = unsafe { pa.add(ir * kc) };
+                                let cp = unsafe { c.add((i0 + ir) * ldc + j0 + jr) };
+                                let load = acc || !first;
+                                unsafe { tile(r, kc, ap, bp, cp, ldc, w, load) };
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Packs rows `i0..i0+mc`, depth `p0..p0+kc` of A into panels of `MR` rows (the last one of
+    /// `r < MR` rows is packed `r` wide): `pa[panel·MR·kc + p·r + i] = A[i0 + panel·MR + i, p0 + p]`.
+    unsafe fn pack_a(pa: *mut f32, a: Strided, i0: usize, mc: usize, p0: usize, kc: usize) {
+        for ir in (0..mc).step_by(MR) {
+            let r = MR.min(mc - ir);
+            let dst = unsafe { pa.add(ir * kc) };
+            for p in 0..kc {
+                for i in 0..r {
+                    unsafe { *dst.add(p * r + i) = a.at(i0 + ir + i, p0 + p) };
+                }
+            }
+        }
+    }
+
+    /// Packs depth `p0..p0+kc`, columns `j0..j0+nc` of B into panels of `NR` columns, zero-padded:
+    /// `pb[panel·NR·kc + p·NR + j] = B[p0 + p, j0 + panel·NR + j]`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn pack_b(pb: *mut f32, b: Strided, p0: usize, kc: usize, j0: usize, nc: usize) {
+        for jr in (0..nc).step_by(NR) {
+            let w = NR.min(nc - jr);
+            let dst = unsafe { pb.add(jr * kc) };
+            if b.cs == 1 {
+                // Each row of the panel is contiguous in B: two masked vector copies.
+                let (m0, m1) = masks(w);
+                for p in 0..kc {
+                    unsafe {
+                        let src = b.ptr.offset((p0 + p) as isize * b.rs).add(j0 + jr);
+                        _mm512_store_ps(dst.add(p * NR), _mm512_maskz_loadu_ps(m0, src));
+                        let v1 = _mm512_maskz_loadu_ps(m1, src.add(16));
+                        _mm512_store_ps(dst.add(p * NR + 16), v1);
+                    }
+                }
+            } else {
+                // Each column is contiguous (B = Wᵀ of a row-major W): 16×16 blocks, transposed in
+                // registers.
+                for half in 0..2 {
+                    let cols = w.saturating_sub(16 * half).min(16);
+                    for q0 in (0..kc).step_by(16) {
+                        let depth = 16.min(kc - q0);
+                        let (mq, _) = masks(depth);
+                        let mut r = [_mm512_setzero_ps(); 16];
+                        for (j, rj) in r.iter_mut().enumerate().take(cols) {
+                            let col = (j0 + jr + 16 * half + j) as isize;
+                            let src = unsafe { b.ptr.offset(col * b.cs + (p0 + q0) as isize) };
+                            *rj = unsafe { _mm512_maskz_loadu_ps(mq, src) };
+                        }
+                        for (q, v) in transpose16(r).iter().enumerate().take(depth) {
+                            unsafe { _mm512_store_ps(dst.add((q0 + q) * NR + 16 * half), *v) };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The 16×16 transpose of `r` (rows as vectors): `out[q][j] = r[j][q]`.
+    ///
+    /// Three rounds: interleave pairs of rows within 128-bit lanes, then pairs of pairs, then move
+    /// 128-bit lanes across groups of four rows.
+    #[target_feature(enable = "avx512f")]
+    fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        let z = _mm512_setzero_ps();
+        let mut t = [z; 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        // u[4i + e], 128-bit lane L: rows 4i..4i+3 at column 4L + e.
+        let mut u = [z; 16];
+        for i in 0..4 {
+            u[4 * i] = _mm512_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm512_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm512_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm512_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+        }
+        let mut out = [z; 16];
+        for e in 0..4 {
+            let v = _mm512_shuffle_f32x4::<0x88>(u[e], u[4 + e]);
+            let v_ = _mm512_shuffle_f32x4::<0xDD>(u[e], u[4 + e]);
+            let w = _mm512_shuffle_f32x4::<0x88>(u[8 + e], u[12 + e]);
+            let w_ = _mm512_shuffle_f32x4::<0xDD>(u[8 + e], u[12 + e]);
+            out[e] = _mm512_shuffle_f32x4::<0x88>(v, w);
+            out[4 + e] = _mm512_shuffle_f32x4::<0x88>(v_, w_);
+            out[8 + e] = _mm512_shuffle_f32x4::<0xDD>(v, w);
+            out[12 + e] = _mm512_shuffle_f32x4::<0xDD>(v_, w_);
+        }
+        out
+    }
+
+    /// Lane masks of the two 16-lane halves of a row of `w ≤ 32` valid values.
+    fn masks(w: usize) -> (u16, u16) {
+        let half = |v: usize| {
+            if v >= 16 {
+                0xFFFF
+            } else {
+                ((1u32 << v) - 1) as u16
+            }
+        };
+        (half(w.min(16)), half(w.saturating_sub(16)))
+    }
+
+    /// One micro-tile of `r ≤ MR` rows and `w ≤ NR` columns, dispatched to its row count.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile(
+        r: usize,
+        kc: usize,
+        ap: *const f32,
+        bp: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        w: usize,
+        load: bool,
+    ) {
+        let (m0, m1) = masks(w);
+        unsafe {
+            match r {
+                12 => micro::<12>(kc, ap, bp, c, ldc, m0, m1, load),
+                11 => micro::<11>(kc, ap, bp, c, ldc, m0, m1, load),
+                10 => micro::<10>(kc, ap, bp, c, ldc, m0, m1, load),
+                9 => micro::<9>(kc, ap, bp, c, ldc, m0, m1, load),
+                8 => micro::<8>(kc, ap, bp, c, ldc, m0, m1, load),
+                7 => micro::<7>(kc, ap, bp, c, ldc, m0, m1, load),
+                6 => micro::<6>(kc, ap, bp, c, ldc, m0, m1, load),
+                5 => micro::<5>(kc, ap, bp, c, ldc, m0, m1, load),
+                4 => micro::<4>(kc, ap, bp, c, ldc, m0, m1, load),
+                3 => micro::<3>(kc, ap, bp, c, ldc, m0, m1, load),
+                2 => micro::<2>(kc, ap, bp, c, ldc, m0, m1, load),
+                _ => micro::<1>(kc, ap, bp, c, ldc, m0, m1, load),
+            }
+        }
+    }
+
+    /// `C[R×32] (masked to the valid columns) = (load ? C : 0) + Σ_p a[p·R + i] · b[p·32 + j]`.
+    ///
+    /// Per step of `p`: two vector loads of B, `R` broadcasts of A, `2R` FMAs into registers.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn micro<const R: usize>(
+        kc: usize,
+        mut ap: *const f32,
+        mut bp: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        m0: u16,
+        m1: u16,
+        load: bool,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        for _ in 0..kc {
+            unsafe {
+                let b0 = _mm512_load_ps(bp);
+                let b1 = _mm512_load_ps(bp.add(16));
+                for (i, row) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*ap.add(i));
+                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                }
+                ap = ap.add(R);
+                bp = bp.add(NR);
+            }
+        }
+        for (i, row) in acc.iter().enumerate() {
+            unsafe {
+                let cr = c.add(i * ldc);
+                let (mut v0, mut v1) = (row[0], row[1]);
+                if load {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr.add(16)));
+                }
+                _mm512_mask_storeu_ps(cr, m0, v0);
+                _mm512_mask_storeu_ps(cr.add(16), m1, v1);
+            }
+        }
     }
 }
 
@@ -188,7 +543,14 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn check(m: usize, k: usize, n: usize, ta: Op, tb: Op, accumulate: bool) {
+    fn check(
+        kernel: Kernel,
+        split: bool,
+        (m, k, n): (usize, usize, usize),
+        ta: Op,
+        tb: Op,
+        acc: bool,
+    ) {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m * 31 + k * 7 + n) as u64);
         let mut r = |len: usize| {
             (0..len)
@@ -197,30 +559,43 @@ mod tests {
         };
         let (a, b, c0) = (r(m * k), r(k * n), r(m * n));
         let (mut fast, mut slow) = (c0.clone(), c0);
-        matmul(&mut fast, &a, ta, &b, tb, m, k, n, accumulate);
-        matmul_naive(&mut slow, &a, ta, &b, tb, m, k, n, accumulate);
+        matmul_with(kernel, split, &mut fast, &a, ta, &b, tb, m, k, n, acc);
+        matmul_naive(&mut slow, &a, ta, &b, tb, m, k, n, acc);
         for (i, (x, y)) in fast.iter().zip(&slow).enumerate() {
             assert!(
                 (x - y).abs() <= 1e-5 * (k as f32).sqrt() * 4.0,
-                "{m}×{k}×{n} {ta:?}{tb:?} [{i}]: {x} vs {y}"
+                "{kernel:?} {m}×{k}×{n} {ta:?}{tb:?} [{i}]: {x} vs {y}"
             );
         }
     }
 
+    /// Odd sizes around the tile (12×32) and block (256, 96, 1024) edges.
+    const SIZES: &[(usize, usize, usize)] = &[
+        (1, 1, 1),
+        (3, 5, 7),
+        (17, 33, 9),
+        (50, 37, 129),
+        (130, 61, 45),
+        (7, 300, 2),
+        (13, 257, 33),
+        (97, 20, 1025),
+        (0, 3, 4),
+        (4, 0, 3),
+    ];
+
     #[test]
     fn matches_naive_on_odd_sizes_and_every_transpose() {
-        for &(m, k, n) in &[
-            (1, 1, 1),
-            (3, 5, 7),
-            (17, 33, 9),
-            (50, 37, 129),
-            (130, 61, 45),
-            (7, 300, 2),
-        ] {
-            for ta in [Op::N, Op::T] {
-                for tb in [Op::N, Op::T] {
-                    check(m, k, n, ta, tb, false);
-                    check(m, k, n, ta, tb, true);
+        let mut kernels = vec![Kernel::GemmCrate];
+        if kernel() != Kernel::GemmCrate {
+            kernels.push(kernel());
+        }
+        for &kernel in &kernels {
+            for &size in SIZES {
+                for ta in [Op::N, Op::T] {
+                    for tb in [Op::N, Op::T] {
+                        check(kernel, false, size, ta, tb, false);
+                        check(kernel, false, size, ta, tb, true);
+                    }
                 }
             }
         }
@@ -233,8 +608,11 @@ mod tests {
             .build()
             .unwrap();
         pool.install(|| {
-            check(100, 80, 30, Op::N, Op::T, false); // m ≥ n: split rows
-            check(30, 80, 101, Op::T, Op::N, true); // n > m: split columns
+            for split in [(100, 80, 30), (30, 80, 101), (50, 784, 512), (512, 50, 784)] {
+                check(kernel(), true, split, Op::N, Op::T, false);
+                check(kernel(), true, split, Op::T, Op::N, true);
+                check(Kernel::GemmCrate, true, split, Op::N, Op::N, true);
+            }
         });
     }
 }

@@ -1,10 +1,11 @@
 //! im2col / col2im: a convolution as one matrix product, and the direct convolution as its twin.
 //!
-//! For one image `x: [C, H, W]`, `im2col` writes `cols: [OH·OW, C·KH·KW]` with
-//! `cols[oy·OW + ox, (c·KH + i)·KW + j] = x[c, oy·SH + i − PH, ox·SW + j − PW]` (0 outside the image),
-//! so that `y = W · colsᵀ` with `W: [OC, C·KH·KW]`. One patch per row keeps each image's block
-//! contiguous, so a batch stacks into one `[N·OH·OW, C·KH·KW]` matrix and one product. `col2im` is its adjoint: it adds every column entry
-//! back onto the pixel it came from, which is exactly ∂L/∂x given ∂L/∂cols.
+//! For one image `x: [C, H, W]`, `im2col` writes `cols: [C·KH·KW, OH·OW]` with
+//! `cols[(c·KH + i)·KW + j, oy·OW + ox] = x[c, oy·SH + i − PH, ox·SW + j − PW]` (0 outside the image),
+//! so that `y = W · cols` with `W: [OC, C·KH·KW]`. One kernel offset per row makes every row a run of
+//! copies of image rows (plain slice copies at stride 1), and each image's block stays contiguous.
+//! `col2im` is its adjoint: it adds every entry back onto the pixel it came from, which is exactly
+//! ∂L/∂x given ∂L/∂cols.
 
 /// The sizes of one 2-D convolution (or pooling) window sweep over one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,28 +76,45 @@ impl Geom {
         let x = (ox * self.sw + j).checked_sub(self.pw)?;
         (y < self.h && x < self.w).then_some((y, x))
     }
+
+    /// The window columns `lo..hi` whose kernel column `j` falls inside the image (not in padding):
+    /// `0 ≤ ox·SW + j − PW < W`.
+    pub fn inside(&self, j: usize) -> (usize, usize) {
+        let lo = self.pw.saturating_sub(j).div_ceil(self.sw).min(self.ow);
+        let hi = (self.w + self.pw)
+            .saturating_sub(j)
+            .div_ceil(self.sw)
+            .clamp(lo, self.ow);
+        (lo, hi)
+    }
 }
 
-/// `cols: [OH·OW, C·KH·KW] ← x: [C, H, W]`; row `oy·OW + ox` is the patch under window `(oy, ox)`.
+/// `cols: [C·KH·KW, OH·OW] ← x: [C, H, W]`; row `(c·KH + i)·KW + j` holds, for every window
+/// position, the pixel under kernel offset `(c, i, j)`.
 pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(cols.len(), g.patch() * g.positions());
-    let mut rows = cols.chunks_exact_mut(g.patch());
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let row = rows.next().expect("one row per window");
-            for c in 0..g.c {
-                for i in 0..g.kh {
-                    let dst = &mut row[(c * g.kh + i) * g.kw..][..g.kw];
+    let mut rows = cols.chunks_exact_mut(g.positions());
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = rows.next().expect("one row per kernel offset");
+                for (oy, dst) in row.chunks_exact_mut(g.ow).enumerate() {
                     let y = (oy * g.sh + i).wrapping_sub(g.ph);
                     if y >= g.h {
                         dst.fill(0.0);
                         continue;
                     }
                     let src = &x[(c * g.h + y) * g.w..][..g.w];
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        let xx = (ox * g.sw + j).wrapping_sub(g.pw);
-                        *d = if xx < g.w { src[xx] } else { 0.0 };
+                    let (lo, hi) = g.inside(j);
+                    dst[..lo].fill(0.0);
+                    dst[hi..].fill(0.0);
+                    if g.sw == 1 && lo < hi {
+                        dst[lo..hi].copy_from_slice(&src[lo + j - g.pw..hi + j - g.pw]);
+                    } else if g.sw > 1 {
+                        for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+                            *d = src[ox * g.sw + j - g.pw];
+                        }
                     }
                 }
             }
@@ -104,25 +122,28 @@ pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// `grad_x: [C, H, W] += col2im(grad_cols: [OH·OW, C·KH·KW])`, the adjoint of [`im2col`].
+/// `grad_x: [C, H, W] += col2im(grad_cols: [C·KH·KW, OH·OW])`, the adjoint of [`im2col`].
 pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     assert_eq!(grad_x.len(), g.c * g.h * g.w);
     assert_eq!(grad_cols.len(), g.patch() * g.positions());
-    let mut rows = grad_cols.chunks_exact(g.patch());
-    for oy in 0..g.oh {
-        for ox in 0..g.ow {
-            let row = rows.next().expect("one row per window");
-            for c in 0..g.c {
-                for i in 0..g.kh {
+    let mut rows = grad_cols.chunks_exact(g.positions());
+    for c in 0..g.c {
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let row = rows.next().expect("one row per kernel offset");
+                for (oy, src) in row.chunks_exact(g.ow).enumerate() {
                     let y = (oy * g.sh + i).wrapping_sub(g.ph);
                     if y >= g.h {
                         continue;
                     }
                     let dst = &mut grad_x[(c * g.h + y) * g.w..][..g.w];
-                    for (j, v) in row[(c * g.kh + i) * g.kw..][..g.kw].iter().enumerate() {
-                        let xx = (ox * g.sw + j).wrapping_sub(g.pw);
-                        if xx < g.w {
-                            dst[xx] += v;
+                    let (lo, hi) = g.inside(j);
+                    if g.sw == 1 && lo < hi {
+                        let d = &mut dst[lo + j - g.pw..hi + j - g.pw];
+                        d.iter_mut().zip(&src[lo..hi]).for_each(|(d, s)| *d += s);
+                    } else if g.sw > 1 {
+                        for (ox, s) in src.iter().enumerate().take(hi).skip(lo) {
+                            dst[ox * g.sw + j - g.pw] += s;
                         }
                     }
                 }
@@ -198,7 +219,7 @@ mod tests {
                 &wt,
                 Op::N,
                 &cols,
-                Op::T,
+                Op::N,
                 oc,
                 g.patch(),
                 g.positions(),

@@ -1,5 +1,7 @@
-//! Kernels on slices: matrix products, image-to-column transforms, and their naive twins.
+//! Kernels on slices: matrix products, image-to-column transforms, elementwise loops and
+//! reductions, and their naive twins.
 
+pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
 

@@ -1,11 +1,13 @@
 //! `Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True)`, as
-//! `torch.nn.Conv2d` (cross-correlation, zero padding), computed as im2col + one GEMM per batch.
+//! `torch.nn.Conv2d` (cross-correlation, zero padding), computed as im2col + one GEMM per image, the images of a batch spread over the cores.
 
 use super::{Layer, Mode, Param, no_forward};
 use crate::error::{Error, Result};
 use crate::init;
+use crate::kernels::Op;
+use crate::kernels::elementwise::{add, sum};
+use crate::kernels::gemm::matmul_serial;
 use crate::kernels::im2col::{Geom, col2im, im2col};
-use crate::kernels::{Op, matmul};
 use crate::tensor::Tensor;
 use rand::Rng;
 use rayon::prelude::*;
@@ -28,10 +30,10 @@ pub struct Conv2d {
     bias: Option<Param>,
     /// The input of the last forward and its geometry.
     x: Option<(Tensor, Geom)>,
-    /// Patches of the whole batch, `[N·OH·OW, C·KH·KW]`; reused for ∂L/∂cols in backward.
+    /// Patches of the whole batch, `N × [C·KH·KW, OH·OW]`; reused for ∂L/∂cols in backward.
     cols: Vec<f32>,
-    /// The product in channel-major order, `[OC, N·OH·OW]` (y, then ∂L/∂y).
-    channel_major: Vec<f32>,
+    /// Per run of images, partial sums of ∂L/∂W and ∂L/∂b (see `backward_impl`).
+    partial: Vec<f32>,
     spare: Tensor,
 }
 
@@ -65,7 +67,7 @@ impl Conv2d {
             bias,
             x: None,
             cols: Vec::new(),
-            channel_major: Vec::new(),
+            partial: Vec::new(),
             spare: Tensor::default(),
         }
     }
@@ -118,110 +120,41 @@ impl Layer for Conv2d {
             .geom(&x.shape()[1..])
             .ok_or_else(|| Error::invalid(format!("{self}: cannot take input {:?}", x.shape())))?;
         let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
-
-        // cols: [N·L, P], one image's patches per block of L rows.
-        self.cols.resize(n * l * p, 0.0);
-        self.cols
-            .par_chunks_mut(l * p)
-            .zip(x.data().par_chunks(g.c * g.h * g.w))
-            .for_each(|(cols, img)| im2col(&g, img, cols));
-
-        // channel_major: [OC, N·L] = W: [OC, P] · colsᵀ: [P, N·L]
-        self.channel_major.resize(oc * n * l, 0.0);
-        matmul(
-            &mut self.channel_major,
+        let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &[n, oc, g.oh, g.ow]);
+        let (w, bias) = (
             self.weight.value.data(),
-            Op::N,
-            &self.cols,
-            Op::T,
-            oc,
-            p,
-            n * l,
-            false,
+            self.bias.as_ref().map(|b| b.value.data()),
         );
 
-        // y[n, o, l] = channel_major[o, n·L + l] + b[o]
-        let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &[n, oc, g.oh, g.ow]);
-        let cm = &self.channel_major;
-        let bias = self.bias.as_ref().map(|b| b.value.data());
+        // One task per image: its patches, then its product, while the patches are still in cache.
+        // cols: N blocks of [P, L], one per image; kept for ∂L/∂W.
+        self.cols.resize(n * l * p, 0.0);
         y.data_mut()
             .par_chunks_mut(oc * l)
-            .enumerate()
-            .for_each(|(i, yi)| {
-                for (o, row) in yi.chunks_exact_mut(l).enumerate() {
-                    let b = bias.map_or(0.0, |b| b[o]);
-                    row.iter_mut()
-                        .zip(&cm[o * n * l + i * l..][..l])
-                        .for_each(|(y, v)| *y = v + b);
+            .zip(self.cols.par_chunks_mut(l * p))
+            .zip(x.data().par_chunks(g.c * g.h * g.w))
+            .for_each(|((yi, cols), img)| {
+                im2col(&g, img, cols);
+                // y_i: [OC, L] = b (broadcast over L) + W: [OC, P] · cols_i: [P, L]
+                if let Some(b) = bias {
+                    for (row, &b) in yi.chunks_exact_mut(l).zip(b) {
+                        row.fill(b);
+                    }
                 }
+                matmul_serial(yi, w, Op::N, cols, Op::N, oc, p, l, bias.is_some());
             });
         self.x = Some((x, g));
         Ok(y)
     }
 
-    /// ∂L/∂W += ∂L/∂Y · cols,  ∂L/∂b += Σ_{n,l} ∂L/∂y,  ∂L/∂x = col2im(∂L/∂Yᵀ · W).
+    /// ∂L/∂W += Σ_n ∂L/∂Y_n · cols_nᵀ,  ∂L/∂b += Σ_{n,l} ∂L/∂y,  ∂L/∂x_n = col2im(Wᵀ · ∂L/∂Y_n).
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
-        let (x, g) = self.x.take().ok_or_else(|| no_forward(self))?;
-        let n = x.shape()[0];
-        let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
+        self.backward_impl(grad_y, true)
+    }
 
-        // grad_Y in channel-major order: [OC, N·L].
-        let gy = grad_y.data();
-        self.channel_major
-            .par_chunks_mut(n * l)
-            .enumerate()
-            .for_each(|(o, row)| {
-                for (i, dst) in row.chunks_exact_mut(l).enumerate() {
-                    dst.copy_from_slice(&gy[(i * oc + o) * l..][..l]);
-                }
-            });
-
-        // Parameter gradients.
-        // grad_W: [OC, P] += grad_Y: [OC, N·L] · cols: [N·L, P]
-        matmul(
-            self.weight.grad.data_mut(),
-            &self.channel_major,
-            Op::N,
-            &self.cols,
-            Op::N,
-            oc,
-            n * l,
-            p,
-            true,
-        );
-        if let Some(b) = &mut self.bias {
-            for (gb, row) in b
-                .grad
-                .data_mut()
-                .iter_mut()
-                .zip(self.channel_major.chunks_exact(n * l))
-            {
-                *gb += row.iter().sum::<f32>();
-            }
-        }
-
-        // Input gradient.
-        // grad_cols: [N·L, P] = grad_Yᵀ: [N·L, OC] · W: [OC, P], written over cols (no longer needed)
-        matmul(
-            &mut self.cols,
-            &self.channel_major,
-            Op::T,
-            self.weight.value.data(),
-            Op::N,
-            n * l,
-            oc,
-            p,
-            false,
-        );
-        let shape = x.shape().to_vec();
-        let mut grad_x = Tensor::recycle(x, &shape);
-        grad_x
-            .data_mut()
-            .par_chunks_mut(g.c * g.h * g.w)
-            .zip(self.cols.par_chunks(l * p))
-            .for_each(|(gx, gc)| col2im(&g, gc, gx));
-        self.spare = grad_y;
-        Ok(grad_x)
+    /// ∂L/∂W and ∂L/∂b only; the cached input's buffer comes back as it is.
+    fn backward_params(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.backward_impl(grad_y, false)
     }
 
     fn macs(&self, input: &[usize]) -> usize {
@@ -234,6 +167,66 @@ impl Layer for Conv2d {
         if let Some(b) = &mut self.bias {
             f(&format!("{prefix}bias"), b);
         }
+    }
+}
+
+impl Conv2d {
+    /// The backward pass; ∂L/∂x only if `input_grad`.
+    fn backward_impl(&mut self, grad_y: Tensor, input_grad: bool) -> Result<Tensor> {
+        let (x, g) = self.x.take().ok_or_else(|| no_forward(self))?;
+        let n = x.shape()[0];
+        let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
+        let gy = grad_y.data();
+
+        // Parameter gradients, over contiguous runs of images, one partial sum per core, added in
+        // a fixed order: [∂L/∂W: OC·P | ∂L/∂b: OC] per run.
+        let runs = rayon::current_num_threads().clamp(1, n.max(1));
+        let per = n.div_ceil(runs);
+        self.partial.resize(runs * (oc * p + oc), 0.0);
+        let cols = &self.cols;
+        self.partial
+            .par_chunks_mut(oc * p + oc)
+            .enumerate()
+            .for_each(|(r, part)| {
+                part.fill(0.0);
+                let (gw, gb) = part.split_at_mut(oc * p);
+                for i in r * per..((r + 1) * per).min(n) {
+                    let gy_i = &gy[i * oc * l..][..oc * l];
+                    // grad_W: [OC, P] += grad_Y_i: [OC, L] · cols_iᵀ: [L, P]
+                    let cols_i = &cols[i * l * p..][..l * p];
+                    matmul_serial(gw, gy_i, Op::N, cols_i, Op::T, oc, l, p, true);
+                    for (b, row) in gb.iter_mut().zip(gy_i.chunks_exact(l)) {
+                        *b += sum(row);
+                    }
+                }
+            });
+        for part in self.partial.chunks_exact(oc * p + oc) {
+            let (gw, gb) = part.split_at(oc * p);
+            add(self.weight.grad.data_mut(), gw);
+            if let Some(b) = &mut self.bias {
+                add(b.grad.data_mut(), gb);
+            }
+        }
+
+        // Input gradient, one task per image.
+        // grad_cols_i: [P, L] = Wᵀ: [P, OC] · grad_Y_i: [OC, L], over cols_i (no longer needed)
+        self.spare = grad_y;
+        if !input_grad {
+            return Ok(x);
+        }
+        let shape = x.shape().to_vec();
+        let mut grad_x = Tensor::recycle(x, &shape);
+        let (gy, w) = (self.spare.data(), self.weight.value.data());
+        grad_x
+            .data_mut()
+            .par_chunks_mut(g.c * g.h * g.w)
+            .zip(self.cols.par_chunks_mut(l * p))
+            .zip(gy.par_chunks(oc * l))
+            .for_each(|((gx, gc), gy_i)| {
+                matmul_serial(gc, w, Op::T, gy_i, Op::N, p, oc, l, false);
+                col2im(&g, gc, gx);
+            });
+        Ok(grad_x)
     }
 }
 

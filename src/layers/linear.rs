@@ -77,8 +77,14 @@ impl Layer for Linear {
         let mut shape = x.shape().to_vec();
         *shape.last_mut().unwrap() = self.out_features;
         let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &shape);
-        // y: [rows, out] = x: [rows, in] · Wᵀ: [in, out]
         let (i, o) = (self.in_features, self.out_features);
+        // Each row starts as the bias, and the product adds onto it: one pass over y, not two.
+        if let Some(b) = &self.bias {
+            for row in y.data_mut().chunks_exact_mut(o) {
+                row.copy_from_slice(b.value.data());
+            }
+        }
+        // y: [rows, out] (+)= x: [rows, in] · Wᵀ: [in, out]
         matmul(
             y.data_mut(),
             x.data(),
@@ -88,21 +94,37 @@ impl Layer for Linear {
             rows,
             i,
             o,
-            false,
+            self.bias.is_some(),
         );
-        if let Some(b) = &self.bias {
-            for row in y.data_mut().chunks_exact_mut(o) {
-                row.iter_mut()
-                    .zip(b.value.data())
-                    .for_each(|(v, b)| *v += b);
-            }
-        }
         self.x = Some(x);
         Ok(y)
     }
 
     /// ∂L/∂W += (∂L/∂y)ᵀ·x,  ∂L/∂b += Σ_rows ∂L/∂y,  ∂L/∂x = ∂L/∂y·W.
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.backward_impl(grad_y, true)
+    }
+
+    /// ∂L/∂W and ∂L/∂b only; the cached input's buffer comes back as it is.
+    fn backward_params(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.backward_impl(grad_y, false)
+    }
+
+    fn macs(&self, input: &[usize]) -> usize {
+        input.iter().product::<usize>() / self.in_features * self.in_features * self.out_features
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&format!("{prefix}weight"), &mut self.weight);
+        if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), b);
+        }
+    }
+}
+
+impl Linear {
+    /// The backward pass; ∂L/∂x only if `input_grad`.
+    fn backward_impl(&mut self, grad_y: Tensor, input_grad: bool) -> Result<Tensor> {
         let x = self.x.take().ok_or_else(|| no_forward(self))?;
         let (i, o) = (self.in_features, self.out_features);
         let rows = x.len() / i;
@@ -132,8 +154,13 @@ impl Layer for Linear {
 
         // Input gradient, written into the cached input's buffer.
         // grad_x: [rows, in] = grad_y: [rows, out] · W: [out, in]
+        self.spare = grad_y;
+        if !input_grad {
+            return Ok(x);
+        }
         let shape = x.shape().to_vec();
         let mut grad_x = Tensor::recycle(x, &shape);
+        let grad_y = &self.spare;
         matmul(
             grad_x.data_mut(),
             grad_y.data(),
@@ -145,19 +172,7 @@ impl Layer for Linear {
             i,
             false,
         );
-        self.spare = grad_y;
         Ok(grad_x)
-    }
-
-    fn macs(&self, input: &[usize]) -> usize {
-        input.iter().product::<usize>() / self.in_features * self.in_features * self.out_features
-    }
-
-    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
-        f(&format!("{prefix}weight"), &mut self.weight);
-        if let Some(b) = &mut self.bias {
-            f(&format!("{prefix}bias"), b);
-        }
     }
 }
 

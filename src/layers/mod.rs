@@ -118,6 +118,13 @@ pub trait Layer: fmt::Display + Send {
     /// ∂L/∂x from ∂L/∂y; adds ∂L/∂θ into the parameters' gradients. Errors if no forward came first.
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor>;
 
+    /// [`Layer::backward`] for a caller that has no use for ∂L/∂x (the first layers of a network, as
+    /// PyTorch skips the input gradient of a tensor that does not require one): adds ∂L/∂θ the same
+    /// way, and may skip ∂L/∂x. Returns a free buffer of the input's shape whose values are unspecified.
+    fn backward_params(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.backward(grad_y)
+    }
+
     /// Visits every parameter with its name under `prefix` (e.g. `"0."`), in PyTorch's order.
     fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
 

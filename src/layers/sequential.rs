@@ -11,12 +11,22 @@ use std::fmt;
 /// exactly as `nn.Sequential.state_dict()`.
 pub struct Sequential {
     layers: Vec<Box<dyn Layer>>,
+    /// The index of the first layer with parameters (`layers.len()` if none): in
+    /// [`Layer::backward_params`] no layer up to and including it needs to compute ∂L/∂x.
+    first_with_params: usize,
 }
 
 impl Sequential {
     /// A chain of layers (not yet checked: see [`Sequential::check`]).
-    pub fn new(layers: Vec<Box<dyn Layer>>) -> Self {
-        Sequential { layers }
+    pub fn new(mut layers: Vec<Box<dyn Layer>>) -> Self {
+        let first_with_params = layers
+            .iter_mut()
+            .position(|l| super::param_count(l.as_mut()) > 0)
+            .unwrap_or(layers.len());
+        Sequential {
+            layers,
+            first_with_params,
+        }
     }
 
     /// The layers, in order.
@@ -91,6 +101,18 @@ impl Layer for Sequential {
     fn backward(&mut self, mut grad: Tensor) -> Result<Tensor> {
         for l in self.layers.iter_mut().rev() {
             grad = l.backward(grad)?;
+        }
+        Ok(grad)
+    }
+
+    /// As [`Layer::backward`], except that the layers up to the first one with parameters skip ∂L/∂x.
+    fn backward_params(&mut self, mut grad: Tensor) -> Result<Tensor> {
+        for (i, l) in self.layers.iter_mut().enumerate().rev() {
+            grad = if i <= self.first_with_params {
+                l.backward_params(grad)?
+            } else {
+                l.backward(grad)?
+            };
         }
         Ok(grad)
     }

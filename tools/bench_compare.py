@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""scratchnet against PyTorch, side by side, on this machine: one table per thread count.
+
+Run from the repository root after `cargo build --release`:
+
+    python3 tools/bench_compare.py                          # mlp, seed-cnn, lenet; 2 then 1 thread
+    python3 tools/bench_compare.py --models mlp --threads 2 --repeats 5
+    python3 tools/bench_compare.py --limit 6000 --repeats 1 # quick look
+
+For each thread count it first measures the GEMM peak (`scratchnet bench --peak SIZE`), then for each
+model runs `scratchnet bench --json` and `tools/bench_pytorch.py --one MODEL --json` in turn (each in
+its own process, so peak RSS is per model), and prints seconds per training epoch (median of
+`--repeats`), GFLOP/s, our share of the GEMM peak, peak RSS, and the ratio scratchnet / PyTorch with
+the issue's target for it. When PyTorch is not installed its columns say so and our side still runs.
+`--json FILE` also writes every raw result there.
+
+The machine is shared and noisy: compare only numbers from one run of this script.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = ("mlp", "seed-cnn", "lenet")
+# The issue's targets for scratchnet / PyTorch epoch time, at 2 threads; at 1 thread: no slower.
+TARGET_2T = {"mlp": 0.5, "seed-cnn": 0.2, "lenet": 0.5}
+
+
+def json_lines(cmd):
+    """Runs `cmd` and returns the JSON objects it printed, one per line (stderr passes through)."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    if p.returncode != 0:
+        raise SystemExit(f"failed (exit {p.returncode}): {' '.join(cmd)}")
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def fmt(v, spec, missing="—"):
+    return missing if v is None else format(v, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--threads", default="2,1", help="comma-separated thread counts, in order")
+    ap.add_argument("--repeats", type=int, default=3, help="timed epochs per model (median)")
+    ap.add_argument("--limit", type=int, default=None, help="train on the first N images")
+    ap.add_argument("--peak-size", type=int, default=2048, help="side of the square GEMM peak")
+    ap.add_argument("--scratchnet", default=os.path.join(ROOT, "target", "release", "scratchnet"))
+    ap.add_argument("--data-dir", default=None, help="passed to both sides")
+    ap.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
+    args = ap.parse_args()
+
+    if not os.path.exists(args.scratchnet):
+        raise SystemExit(f"{args.scratchnet} not found: run `cargo build --release` first")
+    have_torch = all(importlib.util.find_spec(m) for m in ("torch", "numpy"))
+    if not have_torch:
+        print("PyTorch is not installed (pip install torch numpy): skipping the PyTorch side")
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    threads = [int(t) for t in args.threads.split(",")]
+    extra = ["--limit", str(args.limit)] if args.limit else []
+    ours_data = ["--data-dir", args.data_dir] if args.data_dir else []
+    torch_data = ["--data-dir", args.data_dir] if args.data_dir else []
+
+    raw = []
+    for t in threads:
+        peak = json_lines([args.scratchnet, "--threads", str(t), "bench", "--peak",
+                           str(args.peak_size), "--repeats", "5", "--json"])[0]
+        raw.append(peak)
+        rows = []
+        for m in models:
+            ours = json_lines([args.scratchnet, "--threads", str(t), "bench", "--model", m,
+                               "--repeats", str(args.repeats), "--json"] + extra + ours_data)[0]
+            raw.append(ours)
+            theirs = None
+            if have_torch:
+                theirs = json_lines([sys.executable, os.path.join(ROOT, "tools", "bench_pytorch.py"),
+                                     "--one", m, "--threads", str(t), "--repeats", str(args.repeats),
+                                     "--json"] + extra + torch_data)[0]
+                raw.append(theirs)
+            rows.append((m, ours, theirs))
+
+        print(f"\n{t} thread(s); GEMM peak {peak['gflops']:.1f} GFLOP/s "
+              f"({args.peak_size}³ f32, median of 5); epoch = median of {args.repeats}, "
+              f"{rows[0][1]['samples'] if rows else 0} samples, batch 50")
+        head = ("model", "ours s", "torch s", "ratio", "target", "ours GF/s", "torch GF/s",
+                "% peak", "ours RSS", "torch RSS", "ours loss", "torch loss")
+        print(("{:<9}" + " {:>10}" * (len(head) - 1)).format(*head))
+        for m, o, p in rows:
+            ratio = o["median_seconds"] / p["median_seconds"] if p else None
+            target = TARGET_2T.get(m) if t > 1 else 1.0
+            verdict = None
+            if ratio is not None and target is not None:
+                verdict = f"≤{target:g} " + ("met" if ratio <= target else "NOT")
+            print(("{:<9}" + " {:>10}" * (len(head) - 1)).format(
+                m,
+                fmt(o["median_seconds"], ".2f"),
+                fmt(p and p["median_seconds"], ".2f"),
+                fmt(ratio, ".2f"),
+                verdict or "—",
+                fmt(o["gflops"], ".1f"),
+                fmt(p and p["gflops"], ".1f"),
+                fmt(100 * o["gflops"] / peak["gflops"], ".0f"),
+                fmt(o["peak_rss_mib"], ".0f"),
+                fmt(p and p["peak_rss_mib"], ".0f"),
+                fmt(o["final_loss"], ".4f"),
+                fmt(p and p["final_loss"], ".4f"),
+            ))
+        print("ratio = ours / torch seconds per epoch; RSS in MiB; % peak = ours GF/s / GEMM peak")
+    if args.json:
+        with open(args.json, "w") as f:
+            for r in raw:
+                f.write(json.dumps(r) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
