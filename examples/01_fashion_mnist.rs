@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example 01_fashion_mnist                      # the whole tutorial
-//! cargo run --release --example 01_fashion_mnist -- --epochs 2 --limit 2000 --model seed-cnn
+//! cargo run --release --example 01_fashion_mnist -- --epochs 2 --limit 2000 --models seed-cnn
 //! ```
 //! Fashion-MNIST is found as `scratchnet train --data fashion-mnist` finds it (`--data-dir`,
 //! `$SCRATCHNET_DATA`, `/usr/share/datasets`, `~/.cache/scratchnet`); without it the run stops with

@@ -11,9 +11,12 @@ use crate::error::{Error, Result};
 use crate::layers::Layer;
 use crate::model::Model;
 use crate::tensor::Tensor;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensorError, SafeTensors, tensor::TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+/// The metadata key that holds the class names of the training data (a JSON array), when known.
+pub const CLASSES_KEY: &str = "classes";
 
 /// The metadata key that holds the model text.
 pub const MODEL_KEY: &str = "model";
@@ -79,12 +82,20 @@ pub fn read(path: &Path) -> Result<Checkpoint> {
 /// # Errors
 /// As [`read`], except a missing file.
 pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| err(path, format!("not a valid safetensors file ({e})")))?;
+    // Text from the file (quoted in the parser's errors, tensor names) is escaped: it may hold a
+    // newline, and the message must stay one line.
+    let invalid = |e: SafeTensorError| {
+        let e = e.to_string();
+        err(
+            path,
+            format!("not a valid safetensors file ({})", e.escape_debug()),
+        )
+    };
+    let st = SafeTensors::deserialize(bytes).map_err(invalid)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(invalid)?;
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
+        let shown = name.escape_debug();
         let raw = view.data();
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => raw
@@ -106,7 +117,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
             other => {
                 return Err(err(
                     path,
-                    format!("tensor '{name}' has dtype {other:?}; expected F32, F64, F16 or BF16"),
+                    format!("tensor '{shown}' has dtype {other:?}; expected F32, F64, F16 or BF16"),
                 ));
             }
         };
@@ -114,7 +125,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
             return Err(err(
                 path,
                 format!(
-                    "tensor '{name}' holds a non-finite value ({}) at index {i}",
+                    "tensor '{shown}' holds a non-finite value ({}) at index {i}",
                     data[i]
                 ),
             ));
@@ -174,7 +185,7 @@ impl Checkpoint {
         }
         for name in self.tensors.keys() {
             if !expected.iter().any(|(n, _)| n == name) {
-                problems.push(format!("unexpected '{name}'"));
+                problems.push(format!("unexpected '{}'", name.escape_debug()));
             }
         }
         if !problems.is_empty() {

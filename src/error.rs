@@ -21,8 +21,10 @@ pub enum Error {
     /// A file was read but its contents are not what they should be (IDX, .npy, safetensors, image).
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
-    /// The model text does not parse; `column` counts characters from 1.
-    #[error("model text, column {column}: {msg} (in \"{text}\")")]
+    /// The model text does not parse; `column` counts characters from 1. The text is shown with
+    /// each whitespace character as a space, so that the message stays one line and the column
+    /// still points at the right character.
+    #[error("model text, column {column}: {msg} (in \"{}\")", spaced(text))]
     Syntax {
         text: String,
         column: usize,
@@ -59,6 +61,13 @@ pub enum Error {
     /// A download failed.
     #[error("download of {url} failed: {msg}")]
     Download { url: String, msg: String },
+}
+
+/// `text` with every whitespace character (a newline, a tab) replaced by one space.
+fn spaced(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .collect()
 }
 
 impl Error {

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode, Sequential, param_count};
 use crate::spec;
-use crate::tensor::{Tensor, shape_str};
+use crate::tensor::{MAX_VALUES, Tensor, shape_str};
 use rand::Rng;
 
 /// A network built from model text for one per-sample input shape.
@@ -32,13 +32,16 @@ impl Model {
     ///
     /// # Errors
     /// A syntax error (with column), an unknown layer or argument, or layers that do not fit together
-    /// (naming the layer, the shape it expects, the shape it got and where that came from).
+    /// (naming the layer, the shape it expects, the shape it got and where that came from); a model
+    /// larger than [`MAX_VALUES`] parameters, or a layer whose output or window sweep would exceed
+    /// [`MAX_VALUES`] values per sample, refused before its weights are allocated.
     pub fn build(text: &str, input_shape: &[usize], rng: &mut impl Rng) -> Result<Model> {
         let text = spec::expand(text).trim().to_string();
         let calls = spec::parse(&text)?;
+        let mut budget = MAX_VALUES;
         let layers = calls
             .iter()
-            .map(|c| spec::build(c, &text, rng))
+            .map(|c| spec::build(c, &text, &mut budget, rng))
             .collect::<Result<Vec<_>>>()?;
         let net = Sequential::new(layers);
         let output_shape = net.check_input(input_shape)?;

@@ -27,6 +27,55 @@ pub enum Config {
     },
 }
 
+/// PyTorch's spelling: `SGD(lr=0.1, momentum=0.9)`, showing only what differs from the defaults.
+impl std::fmt::Display for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut args = Vec::new();
+        let (name, lr) = match *self {
+            Config::Sgd {
+                lr,
+                momentum,
+                dampening,
+                weight_decay,
+                nesterov,
+            } => {
+                [
+                    ("momentum", momentum),
+                    ("dampening", dampening),
+                    ("weight_decay", weight_decay),
+                ]
+                .iter()
+                .filter(|(_, v)| *v != 0.0)
+                .for_each(|(k, v)| args.push(format!("{k}={v}")));
+                if nesterov {
+                    args.push("nesterov=True".into());
+                }
+                ("SGD", lr)
+            }
+            Config::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            } => {
+                if (beta1, beta2) != (0.9, 0.999) {
+                    args.push(format!("betas=({beta1}, {beta2})"));
+                }
+                if eps != 1e-8 {
+                    args.push(format!("eps={eps}"));
+                }
+                if weight_decay != 0.0 {
+                    args.push(format!("weight_decay={weight_decay}"));
+                }
+                ("Adam", lr)
+            }
+        };
+        args.insert(0, format!("lr={lr}"));
+        write!(f, "{name}({})", args.join(", "))
+    }
+}
+
 impl Config {
     /// Plain SGD, `torch.optim.SGD(params, lr)`: no momentum, dampening or weight decay.
     pub fn sgd(lr: f32) -> Config {
@@ -284,6 +333,23 @@ mod tests {
         };
         assert!((run(c.clone(), &[3.0]) - 0.99).abs() < 1e-6);
         assert!((run(c, &[-0.001]) - 1.01).abs() < 1e-6);
+    }
+
+    #[test]
+    fn display_reads_like_pytorch() {
+        assert_eq!(Config::sgd(0.1).to_string(), "SGD(lr=0.1)");
+        assert_eq!(
+            sgd(0.9, 0.0, true, 0.0).to_string(),
+            "SGD(lr=0.1, momentum=0.9, nesterov=True)"
+        );
+        let adam = Config::Adam {
+            lr: 0.001,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        };
+        assert_eq!(adam.to_string(), "Adam(lr=0.001, betas=(0.9, 0.99))");
     }
 
     #[test]

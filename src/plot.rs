@@ -137,6 +137,8 @@ fn panel<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .x_desc("epoch")
+        .x_labels(epochs.len().clamp(2, 12))
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 14))
         .draw()
         .map_err(|e| e.to_string())?;
@@ -233,26 +235,33 @@ impl Picture for ConfusionPicture<'_> {
                 ("sans-serif", 20),
             )
             .margin(12)
-            .x_label_area_size(110)
-            .y_label_area_size(110)
+            .margin_left(130)
+            .margin_bottom(30)
             .build_cartesian_2d(0..k, 0..k)
             .map_err(|e| e.to_string())?;
-        let label = |i: &usize| names.get(*i).cloned().unwrap_or_default();
-        chart
-            .configure_mesh()
-            .disable_mesh()
-            .x_labels(k)
-            .y_labels(k)
-            .x_label_formatter(&label)
-            .y_label_formatter(&|i| label(&(k - 1 - i.min(&(k - 1)))))
-            .x_label_style(
-                ("sans-serif", 12)
-                    .into_font()
-                    .transform(FontTransform::Rotate90),
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
+        let text = |hpos, ink: &RGBColor| {
+            ("sans-serif", 13)
+                .into_font()
+                .color(ink)
+                .pos(Pos::new(hpos, VPos::Center))
+        };
+        // Row labels `c name` left of the grid, column numbers under it, as in the terminal table.
+        for c in 0..k {
+            let name = format!("{c} {}", names.get(c).map_or("", String::as_str));
+            let (x, y0) = chart.backend_coord(&(0, k - c));
+            let (_, y1) = chart.backend_coord(&(0, k - 1 - c));
+            area.draw_text(&name, &text(HPos::Right, &BLACK), (x - 8, (y0 + y1) / 2))
+                .map_err(|e| e.to_string())?;
+            let (x0, y) = chart.backend_coord(&(c, 0));
+            let (x1, _) = chart.backend_coord(&(c + 1, 0));
+            area.draw_text(
+                &c.to_string(),
+                &text(HPos::Center, &BLACK),
+                ((x0 + x1) / 2, y + 14),
             )
-            .y_label_style(("sans-serif", 12))
-            .draw()
             .map_err(|e| e.to_string())?;
+        }
         // Each cell is shaded by its share of its row (the true class), so rare classes still show.
         for (t, row) in matrix.iter().enumerate() {
             let total = row.iter().sum::<usize>().max(1) as f64;
@@ -269,14 +278,12 @@ impl Picture for ConfusionPicture<'_> {
                 let ink = if share > 0.5 { WHITE } else { BLACK };
                 let (x0, y0) = chart.backend_coord(&(p, y + 1));
                 let (x1, y1) = chart.backend_coord(&(p + 1, y));
-                let style = ("sans-serif", 13).into_font().color(&ink).pos(
-                    plotters::style::text_anchor::Pos::new(
-                        plotters::style::text_anchor::HPos::Center,
-                        plotters::style::text_anchor::VPos::Center,
-                    ),
-                );
-                area.draw_text(&n.to_string(), &style, ((x0 + x1) / 2, (y0 + y1) / 2))
-                    .map_err(|e| e.to_string())?;
+                area.draw_text(
+                    &n.to_string(),
+                    &text(HPos::Center, &ink),
+                    ((x0 + x1) / 2, (y0 + y1) / 2),
+                )
+                .map_err(|e| e.to_string())?;
             }
         }
         Ok(())

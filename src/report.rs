@@ -154,11 +154,17 @@ pub fn evaluation(
         .max()
         .map_or(1, |m| m.to_string().len())
         .max(3);
+    let labels: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
     print!("  {:<width$} ", "");
     (0..k).for_each(|c| print!(" {c:>cell$}"));
     println!();
-    for (c, row) in matrix.iter().enumerate() {
-        print!("  {:<width$} ", format!("{c} {}", names[c]));
+    for (row, label) in matrix.iter().zip(&labels) {
+        print!("  {label:<width$} ");
         row.iter().for_each(|v| print!(" {v:>cell$}"));
         println!();
     }
@@ -169,8 +175,9 @@ pub fn evaluation(
     Ok(())
 }
 
-/// Loads a checkpoint for 28×28 grayscale inputs: `[1, 28, 28]`, or `[784]` for a model without Flatten.
-fn image_model(path: &Path, text: Option<&str>) -> Result<Model> {
+/// Loads a checkpoint for 28×28 grayscale inputs: `[1, 28, 28]`, or `[784]` for a model without
+/// Flatten; with the class names it was trained on, if it records them.
+fn image_model(path: &Path, text: Option<&str>) -> Result<(Model, Option<Vec<String>>)> {
     let ck = checkpoint::read(path)?;
     let text = text.or(ck.model_text()).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
@@ -180,7 +187,11 @@ fn image_model(path: &Path, text: Option<&str>) -> Result<Model> {
     let mut model = Model::build(text, &[1, 28, 28], &mut rng)
         .or_else(|e| Model::build(text, &[784], &mut rng).map_err(|_| e))?;
     ck.load_into(&mut model)?;
-    Ok(model)
+    let names = ck
+        .metadata
+        .get(checkpoint::CLASSES_KEY)
+        .and_then(|j| serde_json::from_str(j).ok());
+    Ok((model, names))
 }
 
 /// Classifies image files and prints the top classes of each with probabilities.
@@ -192,11 +203,13 @@ pub fn predict_images(
     top: usize,
     classes: Option<&str>,
 ) -> Result<()> {
-    let mut model = image_model(checkpoint, text)?;
-    let names = classes.map(|c| {
-        crate::data::source::class_names(c)
-            .unwrap_or_else(|| c.split(',').map(|s| s.trim().to_string()).collect())
-    });
+    let (mut model, recorded) = image_model(checkpoint, text)?;
+    let names = classes
+        .map(|c| {
+            crate::data::source::class_names(c)
+                .unwrap_or_else(|| c.split(',').map(|s| s.trim().to_string()).collect())
+        })
+        .or(recorded);
     // Load every image first, so that a bad file fails before any output.
     let pixels = images
         .iter()

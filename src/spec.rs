@@ -13,7 +13,12 @@ use crate::layers::{
     AvgPool2d, Conv2d, Dropout, Elementwise, Flatten, Layer, LeakyReLU, Linear, MaxPool2d,
     Parallel, ReLU, Sequential, Sigmoid, Softmax, Tanh, Window,
 };
+use crate::tensor::MAX_VALUES;
 use rand::Rng;
+
+/// How deep tuples and layers may nest in model text; deeper text is refused before it can
+/// exhaust the stack of the recursive parser.
+const MAX_DEPTH: usize = 32;
 
 /// The named presets and their text.
 pub const PRESETS: &[(&str, &str)] = &[
@@ -67,6 +72,8 @@ struct Parser<'a> {
     text: &'a str,
     chars: Vec<char>,
     pos: usize,
+    /// How many values enclose the cursor.
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -158,6 +165,20 @@ impl Parser<'_> {
     }
 
     fn value(&mut self) -> Result<Value> {
+        if self.depth == MAX_DEPTH {
+            self.skip_ws();
+            return self.err(
+                self.pos + 1,
+                format!("values nest more than {MAX_DEPTH} deep"),
+            );
+        }
+        self.depth += 1;
+        let value = self.value_inside();
+        self.depth -= 1;
+        value
+    }
+
+    fn value_inside(&mut self) -> Result<Value> {
         let c = self.peek();
         let col = self.pos + 1;
         match c {
@@ -264,6 +285,7 @@ fn parse_calls(text: &str) -> Result<Vec<Call>> {
         text,
         chars: text.chars().collect(),
         pos: 0,
+        depth: 0,
     }
     .model()
 }
@@ -428,6 +450,30 @@ impl<'a> Bound<'a> {
         }
     }
 
+    /// Takes the parameters of a layer, a weight of shape `weight` and `bias` more, from `budget`
+    /// (how many the model may still have), before any of them is allocated.
+    fn take(&self, budget: &mut usize, weight: &[usize], bias: usize) -> Result<()> {
+        let count = weight
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .and_then(|n| n.checked_add(bias));
+        match count {
+            Some(n) if n <= *budget => {
+                *budget -= n;
+                Ok(())
+            }
+            _ => Err(Error::Syntax {
+                text: self.text.to_string(),
+                column: self.call.column,
+                msg: format!(
+                    "{}: a weight of shape {weight:?} takes the model past {MAX_VALUES} parameters \
+                     (2^28, the limit)",
+                    self.call.name
+                ),
+            }),
+        }
+    }
+
     /// An argument PyTorch has that we accept only at its default.
     fn only_default(&self, name: &str, want: &str) -> Result<()> {
         let (v, col) = self.get(name);
@@ -444,11 +490,18 @@ impl<'a> Bound<'a> {
     }
 }
 
-/// Builds one layer from its call, drawing initial weights from `rng`.
+/// Builds one layer from its call, drawing initial weights from `rng`. `budget` is how many
+/// parameters the model may still have (at first [`MAX_VALUES`]); the layer's are taken from it.
 ///
 /// # Errors
-/// An unknown layer, a missing, unknown or ill-typed argument: [`Error::Syntax`] at its column.
-pub fn build(call: &Call, text: &str, rng: &mut impl Rng) -> Result<Box<dyn Layer>> {
+/// An unknown layer, a missing, unknown or ill-typed argument, or parameters beyond `budget`:
+/// [`Error::Syntax`] at its column.
+pub fn build(
+    call: &Call,
+    text: &str,
+    budget: &mut usize,
+    rng: &mut impl Rng,
+) -> Result<Box<dyn Layer>> {
     use Value::{Bool, Float, Int};
     let bind = |params| Bound::new(call, text, params);
     let layer: Box<dyn Layer> = match call.name.as_str() {
@@ -458,12 +511,10 @@ pub fn build(call: &Call, text: &str, rng: &mut impl Rng) -> Result<Box<dyn Laye
                 ("out_features", None),
                 ("bias", Some(Bool(true))),
             ])?;
-            Box::new(Linear::new(
-                b.positive("in_features")?,
-                b.positive("out_features")?,
-                b.flag("bias")?,
-                rng,
-            ))
+            let (inputs, outputs) = (b.positive("in_features")?, b.positive("out_features")?);
+            let bias = b.flag("bias")?;
+            b.take(budget, &[outputs, inputs], if bias { outputs } else { 0 })?;
+            Box::new(Linear::new(inputs, outputs, bias, rng))
         }
         "Conv2d" => {
             let b = bind(vec![
@@ -478,13 +529,21 @@ pub fn build(call: &Call, text: &str, rng: &mut impl Rng) -> Result<Box<dyn Laye
             ])?;
             b.only_default("dilation", "1 (dilation is not supported)")?;
             b.only_default("groups", "1 (grouped convolution is not supported)")?;
+            let (inputs, outputs) = (b.positive("in_channels")?, b.positive("out_channels")?);
+            let kernel = b.pair("kernel_size", 1, None)?;
+            let bias = b.flag("bias")?;
+            b.take(
+                budget,
+                &[outputs, inputs, kernel.0, kernel.1],
+                if bias { outputs } else { 0 },
+            )?;
             Box::new(Conv2d::new(
-                b.positive("in_channels")?,
-                b.positive("out_channels")?,
-                b.pair("kernel_size", 1, None)?,
+                inputs,
+                outputs,
+                kernel,
                 b.pair("stride", 1, None)?,
                 b.pair("padding", 0, None)?,
-                b.flag("bias")?,
+                bias,
                 rng,
             ))
         }
@@ -500,7 +559,7 @@ pub fn build(call: &Call, text: &str, rng: &mut impl Rng) -> Result<Box<dyn Laye
                 stride: b.pair("stride", 1, Some(kernel))?,
                 padding: b.pair("padding", 0, None)?,
             };
-            if window.padding.0 * 2 > kernel.0 || window.padding.1 * 2 > kernel.1 {
+            if window.padding.0 > kernel.0 / 2 || window.padding.1 > kernel.1 / 2 {
                 let col = b.get("padding").1;
                 return b.bad("padding", col, "at most half the kernel size");
             }
@@ -563,7 +622,7 @@ pub fn build(call: &Call, text: &str, rng: &mut impl Rng) -> Result<Box<dyn Laye
             let mut children = Vec::new();
             for (key, value, col) in &call.args {
                 match (key, value) {
-                    (None, Value::Layer(c)) => children.push(build(c, text, rng)?),
+                    (None, Value::Layer(c)) => children.push(build(c, text, budget, rng)?),
                     _ => {
                         return Err(Error::Syntax {
                             text: text.to_string(),
@@ -613,12 +672,12 @@ mod tests {
     }
 
     fn build_err(text: &str) -> String {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
         match parse(text) {
             Err(e) => e.to_string(),
             Ok(calls) => calls
                 .iter()
-                .map(|c| build(c, text, &mut rng))
+                .map(|c| build(c, text, &mut budget, &mut rng))
                 .find_map(|r| r.err())
                 .expect("an error")
                 .to_string(),
@@ -736,11 +795,11 @@ mod tests {
     #[test]
     fn builds_with_pytorch_defaults() {
         let text = "Conv2d(3, 4, (3, 2), stride=(3, 1), padding=2), MaxPool2d(2), AvgPool2d((2, 1), stride=1), LeakyReLU, Softmax, Dropout, Flatten(1)";
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
         let reprs: Vec<String> = parse(text)
             .unwrap()
             .iter()
-            .map(|c| build(c, text, &mut rng).unwrap().to_string())
+            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
             .collect();
         assert_eq!(
             reprs,

@@ -5,6 +5,11 @@
 
 use crate::error::{Error, Result};
 
+/// The most values one tensor may hold per sample (a layer's output, a convolution's patch matrix),
+/// and the most parameters one model may have: 2^28, 1 GiB of `f32`. Model text that asks for more
+/// is refused when the model is built, not left to fail an allocation later.
+pub const MAX_VALUES: usize = 1 << 28;
+
 /// A dense row-major tensor of `f32`.
 ///
 /// # Shapes
@@ -51,6 +56,27 @@ impl Tensor {
         buf.shape.clear();
         buf.shape.extend_from_slice(shape);
         buf
+    }
+
+    /// Reuses the allocation of `buf` for a tensor of `shape` that the caller overwrites in full.
+    ///
+    /// Unlike [`Tensor::recycle`] the values are not zeroed (they are left from before, and zero where
+    /// the buffer grows): on a conv layer's output that saves a pass over megabytes of memory.
+    pub fn reuse(mut buf: Tensor, shape: &[usize]) -> Self {
+        buf.data.resize(shape.iter().product(), 0.0);
+        buf.shape.clear();
+        buf.shape.extend_from_slice(shape);
+        buf
+    }
+
+    /// `self`, or else (when `self` is empty) the buffer of `stale`: a layer's spare buffer, or else
+    /// the input cached by a forward that no backward followed. In evaluation nothing calls backward
+    /// to hand a buffer back, so this is what keeps an inference loop from allocating every batch.
+    pub fn or_stale(self, stale: Option<Tensor>) -> Tensor {
+        match stale {
+            Some(t) if self.data.is_empty() => t,
+            _ => self,
+        }
     }
 
     /// The shape.
@@ -137,6 +163,24 @@ mod tests {
         assert_eq!(r.shape(), &[2, 8]);
         assert!(r.data().iter().all(|&v| v == 0.0));
         assert_eq!(r.data().as_ptr(), ptr);
+    }
+
+    #[test]
+    fn reuse_keeps_allocation_and_resizes() {
+        let t = Tensor::new(&[4, 4], vec![1.0; 16]).unwrap();
+        let ptr = t.data().as_ptr();
+        let r = Tensor::reuse(t, &[3, 5]);
+        assert_eq!((r.shape(), r.len()), (&[3, 5][..], 15));
+        assert_eq!(r.data().as_ptr(), ptr);
+        assert_eq!(Tensor::reuse(r, &[2, 9]).data()[15..], [0.0; 3]);
+    }
+
+    #[test]
+    fn or_stale_prefers_a_non_empty_spare() {
+        let (spare, stale) = (Tensor::zeros(&[2]), Tensor::zeros(&[3]));
+        assert_eq!(spare.clone().or_stale(Some(stale.clone())).len(), 2);
+        assert_eq!(Tensor::default().or_stale(Some(stale)).len(), 3);
+        assert!(Tensor::default().or_stale(None).is_empty());
     }
 
     #[test]

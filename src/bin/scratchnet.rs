@@ -173,7 +173,7 @@ struct PredictArgs {
     /// How many classes to print per image.
     #[arg(long, default_value_t = 3)]
     top: usize,
-    /// Class names for the printout: fashion-mnist, mnist, or a comma-separated list.
+    /// Class names for the printout: fashion-mnist, mnist, or a comma-separated list (default: the names the checkpoint records).
     #[arg(long)]
     classes: Option<String>,
 }
@@ -239,7 +239,15 @@ struct DownloadArgs {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        // One line: the error and those of its causes that it does not already quote.
+        let mut line = String::new();
+        for cause in e.chain().map(|c| c.to_string()) {
+            if !line.contains(&cause) {
+                line += if line.is_empty() { "" } else { ": " };
+                line += &cause;
+            }
+        }
+        eprintln!("error: {}", line.replace('\n', " "));
         std::process::exit(1);
     }
 }
@@ -426,7 +434,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if !a.quiet {
         println!("{}", trainer.model.summary_table());
         println!(
-            "training on {} samples{}, {} loss, {:?}, batch {}, epochs {} → {}",
+            "training on {} samples{}, {} loss, {}, batch {}, epochs {} → {}",
             train.len(),
             test.as_ref()
                 .map_or(String::new(), |t| format!(" (testing on {})", t.len())),
@@ -451,7 +459,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
 
     let save = |trainer: &mut Trainer, path: &Path| -> Result<()> {
-        let meta = resume::metadata(trainer, &data_args)?;
+        let mut meta = resume::metadata(trainer, &data_args)?;
+        if let Some(names) = &train.class_names {
+            meta.insert(
+                checkpoint::CLASSES_KEY.into(),
+                serde_json::to_string(names)?,
+            );
+        }
         checkpoint::save(&mut trainer.model, path, &meta)?;
         Ok(())
     };

@@ -237,13 +237,15 @@ fn parse_header(text: &str, at: usize) -> std::result::Result<Header, String> {
             other => {
                 return Err(format!(
                     "bad header at byte {key_at}: expected the key 'descr', 'fortran_order' or \
-                     'shape', got '{other}'"
+                     'shape', got '{}'",
+                    other.escape_debug()
                 ));
             }
         };
         if repeated {
             return Err(format!(
-                "bad header at byte {key_at}: key '{key}' appears twice"
+                "bad header at byte {key_at}: key '{}' appears twice",
+                key.escape_debug()
             ));
         }
         if !p.eat(',') {
@@ -411,6 +413,8 @@ impl Dtype {
             "<u8" => Dtype::U8,
             "|b1" | "<b1" => Dtype::B1,
             _ => {
+                // Escaped: the text comes from the file and may hold a newline.
+                let descr = descr.escape_debug().to_string();
                 let hint = match descr.strip_prefix('>') {
                     Some(rest) => {
                         format!(" (big-endian; convert with a.astype('<{rest}') before saving)")

@@ -7,6 +7,8 @@
 //! `col2im` is its adjoint: it adds every entry back onto the pixel it came from, which is exactly
 //! ∂L/∂x given ∂L/∂cols.
 
+use crate::tensor::MAX_VALUES;
+
 /// The sizes of one 2-D convolution (or pooling) window sweep over one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geom {
@@ -24,7 +26,8 @@ pub struct Geom {
 }
 
 impl Geom {
-    /// The geometry, or `None` when the (padded) input is smaller than the kernel.
+    /// The geometry, or `None` when the (padded) input is smaller than the kernel, a stride is 0,
+    /// or the patch matrix (C·KH·KW rows, OH·OW columns) would hold more than [`MAX_VALUES`] values.
     /// `OH = ⌊(H + 2·PH − KH) / SH⌋ + 1`, likewise `OW`.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -38,11 +41,15 @@ impl Geom {
         let (kh, kw) = k;
         let (sh, sw) = s;
         let (ph, pw) = p;
-        if h + 2 * ph < kh || w + 2 * pw < kw || sh == 0 || sw == 0 {
-            return None;
-        }
-        let oh = (h + 2 * ph - kh) / sh + 1;
-        let ow = (w + 2 * pw - kw) / sw + 1;
+        let out = |size: usize, k: usize, s: usize, p: usize| {
+            let swept = p.checked_mul(2)?.checked_add(size)?.checked_sub(k)?;
+            Some(swept.checked_div(s)? + 1)
+        };
+        let (oh, ow) = (out(h, kh, sh, ph)?, out(w, kw, sw, pw)?);
+        [c, kh, kw, oh, ow]
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .filter(|&n| n <= MAX_VALUES)?;
         Some(Geom {
             c,
             h,
@@ -86,6 +93,19 @@ impl Geom {
             .div_ceil(self.sw)
             .clamp(lo, self.ow);
         (lo, hi)
+    }
+}
+
+/// What a sweep with kernel `k` and padding `p` needs of a per-sample input `[C, H, W]`, for
+/// messages: `H ≥ …, W ≥ …`, and the size limit too when `input` is that large but still refused.
+pub fn requirement(input: &[usize], k: (usize, usize), p: (usize, usize)) -> String {
+    let least = |k: usize, p: usize| k.saturating_sub(p.saturating_mul(2)).max(1);
+    let (h, w) = (least(k.0, p.0), least(k.1, p.1));
+    match *input {
+        [_, ih, iw] if ih >= h && iw >= w => {
+            format!("H ≥ {h}, W ≥ {w}, and at most {MAX_VALUES} values under its windows")
+        }
+        _ => format!("H ≥ {h}, W ≥ {w}"),
     }
 }
 

@@ -7,7 +7,7 @@ use crate::init;
 use crate::kernels::Op;
 use crate::kernels::elementwise::{add, sum};
 use crate::kernels::gemm::matmul_serial;
-use crate::kernels::im2col::{Geom, col2im, im2col};
+use crate::kernels::im2col::{Geom, col2im, im2col, requirement};
 use crate::tensor::Tensor;
 use rand::Rng;
 use rayon::prelude::*;
@@ -106,10 +106,18 @@ impl Layer for Conv2d {
             .map(|g| vec![self.out_channels, g.oh, g.ow])
             .ok_or_else(|| {
                 format!(
-                    "[C={}, H ≥ {}, W ≥ {}]",
+                    "[C={}, {}]",
                     self.in_channels,
-                    self.kernel.0.saturating_sub(2 * self.padding.0).max(1),
-                    self.kernel.1.saturating_sub(2 * self.padding.1).max(1)
+                    // The size limit is news only when the channels are right.
+                    requirement(
+                        if input.first() == Some(&self.in_channels) {
+                            input
+                        } else {
+                            &[]
+                        },
+                        self.kernel,
+                        self.padding
+                    )
                 )
             })
     }
@@ -120,7 +128,8 @@ impl Layer for Conv2d {
             .geom(&x.shape()[1..])
             .ok_or_else(|| Error::invalid(format!("{self}: cannot take input {:?}", x.shape())))?;
         let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
-        let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &[n, oc, g.oh, g.ow]);
+        let buf = std::mem::take(&mut self.spare).or_stale(self.x.take().map(|(x, _)| x));
+        let mut y = Tensor::reuse(buf, &[n, oc, g.oh, g.ow]);
         let (w, bias) = (
             self.weight.value.data(),
             self.bias.as_ref().map(|b| b.value.data()),
@@ -271,6 +280,27 @@ mod tests {
             &[2, 3, 4, 6],
             0.0,
         );
+    }
+
+    #[test]
+    fn backward_params_gives_the_same_parameter_gradients() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let x = init::uniform(&[3, 2, 6, 5], -1.0, 1.0, &mut rng);
+        let gy = init::uniform(&[3, 4, 6, 5], -1.0, 1.0, &mut rng);
+        let grads = |params_only: bool| {
+            let mut c = conv(2, 4, (3, 3), (1, 1), (1, 1), true);
+            c.forward(x.clone(), Mode::Train { seed: 0 }).unwrap();
+            let gx = if params_only {
+                c.backward_params(gy.clone())
+            } else {
+                c.backward(gy.clone())
+            };
+            assert_eq!(gx.unwrap().shape(), x.shape());
+            let mut g = Vec::new();
+            c.visit_params("", &mut |_, p| g.extend_from_slice(p.grad.data()));
+            g
+        };
+        assert_eq!(grads(true), grads(false));
     }
 
     #[test]

@@ -26,7 +26,8 @@ impl Flatten {
         }
     }
 
-    /// The flattened shape of a batched shape, if the dimensions are in range.
+    /// The flattened shape of a batched shape, if the dimensions are in range (and their product
+    /// fits a `usize`).
     fn flat(&self, shape: &[usize]) -> Option<Vec<usize>> {
         let rank = shape.len() as i64;
         let norm = |d: i64| if d < 0 { d + rank } else { d };
@@ -36,7 +37,11 @@ impl Flatten {
         }
         let (s, e) = (s as usize, e as usize);
         let mut out = shape[..s].to_vec();
-        out.push(shape[s..=e].iter().product());
+        out.push(
+            shape[s..=e]
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))?,
+        );
         out.extend_from_slice(&shape[e + 1..]);
         Some(out)
     }

@@ -18,6 +18,7 @@ impl Default for LeakyReLU {
 }
 
 impl Activation for LeakyReLU {
+    const DF_USES_Y: bool = false;
     fn f(&self, x: f32) -> f32 {
         if x > 0.0 { x } else { self.negative_slope * x }
     }

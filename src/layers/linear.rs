@@ -76,7 +76,8 @@ impl Layer for Linear {
         let rows = x.len() / self.in_features;
         let mut shape = x.shape().to_vec();
         *shape.last_mut().unwrap() = self.out_features;
-        let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &shape);
+        let buf = std::mem::take(&mut self.spare).or_stale(self.x.take());
+        let mut y = Tensor::reuse(buf, &shape);
         let (i, o) = (self.in_features, self.out_features);
         // Each row starts as the bias, and the product adds onto it: one pass over y, not two.
         if let Some(b) = &self.bias {
@@ -159,7 +160,7 @@ impl Linear {
             return Ok(x);
         }
         let shape = x.shape().to_vec();
-        let mut grad_x = Tensor::recycle(x, &shape);
+        let mut grad_x = Tensor::reuse(x, &shape);
         let grad_y = &self.spare;
         matmul(
             grad_x.data_mut(),
@@ -214,6 +215,27 @@ mod tests {
                 "spread should reach the bound, max {max}"
             );
         });
+    }
+
+    #[test]
+    fn backward_params_gives_the_same_parameter_gradients() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
+        let x = init::uniform(&[5, 7], -1.0, 1.0, &mut rng);
+        let gy = init::uniform(&[5, 3], -1.0, 1.0, &mut rng);
+        let grads = |params_only: bool| {
+            let mut l = Linear::new(7, 3, true, &mut rand_chacha::ChaCha8Rng::seed_from_u64(4));
+            l.forward(x.clone(), Mode::Train { seed: 0 }).unwrap();
+            let gx = if params_only {
+                l.backward_params(gy.clone())
+            } else {
+                l.backward(gy.clone())
+            };
+            assert_eq!(gx.unwrap().shape(), x.shape());
+            let mut g = Vec::new();
+            l.visit_params("", &mut |_, p| g.extend_from_slice(p.grad.data()));
+            g
+        };
+        assert_eq!(grads(true), grads(false));
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub use softmax::Softmax;
 pub use tanh::Tanh;
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{MAX_VALUES, Tensor};
 use std::fmt;
 
 /// A learnable tensor and the gradient accumulated for it.
@@ -102,14 +102,24 @@ pub trait Layer: fmt::Display + Send {
     /// [`Layer::output_shape`] with a full error: it names this layer by its `index` path, what it
     /// expects, what it got, and `from` where that came from. Containers check child by child, so the
     /// error names the innermost layer that refuses.
+    /// The output must hold at most [`MAX_VALUES`] values per sample.
     fn check(&self, index: &str, input: &[usize], from: &str) -> Result<Vec<usize>> {
-        self.output_shape(input).map_err(|expected| Error::Shape {
+        let output = self.output_shape(input).map_err(|expected| Error::Shape {
             index: index.to_string(),
             layer: one_line(self),
             expected,
             got: input.to_vec(),
             after: from.to_string(),
-        })
+        })?;
+        let values = output.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+        if values.is_none_or(|n| n > MAX_VALUES) {
+            return Err(Error::invalid(format!(
+                "layer {index} ({}) would output {output:?} per sample for input {input:?}{from}: \
+                 more than {MAX_VALUES} values (2^28, the limit)",
+                one_line(self)
+            )));
+        }
+        Ok(output)
     }
 
     /// `y = f(x)` for a batch `x: [N, …]`; keeps what `backward` needs.

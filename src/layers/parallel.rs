@@ -51,7 +51,7 @@ impl Layer for Parallel {
             out = Some(match out {
                 None => s,
                 Some(mut o) if o.len() == s.len() && !s.is_empty() && o[1..] == s[1..] => {
-                    o[0] += s[0];
+                    o[0] = o[0].saturating_add(s[0]);
                     o
                 }
                 Some(_) => return Err("branch outputs that differ only in dimension 1".into()),

@@ -1,6 +1,6 @@
 //! The window that both pooling layers slide over each channel plane.
 
-use crate::kernels::im2col::Geom;
+use crate::kernels::im2col::{Geom, requirement};
 use std::fmt;
 
 /// A pooling window: kernel, stride and padding, each `(h, w)`.
@@ -24,14 +24,7 @@ impl Window {
     pub fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         self.geom(input)
             .map(|g| vec![g.c, g.oh, g.ow])
-            .ok_or_else(|| {
-                let (k, p) = (self.kernel, self.padding);
-                format!(
-                    "[C, H ≥ {}, W ≥ {}]",
-                    k.0.saturating_sub(2 * p.0).max(1),
-                    k.1.saturating_sub(2 * p.1).max(1)
-                )
-            })
+            .ok_or_else(|| format!("[C, {}]", requirement(input, self.kernel, self.padding)))
     }
 }
 

@@ -8,6 +8,7 @@ use std::fmt;
 pub struct ReLU;
 
 impl Activation for ReLU {
+    const DF_USES_Y: bool = false;
     fn f(&self, x: f32) -> f32 {
         x.max(0.0)
     }
