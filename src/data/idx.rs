@@ -116,9 +116,13 @@ fn magic(ndims: usize) -> usize {
 }
 
 /// Decompresses a whole gzip file.
+/// Decompresses at most [`MAX_VALUES`](crate::tensor::MAX_VALUES) elements plus the largest header,
+/// so that a small hostile file cannot expand into all of memory.
 fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
+    let limit = (crate::tensor::MAX_VALUES + 4 + 4 * 255) as u64;
     let mut out = Vec::new();
     MultiGzDecoder::new(raw)
+        .take(limit + 1)
         .read_to_end(&mut out)
         .map_err(|e| {
             Error::format(
@@ -130,6 +134,12 @@ fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
                 ),
             )
         })?;
+    if out.len() as u64 > limit {
+        return Err(Error::format(
+            path,
+            format!("decompresses to more than {limit} bytes, the most an IDX file may hold here"),
+        ));
+    }
     Ok(out)
 }
 
@@ -352,6 +362,23 @@ mod tests {
             message(read_labels(&images).unwrap_err()),
             "expected an IDX labels file (magic 2049, 1 dimension(s)), got an images file \
              (magic 2051, dims [1, 1, 1])"
+        );
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_the_limit() {
+        // 300 MB of zeros compress to about 300 KB: more than any IDX file may hold.
+        let mut enc = GzEncoder::new(Vec::new(), Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            enc.write_all(&zeros).unwrap();
+        }
+        let bomb = enc.finish().unwrap();
+        assert!(bomb.len() < 1 << 20);
+        let msg = message(parse_idx(bomb, Path::new("bomb.gz")).unwrap_err());
+        assert!(
+            msg.starts_with("decompresses to more than 268436480 bytes"),
+            "{msg}"
         );
     }
 
