@@ -139,35 +139,77 @@ impl Model {
         rows
     }
 
-    /// The summary as a table, with the total parameter count.
+    /// The summary as a table, with the total parameter count. A container (`Parallel`,
+    /// `Sequential`) gets a row of its own, then one indented row per child (`2.0`, `2.1`).
     pub fn summary_table(&mut self) -> String {
-        let rows = self.summary();
-        let width = rows
+        // (index, layer, output shape, params) as printed.
+        let mut lines: Vec<(String, String, String, usize)> = Vec::new();
+        for (r, layer) in self
+            .summary()
+            .into_iter()
+            .zip(self.net.layers_mut().iter_mut())
+        {
+            let children: Vec<(String, String)> = layer
+                .children()
+                .iter()
+                .map(|(name, l)| (name.clone(), crate::layers::one_line(*l)))
+                .collect();
+            if children.is_empty() {
+                lines.push((
+                    r.index.to_string(),
+                    r.layer,
+                    shape_str(&r.output_shape),
+                    r.params,
+                ));
+                continue;
+            }
+            let mut per_child = std::collections::HashMap::<String, usize>::new();
+            layer.visit_params("", &mut |name, p| {
+                let child = name.split('.').next().unwrap_or_default().to_string();
+                *per_child.entry(child).or_default() += p.value.len();
+            });
+            let kind = r.layer.split('(').next().unwrap_or_default().to_string();
+            lines.push((
+                r.index.to_string(),
+                kind,
+                shape_str(&r.output_shape),
+                r.params,
+            ));
+            for (name, text) in children {
+                let params = per_child.get(&name).copied().unwrap_or(0);
+                lines.push((
+                    format!("{}.{name}", r.index),
+                    format!("  {text}"),
+                    String::new(),
+                    params,
+                ));
+            }
+        }
+        let width = lines
             .iter()
-            .map(|r| r.layer.chars().count())
+            .map(|l| l.1.chars().count())
             .max()
             .unwrap_or(5)
             .max(5);
+        let iw = lines.iter().map(|l| l.0.len()).max().unwrap_or(1).max(3);
         let mut s = format!(
-            "{:>3}  {:<width$}  {:<18}  {:>10}\n",
+            "{:<iw$}  {:<width$}  {:<18}  {:>10}\n",
             "#", "layer", "output shape", "params"
         );
         s += &format!(
-            "{:>3}  {:<width$}  {:<18}\n",
+            "{:<iw$}  {:<width$}  {:<18}\n",
             "",
             "input",
             shape_str(&self.input_shape)
         );
-        for r in &rows {
-            s += &format!(
-                "{:>3}  {:<width$}  {:<18}  {:>10}\n",
-                r.index,
-                r.layer,
-                shape_str(&r.output_shape),
-                r.params
-            );
+        for (index, layer, shape, params) in &lines {
+            s += &format!("{index:<iw$}  {layer:<width$}  {shape:<18}  {params:>10}\n");
         }
-        let total: usize = rows.iter().map(|r| r.params).sum();
+        let total: usize = lines
+            .iter()
+            .filter(|l| !l.0.contains('.'))
+            .map(|l| l.3)
+            .sum();
         s += &format!("total parameters: {total}");
         s
     }
@@ -180,6 +222,35 @@ mod tests {
 
     fn rng() -> rand_chacha::ChaCha8Rng {
         rand_chacha::ChaCha8Rng::seed_from_u64(0)
+    }
+
+    #[test]
+    fn summary_table_lists_container_children_with_their_parameters() {
+        let text = "Conv2d(1,8,3,stride=2), Parallel(Conv2d(8,4,3,padding=1), Conv2d(8,4,1)), Flatten, Linear(1352,10)";
+        let t = Model::build(text, &[1, 28, 28], &mut rng())
+            .unwrap()
+            .summary_table();
+        let line = |start: &str| {
+            t.lines()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("{t}"))
+        };
+        assert!(
+            line("1 ").contains("Parallel")
+                && line("1 ").contains("[8, 13, 13]")
+                && line("1 ").ends_with(" 328"),
+            "{t}"
+        );
+        assert!(
+            line("1.0").contains("Conv2d(8, 4, kernel_size=(3, 3)")
+                && line("1.0").ends_with(" 292"),
+            "{t}"
+        );
+        assert!(line("1.1").ends_with(" 36"), "{t}");
+        assert!(
+            t.ends_with("total parameters: 13938"),
+            "children are not counted twice: {t}"
+        );
     }
 
     #[test]
