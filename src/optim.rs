@@ -244,7 +244,13 @@ impl Optimizer {
                 }
             }
             g.fill(0.0);
-            if first_bad.is_none() && !w.iter().all(|v| v.is_finite()) {
+            // A NaN or ±inf has every exponent bit set; OR-ing over all values (no early exit)
+            // vectorises, where `all(is_finite)` does not.
+            const EXP: u32 = 0x7f80_0000;
+            let bad = w
+                .iter()
+                .fold(false, |acc, v| acc | (v.to_bits() & EXP == EXP));
+            if first_bad.is_none() && bad {
                 first_bad = Some(name.to_string());
             }
         });

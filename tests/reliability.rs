@@ -85,7 +85,10 @@ fn sigint_finishes_the_batch_saves_and_resume_matches_one_go() {
     let status = child.wait().unwrap();
     let out = seen.join("\n");
     assert_eq!(status.code(), Some(130), "{out}");
-    assert!(out.contains("interrupted in epoch ") && out.contains(" after batch "), "{out}");
+    assert!(
+        out.contains("interrupted in epoch ") && out.contains(" after batch "),
+        "{out}"
+    );
     assert!(
         out.contains(&format!(
             "Resume with:\n  scratchnet train --resume {} --epochs 150",

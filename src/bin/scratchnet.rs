@@ -478,12 +478,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             trainer.schedule.batch_size,
             a.quiet,
         );
-        let outcome = trainer.run_epoch(
-            &train,
-            test.as_ref(),
-            Some(&interrupt),
-            &mut |done, total, loss| progress.update(done, total, loss),
-        );
+        // On a pool thread, each product's two halves start at once (the caller runs one, the other
+        // core steals the second) instead of both being sent to the pool from outside.
+        let outcome = rayon::scope(|_| {
+            trainer.run_epoch(
+                &train,
+                test.as_ref(),
+                Some(&interrupt),
+                &mut |done, total, loss| progress.update(done, total, loss),
+            )
+        });
         progress.finish();
         let outcome = match outcome {
             Ok(o) => o,
