@@ -1,9 +1,9 @@
 //! `AvgPool2d(kernel_size, stride=kernel_size, padding=0)`, as `torch.nn.AvgPool2d` with
 //! `count_include_pad=True` (padding counts as zeros in the mean).
 
-use super::pool::{Pair, Window};
+use super::pool::Window;
 use super::{Layer, Mode, no_forward};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::fmt;
@@ -32,14 +32,7 @@ impl AvgPool2d {
 
 impl fmt::Display for AvgPool2d {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self.window;
-        write!(
-            f,
-            "AvgPool2d(kernel_size={}, stride={}, padding={})",
-            Pair(w.kernel),
-            Pair(w.stride),
-            Pair(w.padding)
-        )
+        write!(f, "AvgPool2d({})", self.window)
     }
 }
 
@@ -50,10 +43,7 @@ impl Layer for AvgPool2d {
 
     fn forward(&mut self, x: Tensor, _mode: Mode) -> Result<Tensor> {
         let n = x.shape()[0];
-        let g = self
-            .window
-            .geom(&x.shape()[1..])
-            .ok_or_else(|| Error::invalid(format!("{self}: cannot take input {:?}", x.shape())))?;
+        let g = self.window.batch_geom(self, &x)?;
         let scale = 1.0 / (g.kh * g.kw) as f32;
         let mut y = Tensor::recycle(std::mem::take(&mut self.spare), &[n, g.c, g.oh, g.ow]);
         y.data_mut()

@@ -1,8 +1,8 @@
 //! `MaxPool2d(kernel_size, stride=kernel_size, padding=0)`, as `torch.nn.MaxPool2d`.
 
-use super::pool::{Pair, Window};
+use super::pool::Window;
 use super::{Layer, Mode, no_forward};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::im2col::Geom;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -32,14 +32,7 @@ impl MaxPool2d {
 
 impl fmt::Display for MaxPool2d {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let w = self.window;
-        write!(
-            f,
-            "MaxPool2d(kernel_size={}, stride={}, padding={}, dilation=1, ceil_mode=False)",
-            Pair(w.kernel),
-            Pair(w.stride),
-            Pair(w.padding)
-        )
+        write!(f, "MaxPool2d({}, dilation=1, ceil_mode=False)", self.window)
     }
 }
 
@@ -50,10 +43,7 @@ impl Layer for MaxPool2d {
 
     fn forward(&mut self, x: Tensor, _mode: Mode) -> Result<Tensor> {
         let n = x.shape()[0];
-        let g = self
-            .window
-            .geom(&x.shape()[1..])
-            .ok_or_else(|| Error::invalid(format!("{self}: cannot take input {:?}", x.shape())))?;
+        let g = self.window.batch_geom(self, &x)?;
         let (plane, out) = (g.h * g.w, g.oh * g.ow);
         let mut y = Tensor::reuse(std::mem::take(&mut self.spare), &[n, g.c, g.oh, g.ow]);
         let mut argmax = match self.argmax.take() {
