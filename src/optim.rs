@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -172,7 +173,7 @@ impl Optimizer {
         let config = &self.config;
         model.visit_params("", &mut |name, p| {
             let (w, g) = (p.value.data_mut(), p.grad.data_mut());
-            match *config {
+            let bad = match *config {
                 Config::Sgd {
                     lr,
                     momentum,
@@ -204,7 +205,7 @@ impl Optimizer {
                             g.copy_from_slice(b);
                         }
                     }
-                    w.iter_mut().zip(g.iter()).for_each(|(w, g)| *w += -lr * g);
+                    descend(w, g, lr)
                 }
                 Config::Adam {
                     lr,
@@ -241,21 +242,41 @@ impl Optimizer {
                         let denom = v.sqrt() / bc2_sqrt as f32 + eps;
                         *w += -step_size * (m / denom);
                     }
+                    g.fill(0.0);
+                    w.iter().fold(false, |acc, &v| acc | non_finite(v))
                 }
-            }
-            g.fill(0.0);
-            // A NaN or ±inf has every exponent bit set; OR-ing over all values (no early exit)
-            // vectorises, where `all(is_finite)` does not.
-            const EXP: u32 = 0x7f80_0000;
-            let bad = w
-                .iter()
-                .fold(false, |acc, v| acc | (v.to_bits() & EXP == EXP));
+            };
             if first_bad.is_none() && bad {
                 first_bad = Some(name.to_string());
             }
         });
         first_bad
     }
+}
+
+/// NaN or ±inf: every exponent bit set. Folding this with `|` (no early exit) vectorises, where
+/// `all(is_finite)` does not.
+fn non_finite(v: f32) -> bool {
+    const EXP: u32 = 0x7f80_0000;
+    v.to_bits() & EXP == EXP
+}
+
+/// The last pass of an SGD step, fused: `θ ← θ − η·d`, `g ← 0`, and whether any θ went NaN or
+/// infinite. The pass is memory-bound, so large tensors are split across the cores.
+fn descend(w: &mut [f32], g: &mut [f32], lr: f32) -> bool {
+    const CHUNK: usize = 1 << 15;
+    w.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks_mut(CHUNK))
+        .map(|(w, g)| {
+            let mut bad = false;
+            for (w, g) in w.iter_mut().zip(g.iter_mut()) {
+                *w += -lr * *g;
+                *g = 0.0;
+                bad |= non_finite(*w);
+            }
+            bad
+        })
+        .reduce(|| false, |a, b| a | b)
 }
 
 /// Zeroes every parameter gradient of `model`.
