@@ -11,13 +11,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Everything that can go wrong with user input.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be opened, read or written.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file could not be opened, read or written. The I/O error is part of the message, so it is
+    /// not also reported as a separate cause (which would print it twice).
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// A file was read but its contents are not what they should be (IDX, .npy, safetensors, image).
     #[error("{}: {msg}", path.display())]
     Format { path: PathBuf, msg: String },
@@ -75,7 +72,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
 

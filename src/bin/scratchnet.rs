@@ -239,15 +239,7 @@ struct DownloadArgs {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        // One line: the error and those of its causes that it does not already quote.
-        let mut line = String::new();
-        for cause in e.chain().map(|c| c.to_string()) {
-            if !line.contains(&cause) {
-                line += if line.is_empty() { "" } else { ": " };
-                line += &cause;
-            }
-        }
-        eprintln!("error: {}", line.replace('\n', " "));
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
     }
 }
