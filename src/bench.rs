@@ -8,7 +8,7 @@ use crate::layers::Layer;
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::optim::{Config, Optimizer};
-use crate::train::{Position, Schedule, Trainer, evaluate};
+use crate::train::{Schedule, Trainer, evaluate};
 use rand::SeedableRng;
 use serde::Serialize;
 use std::time::Instant;
@@ -80,25 +80,13 @@ pub fn bench(
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let model = Model::build(model_text, train.sample_shape(), &mut rng)?;
     let flops = train_flops_per_sample(&model) * train.len() as f64;
-    let sgd = Config::Sgd {
-        lr: 0.1,
-        momentum: 0.0,
-        dampening: 0.0,
-        weight_decay: 0.0,
-        nesterov: false,
+    let schedule = Schedule {
+        batch_size: 50,
+        shuffle: true,
+        seed: 0,
     };
-    let mut trainer = Trainer {
-        model,
-        optimizer: Optimizer::new(sgd)?,
-        loss: Loss::CrossEntropy,
-        schedule: Schedule {
-            batch_size: 50,
-            shuffle: true,
-            seed: 0,
-        },
-        position: Position::default(),
-        history: Vec::new(),
-    };
+    let optimizer = Optimizer::new(Config::sgd(0.1))?;
+    let mut trainer = Trainer::new(model, optimizer, Loss::CrossEntropy, schedule);
     // Warm-up: 20 batches, so that every buffer has its size before the clock starts.
     let warm = train.limit(1000);
     trainer.run_epoch(&warm, None, None, &mut |_, _, _| {})?;

@@ -94,17 +94,18 @@ impl Config {
     /// # Errors
     /// A value out of range, named.
     pub fn validate(&self) -> Result<()> {
+        let (Config::Sgd { lr, .. } | Config::Adam { lr, .. }) = *self;
+        if !(lr > 0.0 && lr.is_finite()) {
+            return Err(Error::invalid(format!("--lr must be > 0, got {lr}")));
+        }
         match *self {
             Config::Sgd {
-                lr,
                 momentum,
                 dampening,
                 weight_decay,
                 nesterov,
+                ..
             } => {
-                if !(lr > 0.0 && lr.is_finite()) {
-                    return Err(Error::invalid(format!("--lr must be > 0, got {lr}")));
-                }
                 if !(momentum >= 0.0 && weight_decay >= 0.0 && dampening.is_finite()) {
                     return Err(Error::invalid(format!(
                         "--momentum and --weight-decay must be ≥ 0, got {momentum} and {weight_decay}"
@@ -117,15 +118,12 @@ impl Config {
                 }
             }
             Config::Adam {
-                lr,
                 beta1,
                 beta2,
                 eps,
                 weight_decay,
+                ..
             } => {
-                if !(lr > 0.0 && lr.is_finite()) {
-                    return Err(Error::invalid(format!("--lr must be > 0, got {lr}")));
-                }
                 if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
                     return Err(Error::invalid(format!(
                         "Adam betas must be in [0, 1), got {beta1}, {beta2}"

@@ -9,7 +9,7 @@ use scratchnet::checkpoint::{self, Checkpoint};
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::npy::{NpyData, read_npy};
 use scratchnet::optim::{Config, Optimizer};
-use scratchnet::train::{Position, Schedule, Trainer};
+use scratchnet::train::{Schedule, Trainer};
 use scratchnet::{Layer, Loss, Mode, Model, Tensor};
 use std::path::{Path, PathBuf};
 
@@ -135,18 +135,13 @@ fn check(name: &str) {
     // single elements: where a gradient is near ε (here 63% of lenet's 7.weight gradients are 0 and a
     // few are ~1e-8 left over from cancellation), m̂/(√v̂ + ε) turns last-bit differences of the
     // gradient sum into visible differences of the step, as it would between two PyTorch backends.
-    let mut trainer = Trainer {
-        model: load(&case, &init),
-        optimizer: Optimizer::new(case.optimizer.clone()).unwrap(),
-        loss,
-        schedule: Schedule {
-            batch_size: case.batch_size,
-            shuffle: false,
-            seed: 0,
-        },
-        position: Position::default(),
-        history: Vec::new(),
+    let schedule = Schedule {
+        batch_size: case.batch_size,
+        shuffle: false,
+        seed: 0,
     };
+    let optimizer = Optimizer::new(case.optimizer.clone()).unwrap();
+    let mut trainer = Trainer::new(load(&case, &init), optimizer, loss, schedule);
     while trainer.position.epoch < case.epochs {
         trainer
             .run_epoch(&data, None, None, &mut |_, _, _| {})

@@ -9,7 +9,7 @@ use scratchnet::data::source::{self, DataArgs};
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
-use scratchnet::train::{self, Outcome, Position, Schedule, Trainer};
+use scratchnet::train::{self, Outcome, Schedule, Trainer};
 use scratchnet::{Loss, init::Init};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -367,20 +367,19 @@ fn check_train_flags(a: &TrainArgs) -> Result<()> {
 fn train_cmd(a: TrainArgs) -> Result<()> {
     check_train_flags(&a)?;
     // Everything is checked before the first batch: flags, data, model, checkpoint.
-    let (mut trainer, data_args) = match &a.resume {
-        Some(path) => {
-            let r = Resume::read(path)?;
-            let data_args = if a.data.is_given() {
-                a.data.clone()
-            } else {
-                r.data.clone()
-            };
-            let (train, _) = source::load(&data_args)?;
+    // A resumed run takes its data flags from the checkpoint unless new ones are given.
+    let resume = a.resume.as_deref().map(Resume::read).transpose()?;
+    let data_args = match &resume {
+        Some(r) if !a.data.is_given() => r.data.clone(),
+        _ => a.data.clone(),
+    };
+    let (train, test) = source::load(&data_args)?;
+    let mut trainer = match (resume, &a.resume) {
+        (Some(r), Some(path)) => {
             let (model, ck) = load_model(path, None, train.sample_shape())?;
-            (r.into_trainer(model, &ck)?, data_args)
+            r.into_trainer(model, &ck)?
         }
-        None => {
-            let (train, _) = source::load(&a.data)?;
+        _ => {
             let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
             let model = match (&a.model, &a.init) {
                 (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
@@ -396,22 +395,15 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                     "give --model TEXT (or a preset: mlp, seed-cnn, lenet, nielsen), --init FILE or --resume FILE"
                 ),
             };
-            let trainer = Trainer {
-                model,
-                optimizer: Optimizer::new(optimizer_config(&a)?)?,
-                loss,
-                schedule: Schedule {
-                    batch_size: a.batch_size,
-                    shuffle: !a.no_shuffle,
-                    seed: a.seed,
-                },
-                position: Position::default(),
-                history: Vec::new(),
+            let schedule = Schedule {
+                batch_size: a.batch_size,
+                shuffle: !a.no_shuffle,
+                seed: a.seed,
             };
-            (trainer, a.data.clone())
+            let optimizer = Optimizer::new(optimizer_config(&a)?)?;
+            Trainer::new(model, optimizer, loss, schedule)
         }
     };
-    let (train, test) = source::load(&data_args)?;
     train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
