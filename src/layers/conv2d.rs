@@ -243,7 +243,7 @@ impl Conv2d {
 mod tests {
     use super::*;
     use crate::kernels::im2col::conv2d_direct;
-    use crate::layers::gradcheck::check_layer;
+    use crate::layers::gradcheck::{self, check_layer};
     use rand::SeedableRng;
 
     fn conv(
@@ -284,23 +284,10 @@ mod tests {
 
     #[test]
     fn backward_params_gives_the_same_parameter_gradients() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let x = init::uniform(&[3, 2, 6, 5], -1.0, 1.0, &mut rng);
-        let gy = init::uniform(&[3, 4, 6, 5], -1.0, 1.0, &mut rng);
-        let grads = |params_only: bool| {
-            let mut c = conv(2, 4, (3, 3), (1, 1), (1, 1), true);
-            c.forward(x.clone(), Mode::Train { seed: 0 }).unwrap();
-            let gx = if params_only {
-                c.backward_params(gy.clone())
-            } else {
-                c.backward(gy.clone())
-            };
-            assert_eq!(gx.unwrap().shape(), x.shape());
-            let mut g = Vec::new();
-            c.visit_params("", &mut |_, p| g.extend_from_slice(p.grad.data()));
-            g
-        };
-        assert_eq!(grads(true), grads(false));
+        gradcheck::check_backward_params(
+            || conv(2, 4, (3, 3), (1, 1), (1, 1), true),
+            &[3, 2, 6, 5],
+        );
     }
 
     #[test]

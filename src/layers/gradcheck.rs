@@ -92,3 +92,31 @@ pub fn check_layer(layer: &mut dyn Layer, shape: &[usize], margin: f32) {
         }
     }
 }
+
+/// Checks that `backward_params` (for a first layer, whose input gradient nobody needs) adds the
+/// same parameter gradients as `backward` and returns a buffer of the input's shape. `make`
+/// builds the layer afresh, identically each time.
+pub fn check_backward_params<L: Layer>(make: impl Fn() -> L, shape: &[usize]) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    let x = crate::init::uniform(shape, -1.0, 1.0, &mut rng);
+    let grads = |params_only: bool| {
+        let mut layer = make();
+        let y = layer.forward(x.clone(), MODE).unwrap();
+        let gy = crate::init::uniform(
+            y.shape(),
+            -1.0,
+            1.0,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(4),
+        );
+        let gx = if params_only {
+            layer.backward_params(gy)
+        } else {
+            layer.backward(gy)
+        };
+        assert_eq!(gx.unwrap().shape(), x.shape());
+        let mut g = Vec::new();
+        layer.visit_params("", &mut |_, p| g.extend_from_slice(p.grad.data()));
+        g
+    };
+    assert_eq!(grads(true), grads(false));
+}
