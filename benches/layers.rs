@@ -66,6 +66,22 @@ fn layers(c: &mut Criterion) {
     let conv1 = Conv2d::new(1, 32, (3, 3), (1, 1), (1, 1), true, &mut rng);
     let conv2 = Conv2d::new(32, 64, (3, 3), (1, 1), (1, 1), true, &mut rng);
     let fc1 = Linear::new(784, 512, true, &mut rng);
+    let seed1 = Conv2d::new(1, 8, (3, 3), (2, 2), (0, 0), true, &mut rng);
+    let seed2 = Conv2d::new(8, 8, (3, 3), (2, 2), (0, 0), true, &mut rng);
+    layer(
+        c,
+        "seed-cnn conv1",
+        Box::new(seed1),
+        &[BATCH, 1, 28, 28],
+        8 * 9 * 169,
+    );
+    layer(
+        c,
+        "seed-cnn conv2",
+        Box::new(seed2),
+        &[BATCH, 8, 13, 13],
+        8 * 72 * 36,
+    );
     layer(
         c,
         "lenet conv1",

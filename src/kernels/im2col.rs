@@ -115,26 +115,27 @@ pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(cols.len(), g.patch() * g.positions());
     let mut rows = cols.chunks_exact_mut(g.positions());
-    for c in 0..g.c {
+    for plane in x.chunks_exact(g.h * g.w) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = rows.next().expect("one row per kernel offset");
+                let (lo, hi) = g.inside(j);
                 for (oy, dst) in row.chunks_exact_mut(g.ow).enumerate() {
                     let y = (oy * g.sh + i).wrapping_sub(g.ph);
-                    if y >= g.h {
+                    if y >= g.h || lo == hi {
                         dst.fill(0.0);
                         continue;
                     }
-                    let src = &x[(c * g.h + y) * g.w..][..g.w];
-                    let (lo, hi) = g.inside(j);
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
-                    if g.sw == 1 && lo < hi {
-                        dst[lo..hi].copy_from_slice(&src[lo + j - g.pw..hi + j - g.pw]);
-                    } else if g.sw > 1 {
-                        for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
-                            *d = src[ox * g.sw + j - g.pw];
-                        }
+                    let src = &plane[y * g.w + lo * g.sw + j - g.pw..];
+                    let dst = &mut dst[lo..hi];
+                    if g.sw == 1 {
+                        dst.copy_from_slice(&src[..dst.len()]);
+                    } else {
+                        dst.iter_mut()
+                            .zip(src.iter().step_by(g.sw))
+                            .for_each(|(d, s)| *d = *s);
                     }
                 }
             }
@@ -147,24 +148,24 @@ pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     assert_eq!(grad_x.len(), g.c * g.h * g.w);
     assert_eq!(grad_cols.len(), g.patch() * g.positions());
     let mut rows = grad_cols.chunks_exact(g.positions());
-    for c in 0..g.c {
+    for plane in grad_x.chunks_exact_mut(g.h * g.w) {
         for i in 0..g.kh {
             for j in 0..g.kw {
                 let row = rows.next().expect("one row per kernel offset");
+                let (lo, hi) = g.inside(j);
                 for (oy, src) in row.chunks_exact(g.ow).enumerate() {
                     let y = (oy * g.sh + i).wrapping_sub(g.ph);
-                    if y >= g.h {
+                    if y >= g.h || lo == hi {
                         continue;
                     }
-                    let dst = &mut grad_x[(c * g.h + y) * g.w..][..g.w];
-                    let (lo, hi) = g.inside(j);
-                    if g.sw == 1 && lo < hi {
-                        let d = &mut dst[lo + j - g.pw..hi + j - g.pw];
-                        d.iter_mut().zip(&src[lo..hi]).for_each(|(d, s)| *d += s);
-                    } else if g.sw > 1 {
-                        for (ox, s) in src.iter().enumerate().take(hi).skip(lo) {
-                            dst[ox * g.sw + j - g.pw] += s;
-                        }
+                    let (dst, src) = (&mut plane[y * g.w + lo * g.sw + j - g.pw..], &src[lo..hi]);
+                    if g.sw == 1 {
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    } else {
+                        dst.iter_mut()
+                            .step_by(g.sw)
+                            .zip(src)
+                            .for_each(|(d, s)| *d += s);
                     }
                 }
             }
