@@ -221,10 +221,13 @@ impl Strided {
             ..self
         }
     }
-    /// Element `(i, j)`.
-    #[inline(always)]
-    unsafe fn at(self, i: usize, j: usize) -> f32 {
-        unsafe { *self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
+    /// The transpose: the same storage read with row and column strides swapped.
+    fn t(self) -> Self {
+        Strided {
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
     }
 }
 
@@ -279,6 +282,7 @@ fn floats(buf: &mut Vec<Line>, len: usize) -> *mut f32 {
 mod avx512 {
     use super::{MR, NR, PACKED, Strided, floats};
     use std::arch::x86_64::*;
+    use std::cell::RefCell;
 
     /// Depth of one packed block: a `KC×NR` panel of B (32 KiB) stays in L1 while the tiles of a
     /// block of A stream past it.
@@ -288,12 +292,49 @@ mod avx512 {
     /// Columns of B packed at once (`KC×NC` floats, 1 MiB, in L2).
     const NC: usize = 1024;
 
-    /// `C[m×n] (row stride ldc) = (acc ? C : 0) + A·B` on this thread.
+    /// `C[m×n] (row stride ldc) = (acc ? C : 0) + A·B` on this thread; as `Cᵀ = Bᵀ·Aᵀ` into a
+    /// scratch buffer, added back transposed, when that fills the micro-tiles much better: a
+    /// convolution's `∂L/∂W: [32, 9]` (one input channel, 3×3 kernel) fills 9 of the 32 columns of
+    /// every tile, its transpose 9 of the 12 rows and all 32 columns.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn product(
+        c: *mut f32,
+        ldc: usize,
+        a: Strided,
+        b: Strided,
+        m: usize,
+        k: usize,
+        n: usize,
+        acc: bool,
+    ) {
+        let fill = |x: usize, tile: usize| x as f32 / x.next_multiple_of(tile) as f32;
+        if k < 32 || 2.0 * fill(m, MR) * fill(n, NR) > fill(n, MR) * fill(m, NR) {
+            return unsafe { packed(c, ldc, a, b, m, k, n, acc) };
+        }
+        TRANSPOSED.with_borrow_mut(|t| {
+            t.resize(m * n, 0.0);
+            // SAFETY: t holds n·m floats; the caller vouches for c, a and b.
+            unsafe { packed(t.as_mut_ptr(), m, b.t(), a.t(), n, k, m, false) };
+            for (j, col) in t.chunks_exact(m).enumerate() {
+                for (i, &v) in col.iter().enumerate() {
+                    let cij = unsafe { &mut *c.add(i * ldc + j) };
+                    *cij = if acc { *cij + v } else { v };
+                }
+            }
+        })
+    }
+
+    thread_local! {
+        /// `Cᵀ` of the products [`product`] computes transposed.
+        static TRANSPOSED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// [`product`] as it stands: the packed loops.
     ///
     /// Loops, outer to inner: columns of B by `NC`, depth by `KC` (pack B), rows of A by `MC` (pack
     /// A), then `NR`-column and `MR`-row micro-tiles.
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn product(
+    unsafe fn packed(
         c: *mut f32,
         ldc: usize,
         a: Strided,
@@ -357,9 +398,12 @@ mod avx512 {
                     }
                 }
             } else {
+                // Each column is contiguous (A = Wᵀ of a row-major W): `r` floats per step of depth.
+                let (mr, _) = masks(r);
                 for p in 0..kc {
-                    for i in 0..r {
-                        unsafe { *dst.add(p * r + i) = a.at(i0 + ir + i, p0 + p) };
+                    unsafe {
+                        let src = a.ptr.offset((p0 + p) as isize * a.cs).add(i0 + ir);
+                        _mm512_mask_storeu_ps(dst.add(p * r), mr, _mm512_maskz_loadu_ps(mr, src));
                     }
                 }
             }
@@ -590,7 +634,7 @@ mod tests {
         }
     }
 
-    /// Odd sizes around the tile (12×32) and block (256, 96, 1024) edges.
+    /// Odd sizes around the tile (12×32) and block (256, 96, 1024) edges, and narrow ones.
     const SIZES: &[(usize, usize, usize)] = &[
         (1, 1, 1),
         (3, 5, 7),
@@ -600,6 +644,9 @@ mod tests {
         (7, 300, 2),
         (13, 257, 33),
         (97, 20, 1025),
+        // Narrow C computed transposed: a conv ∂L/∂W [32, 9], a 10-class head [50, 10].
+        (32, 300, 9),
+        (50, 128, 10),
         (0, 3, 4),
         (4, 0, 3),
     ];
