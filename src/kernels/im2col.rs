@@ -128,15 +128,11 @@ pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
                     }
                     dst[..lo].fill(0.0);
                     dst[hi..].fill(0.0);
-                    let src = &plane[y * g.w + lo * g.sw + j - g.pw..];
-                    let dst = &mut dst[lo..hi];
-                    if g.sw == 1 {
-                        dst.copy_from_slice(&src[..dst.len()]);
-                    } else {
-                        dst.iter_mut()
-                            .zip(src.iter().step_by(g.sw))
-                            .for_each(|(d, s)| *d = *s);
-                    }
+                    gather(
+                        &mut dst[lo..hi],
+                        &plane[y * g.w + lo * g.sw + j - g.pw..],
+                        g.sw,
+                    );
                 }
             }
         }
@@ -158,18 +154,37 @@ pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
                     if y >= g.h || lo == hi {
                         continue;
                     }
-                    let (dst, src) = (&mut plane[y * g.w + lo * g.sw + j - g.pw..], &src[lo..hi]);
-                    if g.sw == 1 {
-                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
-                    } else {
-                        dst.iter_mut()
-                            .step_by(g.sw)
-                            .zip(src)
-                            .for_each(|(d, s)| *d += s);
-                    }
+                    scatter_add(
+                        &mut plane[y * g.w + lo * g.sw + j - g.pw..],
+                        &src[lo..hi],
+                        g.sw,
+                    );
                 }
             }
         }
+    }
+}
+
+/// `dst[i] = src[i·stride]` for every `i` of `dst`: one row of window positions.
+fn gather(dst: &mut [f32], src: &[f32], stride: usize) {
+    if stride == 1 {
+        dst.copy_from_slice(&src[..dst.len()]);
+    } else {
+        dst.iter_mut()
+            .zip(src.iter().step_by(stride))
+            .for_each(|(d, s)| *d = *s);
+    }
+}
+
+/// `dst[i·stride] += src[i]` for every `i` of `src`: the adjoint of [`gather`].
+fn scatter_add(dst: &mut [f32], src: &[f32], stride: usize) {
+    if stride == 1 {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+    } else {
+        dst.iter_mut()
+            .step_by(stride)
+            .zip(src)
+            .for_each(|(d, s)| *d += s);
     }
 }
 
@@ -223,6 +238,10 @@ mod tests {
         (3, 11, 6, (5, 3), (3, 1), (2, 1)),
         (4, 8, 8, (1, 1), (2, 2), (0, 0)),
         (2, 4, 4, (4, 4), (1, 1), (3, 3)),
+        // Stride 2: seed-cnn's first conv, and rows of 19 and 20 positions.
+        (1, 28, 28, (3, 3), (2, 2), (0, 0)),
+        (2, 5, 40, (3, 3), (2, 2), (1, 1)),
+        (1, 4, 41, (2, 3), (2, 2), (0, 0)),
     ];
 
     #[test]

@@ -93,17 +93,14 @@ fn pool_plane(g: &Geom, xp: &[f32], y: &mut [f32], am: &mut [u32]) {
         }
         return;
     }
-    for oy in 0..g.oh {
-        let mut ox = 0;
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F is present; the kernel checks its slice bounds.
-            ox = unsafe { avx512::pool_row_2x2(g, xp, oy, y, am) };
-        }
-        for ox in ox..g.ow {
-            let (best, at) = window_2x2(g, xp, oy, ox);
-            (y[oy * g.ow + ox], am[oy * g.ow + ox]) = (best, at as u32);
-        }
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: AVX-512F is present; the kernel checks its slice bounds.
+        return unsafe { avx512::pool_2x2(g, xp, y, am) };
+    }
+    for o in 0..g.oh * g.ow {
+        let (best, at) = window_2x2(g, xp, o / g.ow, o % g.ow);
+        (y[o], am[o]) = (best, at as u32);
     }
 }
 
@@ -133,73 +130,72 @@ mod avx512 {
     use super::{Geom, window_max};
     use std::arch::x86_64::*;
 
-    /// [`super::window_2x2`] for sixteen windows of output row `oy` at a time: the two input rows are
+    /// [`super::window_2x2`] for sixteen windows of an output row at a time: the two input rows are
     /// loaded 32 floats at a time and split into even and odd columns, then the same three selects
-    /// run lane-wise. Blocks with a NaN go to [`window_max`] window by window. Returns how many
-    /// windows of the row it wrote (all of them).
+    /// run lane-wise. Blocks with a NaN go to [`window_max`] window by window.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn pool_row_2x2(
-        g: &Geom,
-        xp: &[f32],
-        oy: usize,
-        y: &mut [f32],
-        am: &mut [u32],
-    ) -> usize {
-        let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
-        assert!(r1 + 2 * g.ow <= xp.len() && (oy + 1) * g.ow <= y.len().min(am.len()));
+    pub(super) fn pool_2x2(g: &Geom, xp: &[f32], y: &mut [f32], am: &mut [u32]) {
+        assert!(2 * g.oh * g.w <= xp.len() && g.oh * g.ow <= y.len().min(am.len()));
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        for ox in (0..g.ow).step_by(16) {
-            let n = 16.min(g.ow - ox);
-            let m = (1u32 << n).wrapping_sub(1) as u16;
-            // The first 2·n floats of a row from column 2·ox, in two masked halves.
-            let (m_lo, m_hi) = (
-                (1u64 << (2 * n).min(16)) - 1,
-                (1u64 << (2 * n).saturating_sub(16)) - 1,
-            );
-            let split = |row: usize| {
-                // SAFETY: the masks keep the loads within columns 2·ox..2·(ox+n) of the row, checked above.
-                let (a, b) = unsafe {
-                    let p = xp.as_ptr().add(row + 2 * ox);
+        for oy in 0..g.oh {
+            let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+            for ox in (0..g.ow).step_by(16) {
+                let n = 16.min(g.ow - ox);
+                let m = (1u32 << n).wrapping_sub(1) as u16;
+                // The first 2·n floats of a row from column 2·ox, in two masked halves.
+                let (m_lo, m_hi) = (
+                    (1u64 << (2 * n).min(16)) - 1,
+                    (1u64 << (2 * n).saturating_sub(16)) - 1,
+                );
+                let split = |row: usize| {
+                    // SAFETY: the masks keep the loads within columns 2·ox..2·(ox+n) of the row, checked above.
+                    let (a, b) = unsafe {
+                        let p = xp.as_ptr().add(row + 2 * ox);
+                        if row + 2 * ox + 32 <= xp.len() {
+                            (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
+                        } else {
+                            (
+                                _mm512_maskz_loadu_ps(m_lo as u16, p),
+                                _mm512_maskz_loadu_ps(m_hi as u16, p.add(16)),
+                            )
+                        }
+                    };
                     (
-                        _mm512_maskz_loadu_ps(m_lo as u16, p),
-                        _mm512_maskz_loadu_ps(m_hi as u16, p.add(16)),
+                        _mm512_permutex2var_ps(a, even, b),
+                        _mm512_permutex2var_ps(a, odd, b),
                     )
                 };
-                (
-                    _mm512_permutex2var_ps(a, even, b),
-                    _mm512_permutex2var_ps(a, odd, b),
-                )
-            };
-            let (v0, v1) = split(r0);
-            let (v2, v3) = split(r1);
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v1)
-                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v2, v3);
-            let out = oy * g.ow + ox;
-            if nan & m != 0 {
-                for o in ox..ox + n {
-                    let (best, at) = window_max(g, xp, oy, o);
-                    (y[oy * g.ow + o], am[oy * g.ow + o]) = (best, at as u32);
+                let (v0, v1) = split(r0);
+                let (v2, v3) = split(r1);
+                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v1)
+                    | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v2, v3);
+                let out = oy * g.ow + ox;
+                if nan & m != 0 {
+                    for o in ox..ox + n {
+                        let (best, at) = window_max(g, xp, oy, o);
+                        (y[oy * g.ow + o], am[oy * g.ow + o]) = (best, at as u32);
+                    }
+                    continue;
                 }
-                continue;
-            }
-            let (mut best, mut off) = (v0, _mm512_setzero_si512());
-            for (v, k) in [(v1, 1), (v2, g.w as i32), (v3, g.w as i32 + 1)] {
-                let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best);
-                best = _mm512_mask_mov_ps(best, larger, v);
-                off = _mm512_mask_mov_epi32(off, larger, _mm512_set1_epi32(k));
-            }
-            // at = r0 + 2·(ox + lane) + off
-            let base = _mm512_set1_epi32((r0 + 2 * ox) as i32);
-            let at = _mm512_add_epi32(_mm512_add_epi32(base, _mm512_slli_epi32::<1>(lanes)), off);
-            // SAFETY: `out + n ≤ (oy + 1)·OW`, within both outputs (checked above).
-            unsafe {
-                _mm512_mask_storeu_ps(y.as_mut_ptr().add(out), m, best);
-                _mm512_mask_storeu_epi32(am.as_mut_ptr().add(out).cast(), m, at);
+                let (mut best, mut off) = (v0, _mm512_setzero_si512());
+                for (v, k) in [(v1, 1), (v2, g.w as i32), (v3, g.w as i32 + 1)] {
+                    let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best);
+                    best = _mm512_mask_mov_ps(best, larger, v);
+                    off = _mm512_mask_mov_epi32(off, larger, _mm512_set1_epi32(k));
+                }
+                // at = r0 + 2·(ox + lane) + off
+                let base = _mm512_set1_epi32((r0 + 2 * ox) as i32);
+                let at =
+                    _mm512_add_epi32(_mm512_add_epi32(base, _mm512_slli_epi32::<1>(lanes)), off);
+                // SAFETY: `out + n ≤ (oy + 1)·OW`, within both outputs (checked above).
+                unsafe {
+                    _mm512_mask_storeu_ps(y.as_mut_ptr().add(out), m, best);
+                    _mm512_mask_storeu_epi32(am.as_mut_ptr().add(out).cast(), m, at);
+                }
             }
         }
-        g.ow
     }
 }
 
@@ -266,7 +262,9 @@ mod tests {
         // Odd width 37 (the last column is dropped), 18 windows per row: one full vector block and
         // a partial one; NaNs and ties in some blocks, none in others.
         let g = Geom::new(1, 7, 37, (2, 2), (2, 2), (0, 0)).unwrap();
-        let mut xp: Vec<f32> = (0..7 * 37).map(|i| ((i * 37) % 11 / 3) as f32 - 2.0).collect();
+        let mut xp: Vec<f32> = (0..7 * 37)
+            .map(|i| ((i * 37) % 11 / 3) as f32 - 2.0)
+            .collect();
         xp[9] = f32::NAN;
         xp[20] = f32::NEG_INFINITY;
         xp[2 * 37 + 35] = f32::NAN;
