@@ -114,6 +114,23 @@ pub fn requirement(input: &[usize], k: (usize, usize), p: (usize, usize)) -> Str
 pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(cols.len(), g.patch() * g.positions());
+    if (g.ph, g.pw) == (0, 0) {
+        // No padding: every window lies inside the image, and row (c, i, j) is plane c read from
+        // (i, j) on, SH rows and SW columns apart; no bounds to work out per row.
+        let mut rows = cols.chunks_exact_mut(g.positions());
+        for plane in x.chunks_exact(g.h * g.w) {
+            for off in (0..g.kh).flat_map(|i| (0..g.kw).map(move |j| i * g.w + j)) {
+                let row = rows.next().expect("one row per kernel offset");
+                for (oy, dst) in row.chunks_exact_mut(g.ow).enumerate() {
+                    let s = &plane[off + oy * g.sh * g.w..];
+                    for (ox, d) in dst.iter_mut().enumerate() {
+                        *d = s[ox * g.sw];
+                    }
+                }
+            }
+        }
+        return;
+    }
     let mut rows = cols.chunks_exact_mut(g.positions());
     for plane in x.chunks_exact(g.h * g.w) {
         for i in 0..g.kh {
@@ -144,6 +161,21 @@ pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     assert_eq!(grad_x.len(), g.c * g.h * g.w);
     assert_eq!(grad_cols.len(), g.patch() * g.positions());
     let mut rows = grad_cols.chunks_exact(g.positions());
+    if (g.ph, g.pw) == (0, 0) {
+        // No padding: as in `im2col`, row (c, i, j) goes back onto plane c from (i, j) on.
+        for plane in grad_x.chunks_exact_mut(g.h * g.w) {
+            for off in (0..g.kh).flat_map(|i| (0..g.kw).map(move |j| i * g.w + j)) {
+                let row = rows.next().expect("one row per kernel offset");
+                for (oy, src) in row.chunks_exact(g.ow).enumerate() {
+                    let d = &mut plane[off + oy * g.sh * g.w..];
+                    for (ox, s) in src.iter().enumerate() {
+                        d[ox * g.sw] += s;
+                    }
+                }
+            }
+        }
+        return;
+    }
     for plane in grad_x.chunks_exact_mut(g.h * g.w) {
         for i in 0..g.kh {
             for j in 0..g.kw {
