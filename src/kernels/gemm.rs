@@ -433,6 +433,13 @@ mod avx512 {
                 // registers.
                 for half in 0..2 {
                     let cols = w.saturating_sub(16 * half).min(16);
+                    if cols == 0 {
+                        // A panel of at most 16 columns: its second half is all padding.
+                        for q in 0..kc {
+                            unsafe { _mm512_store_ps(dst.add(q * NR + 16), _mm512_setzero_ps()) };
+                        }
+                        continue;
+                    }
                     for q0 in (0..kc).step_by(16) {
                         let depth = 16.min(kc - q0);
                         let (mq, _) = masks(depth);
