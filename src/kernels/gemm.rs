@@ -504,7 +504,8 @@ mod avx512 {
         (half(w.min(16)), half(w.saturating_sub(16)))
     }
 
-    /// One micro-tile of `r ≤ MR` rows and `w ≤ NR` columns, dispatched to its row count.
+    /// One micro-tile of `r ≤ MR` rows and `w ≤ NR` columns, dispatched to its row count and to
+    /// one vector per row when `w ≤ 16` (the last panel of a product 36 or 196 wide).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     unsafe fn tile(
@@ -517,64 +518,90 @@ mod avx512 {
         w: usize,
         load: bool,
     ) {
-        let (m0, m1) = masks(w);
+        let m = masks(w);
         unsafe {
-            match r {
-                12 => micro::<12>(kc, ap, bp, c, ldc, m0, m1, load),
-                11 => micro::<11>(kc, ap, bp, c, ldc, m0, m1, load),
-                10 => micro::<10>(kc, ap, bp, c, ldc, m0, m1, load),
-                9 => micro::<9>(kc, ap, bp, c, ldc, m0, m1, load),
-                8 => micro::<8>(kc, ap, bp, c, ldc, m0, m1, load),
-                7 => micro::<7>(kc, ap, bp, c, ldc, m0, m1, load),
-                6 => micro::<6>(kc, ap, bp, c, ldc, m0, m1, load),
-                5 => micro::<5>(kc, ap, bp, c, ldc, m0, m1, load),
-                4 => micro::<4>(kc, ap, bp, c, ldc, m0, m1, load),
-                3 => micro::<3>(kc, ap, bp, c, ldc, m0, m1, load),
-                2 => micro::<2>(kc, ap, bp, c, ldc, m0, m1, load),
-                _ => micro::<1>(kc, ap, bp, c, ldc, m0, m1, load),
+            if w <= 16 {
+                tile_v::<1>(r, kc, ap, bp, c, ldc, m, load)
+            } else {
+                tile_v::<2>(r, kc, ap, bp, c, ldc, m, load)
             }
         }
     }
 
-    /// `C[R×32] (masked to the valid columns) = (load ? C : 0) + Σ_p a[p·R + i] · b[p·32 + j]`.
+    /// [`tile`] with `V` vectors per row.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    unsafe fn tile_v<const V: usize>(
+        r: usize,
+        kc: usize,
+        ap: *const f32,
+        bp: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        m: (u16, u16),
+        load: bool,
+    ) {
+        unsafe {
+            match r {
+                12 => micro::<12, V>(kc, ap, bp, c, ldc, m, load),
+                11 => micro::<11, V>(kc, ap, bp, c, ldc, m, load),
+                10 => micro::<10, V>(kc, ap, bp, c, ldc, m, load),
+                9 => micro::<9, V>(kc, ap, bp, c, ldc, m, load),
+                8 => micro::<8, V>(kc, ap, bp, c, ldc, m, load),
+                7 => micro::<7, V>(kc, ap, bp, c, ldc, m, load),
+                6 => micro::<6, V>(kc, ap, bp, c, ldc, m, load),
+                5 => micro::<5, V>(kc, ap, bp, c, ldc, m, load),
+                4 => micro::<4, V>(kc, ap, bp, c, ldc, m, load),
+                3 => micro::<3, V>(kc, ap, bp, c, ldc, m, load),
+                2 => micro::<2, V>(kc, ap, bp, c, ldc, m, load),
+                _ => micro::<1, V>(kc, ap, bp, c, ldc, m, load),
+            }
+        }
+    }
+
+    /// `C[R×16V] (masked to the valid columns) = (load ? C : 0) + Σ_p a[p·R + i] · b[p·32 + j]`.
     ///
-    /// Per step of `p`: two vector loads of B, `R` broadcasts of A, `2R` FMAs into registers.
+    /// Per step of `p`: `V` vector loads of B, `R` broadcasts of A, `V·R` FMAs into registers.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
-    unsafe fn micro<const R: usize>(
+    unsafe fn micro<const R: usize, const V: usize>(
         kc: usize,
         mut ap: *const f32,
         mut bp: *const f32,
         c: *mut f32,
         ldc: usize,
-        m0: u16,
-        m1: u16,
+        (m0, m1): (u16, u16),
         load: bool,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); 2]; R];
+        let masks = [m0, m1];
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
         for _ in 0..kc {
             unsafe {
-                let b0 = _mm512_load_ps(bp);
-                let b1 = _mm512_load_ps(bp.add(16));
+                let mut b = [_mm512_setzero_ps(); V];
+                for (v, bv) in b.iter_mut().enumerate() {
+                    *bv = _mm512_load_ps(bp.add(16 * v));
+                }
                 for (i, row) in acc.iter_mut().enumerate() {
                     let a = _mm512_set1_ps(*ap.add(i));
-                    row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-                    row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+                    for (x, bv) in row.iter_mut().zip(&b) {
+                        *x = _mm512_fmadd_ps(a, *bv, *x);
+                    }
                 }
                 ap = ap.add(R);
                 bp = bp.add(NR);
             }
         }
         for (i, row) in acc.iter().enumerate() {
-            unsafe {
-                let cr = c.add(i * ldc);
-                let (mut v0, mut v1) = (row[0], row[1]);
-                if load {
-                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, cr));
-                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, cr.add(16)));
+            for (v, &x) in row.iter().enumerate() {
+                unsafe {
+                    let cv = c.add(i * ldc + 16 * v);
+                    let x = if load {
+                        _mm512_add_ps(x, _mm512_maskz_loadu_ps(masks[v], cv))
+                    } else {
+                        x
+                    };
+                    _mm512_mask_storeu_ps(cv, masks[v], x);
                 }
-                _mm512_mask_storeu_ps(cr, m0, v0);
-                _mm512_mask_storeu_ps(cr.add(16), m1, v1);
             }
         }
     }
