@@ -189,10 +189,18 @@ mod avx512 {
                 let base = _mm512_set1_epi32((r0 + 2 * ox) as i32);
                 let at =
                     _mm512_add_epi32(_mm512_add_epi32(base, _mm512_slli_epi32::<1>(lanes)), off);
-                // SAFETY: `out + n ≤ (oy + 1)·OW`, within both outputs (checked above).
+                // SAFETY: `out + n ≤ (oy + 1)·OW`, within both outputs (checked above); whole
+                // vectors only where all 16 lanes are. Lanes past this row's `n` land on windows
+                // that later steps of this loop write again (masked stores are slow).
                 unsafe {
-                    _mm512_mask_storeu_ps(y.as_mut_ptr().add(out), m, best);
-                    _mm512_mask_storeu_epi32(am.as_mut_ptr().add(out).cast(), m, at);
+                    let (yp, ap) = (y.as_mut_ptr().add(out), am.as_mut_ptr().add(out).cast());
+                    if out + 16 <= g.oh * g.ow {
+                        _mm512_storeu_ps(yp, best);
+                        _mm512_storeu_epi32(ap, at);
+                    } else {
+                        _mm512_mask_storeu_ps(yp, m, best);
+                        _mm512_mask_storeu_epi32(ap, m, at);
+                    }
                 }
             }
         }
@@ -260,22 +268,27 @@ mod tests {
     #[test]
     fn fast_2x2_path_matches_the_general_window() {
         // Odd width 37 (the last column is dropped), 18 windows per row: one full vector block and
-        // a partial one; NaNs and ties in some blocks, none in others.
-        let g = Geom::new(1, 7, 37, (2, 2), (2, 2), (0, 0)).unwrap();
-        let mut xp: Vec<f32> = (0..7 * 37)
-            .map(|i| ((i * 37) % 11 / 3) as f32 - 2.0)
-            .collect();
-        xp[9] = f32::NAN;
-        xp[20] = f32::NEG_INFINITY;
-        xp[2 * 37 + 35] = f32::NAN;
-        let (mut y, mut am) = (vec![0.0; 3 * 18], vec![0; 3 * 18]);
-        pool_plane(&g, &xp, &mut y, &mut am);
-        for (o, (v, a)) in y.iter().zip(&am).enumerate() {
-            let (want, at) = window_max(&g, &xp, o / 18, o % 18);
-            assert!(
-                v.to_bits() == want.to_bits() && *a as usize == at,
-                "window {o}: {v} at {a}, want {want} at {at}"
-            );
+        // a partial one; and 7 windows per row, so that whole-vector stores spill over the next
+        // rows. NaNs and ties in some blocks, none in others.
+        for (h, w) in [(7, 37), (14, 14)] {
+            let g = Geom::new(1, h, w, (2, 2), (2, 2), (0, 0)).unwrap();
+            let mut xp: Vec<f32> = (0..h * w)
+                .map(|i| ((i * 37) % 11 / 3) as f32 - 2.0)
+                .collect();
+            xp[9] = f32::NAN;
+            xp[20] = f32::NEG_INFINITY;
+            xp[2 * w + 35 % w] = f32::NAN;
+            let out = g.oh * g.ow;
+            // Poisoned outputs: every window must be written.
+            let (mut y, mut am) = (vec![f32::INFINITY; out], vec![u32::MAX; out]);
+            pool_plane(&g, &xp, &mut y, &mut am);
+            for (o, (v, a)) in y.iter().zip(&am).enumerate() {
+                let (want, at) = window_max(&g, &xp, o / g.ow, o % g.ow);
+                assert!(
+                    v.to_bits() == want.to_bits() && *a as usize == at,
+                    "{h}×{w}, window {o}: {v} at {a}, want {want} at {at}"
+                );
+            }
         }
     }
 
