@@ -317,6 +317,7 @@ mod avx512 {
             unsafe { packed(t.as_mut_ptr(), m, b.t(), a.t(), n, k, m, false) };
             for (j, col) in t.chunks_exact(m).enumerate() {
                 for (i, &v) in col.iter().enumerate() {
+                    // SAFETY: (i, j) is inside the caller's m×n block of C.
                     let cij = unsafe { &mut *c.add(i * ldc + j) };
                     *cij = if acc { *cij + v } else { v };
                 }
