@@ -39,6 +39,7 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod progress;
+pub mod replica;
 pub mod report;
 pub mod resume;
 pub mod spec;

@@ -10,6 +10,7 @@ use crate::layers::{Layer, Mode};
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::optim::Optimizer;
+use crate::replica::Replica;
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -99,6 +100,45 @@ fn argmax_rows(y: &Tensor) -> impl Iterator<Item = u32> + '_ {
         }
         best as u32
     })
+}
+
+/// The buffers that one forward and backward pass reuses from batch to batch.
+#[derive(Default)]
+pub struct Scratch {
+    x: Tensor,
+    classes: Vec<u32>,
+    values: Tensor,
+}
+
+/// Forward and backward of `model` over samples `idx` of `train` (Dropout seeded by `seed`), with
+/// ∂L/∂y scaled by `scale`, the share of the batch that `idx` is (every loss is a mean over rows):
+/// `(mean loss over idx, right answers)`. A non-finite loss returns before backward.
+pub fn pass(
+    model: &mut Model,
+    loss: Loss,
+    train: &Dataset,
+    idx: &[usize],
+    seed: u64,
+    scale: f32,
+    s: &mut Scratch,
+) -> Result<(f64, usize)> {
+    gather(&train.x, idx, &mut s.x);
+    let y = model.forward(std::mem::take(&mut s.x), Mode::Train { seed })?;
+    let right = match &train.y {
+        Labels::Classes(c) => argmax_rows(&y)
+            .zip(idx)
+            .filter(|(p, i)| *p == c[**i])
+            .count(),
+        _ => 0,
+    };
+    let (l, mut grad) = loss.compute(y, train.targets(idx, &mut s.classes, &mut s.values))?;
+    if l.is_finite() {
+        if scale != 1.0 {
+            grad.data_mut().iter_mut().for_each(|g| *g *= scale);
+        }
+        s.x = model.backward_params(grad)?;
+    }
+    Ok((l, right))
 }
 
 /// The sample order of epoch `epoch`.
@@ -216,29 +256,31 @@ impl Trainer {
         let bs = self.schedule.batch_size;
         let batches = n.div_ceil(bs);
         let order = epoch_order(n, &self.schedule, self.position.epoch);
-        let (mut classes, mut values, mut xb) = (Vec::new(), Tensor::default(), Tensor::default());
+        let mut scratch = Scratch::default();
+        let mut replica = Replica::for_model(&mut self.model, bs);
         let started = Instant::now();
         while self.position.batch < batches {
             let b = self.position.batch;
             let idx = &order[b * bs..((b + 1) * bs).min(n)];
-            gather(&train.x, idx, &mut xb);
             let seed = crate::layers::mix(self.schedule.seed, self.position.epoch as u64, b as u64);
-            let y = self
-                .model
-                .forward(std::mem::take(&mut xb), Mode::Train { seed })?;
-            if let Labels::Classes(c) = &train.y {
-                self.position.correct += argmax_rows(&y)
-                    .zip(idx)
-                    .filter(|(p, i)| *p == c[**i])
-                    .count();
-            }
-            let (loss, grad) = self
-                .loss
-                .compute(y, train.targets(idx, &mut classes, &mut values))?;
+            let (loss, right) = match &mut replica {
+                Some(r) if idx.len() >= 2 => {
+                    r.pass(&mut self.model, self.loss, train, idx, seed)?
+                }
+                _ => pass(
+                    &mut self.model,
+                    self.loss,
+                    train,
+                    idx,
+                    seed,
+                    1.0,
+                    &mut scratch,
+                )?,
+            };
+            self.position.correct += right;
             if !loss.is_finite() {
                 return Err(self.diverged(train, idx, b, "the loss"));
             }
-            xb = self.model.backward_params(grad)?;
             if let Some(bad) = self.optimizer.step(self.model.net()) {
                 return Err(self.diverged(
                     train,

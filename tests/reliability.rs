@@ -255,9 +255,17 @@ fn nan_in_the_data_is_refused_before_training() {
     );
 }
 
-/// Trains a small CNN on 28×28 images with `threads` threads; returns the weights.
+/// A small CNN with Dropout (trained on 2 threads with its products split across the cores), and
+/// the same without (small enough to train in two halves of each batch, one per core).
+const CNNS: [&str; 2] = [
+    "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Dropout(0.1), Linear(64,10)",
+    "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Linear(64,10)",
+];
+
+/// Trains `model` on 28×28 images with `threads` threads; returns the weights.
 fn cnn_weights(
     dir: &Path,
+    model: &str,
     threads: &str,
     name: &str,
 ) -> std::collections::BTreeMap<String, Vec<f32>> {
@@ -269,7 +277,7 @@ fn cnn_weights(
         "--data",
         s(&dir.join("data")),
         "--model",
-        "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Dropout(0.1), Linear(64,10)",
+        model,
         "--epochs",
         "2",
         "--batch-size",
@@ -294,20 +302,25 @@ fn cnn_weights(
 fn same_seed_same_threads_is_bit_identical_and_thread_counts_agree_closely() {
     let dir = tempfile::tempdir().unwrap();
     idx_split(&dir.path().join("data"), "train", 600);
-    let a = cnn_weights(dir.path(), "2", "a.safetensors");
-    let b = cnn_weights(dir.path(), "2", "b.safetensors");
-    assert_eq!(a, b, "same flags, same thread count: bit-identical");
-    let one = cnn_weights(dir.path(), "1", "one.safetensors");
-    let mut worst = 0f32;
-    for (k, w) in &a {
-        for (x, y) in w.iter().zip(&one[k]) {
-            worst = worst.max((x - y).abs() / (1e-3 + x.abs()));
+    for model in CNNS {
+        let a = cnn_weights(dir.path(), model, "2", "a.safetensors");
+        let b = cnn_weights(dir.path(), model, "2", "b.safetensors");
+        assert_eq!(
+            a, b,
+            "{model}: same flags, same thread count: bit-identical"
+        );
+        let one = cnn_weights(dir.path(), model, "1", "one.safetensors");
+        let mut worst = 0f32;
+        for (k, w) in &a {
+            for (x, y) in w.iter().zip(&one[k]) {
+                worst = worst.max((x - y).abs() / (1e-3 + x.abs()));
+            }
         }
+        // See the determinism section of the README: what may differ across thread counts, and why.
+        assert!(
+            worst <= 1e-4,
+            "{model}: 1 thread vs 2 threads: worst relative difference {worst}"
+        );
+        eprintln!("{model}: 1 vs 2 threads: worst relative weight difference {worst:e}");
     }
-    // See the determinism section of the README: what may differ across thread counts, and why.
-    assert!(
-        worst <= 1e-4,
-        "1 thread vs 2 threads: worst relative difference {worst}"
-    );
-    eprintln!("1 vs 2 threads: worst relative weight difference {worst:e}");
 }

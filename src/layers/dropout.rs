@@ -40,6 +40,10 @@ impl Layer for Dropout {
     }
 
     /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
+    fn draws_per_row(&self) -> bool {
+        true
+    }
+
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
         let Mode::Train { seed } = mode else {
             self.mask = Some(None);

@@ -148,6 +148,12 @@ pub trait Layer: fmt::Display + Send {
     fn children(&self) -> Vec<(String, &dyn Layer)> {
         Vec::new()
     }
+
+    /// Whether a training forward draws random numbers row after row of the batch (Dropout, or a
+    /// container holding one), so that splitting a batch would change what the rows draw.
+    fn draws_per_row(&self) -> bool {
+        self.children().iter().any(|(_, c)| c.draws_per_row())
+    }
 }
 
 /// The number of learnable values in a layer.
