@@ -22,7 +22,8 @@ use rand::SeedableRng;
 
 /// Networks with at most this many parameters train in halves: copying their weights and gradients
 /// each batch (28 KB for seed-cnn's 3,554) costs far less than the hand-offs it saves. Larger ones
-/// (mlp, 670k; lenet, 421k) keep their products split across the cores, which pays for them.
+/// (mlp, 670k; lenet, 421k) keep their products split across the cores, which pays for them: in
+/// halves, mlp took 1.16 s per epoch instead of 0.74, lenet 1.34 s per 10k images instead of 1.2.
 const MAX_PARAMS: usize = 1 << 16;
 
 /// The second copy and the buffers of both halves.
