@@ -142,19 +142,19 @@ impl Layer for Conv2d {
             self.weight.value.data(),
             self.bias.as_ref().map(|b| b.value.data()),
         );
-        let (per, runs) = runs(n);
-        let keep = keeps_patches(n, &g);
-        self.cols.resize(if keep { n } else { runs } * p * l, 0.0);
+        let runs = Runs::new(n, &g);
+        self.cols
+            .resize(if runs.keep { n } else { runs.count } * p * l, 0.0);
         y.data_mut()
-            .par_chunks_mut(per * oc * l)
-            .zip(x.data().par_chunks(per * g.c * g.h * g.w))
-            .zip(self.cols.par_chunks_mut(if keep { per } else { 1 } * p * l))
+            .par_chunks_mut(runs.per * oc * l)
+            .zip(x.data().par_chunks(runs.per * g.c * g.h * g.w))
+            .zip(self.cols.par_chunks_mut(runs.patch_floats(p * l)))
             .for_each(|((ys, xs), run_cols)| {
                 let images = ys
                     .chunks_exact_mut(oc * l)
                     .zip(xs.chunks_exact(g.c * g.h * g.w));
                 for (k, (yi, img)) in images.enumerate() {
-                    let cols = &mut run_cols[if keep { k * p * l } else { 0 }..][..p * l];
+                    let cols = runs.block(run_cols, k, p * l);
                     im2col(&g, img, cols);
                     // y_i: [OC, L] = b (broadcast over L) + W: [OC, P] · cols_i: [P, L]
                     if let Some(b) = bias {
@@ -203,22 +203,21 @@ impl Conv2d {
         let n = x.shape()[0];
         let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
         let img = g.c * g.h * g.w;
-        let (per, runs) = runs(n);
-        let keep = keeps_patches(n, &g);
-        self.partial.resize(runs * (oc * p + oc), 0.0);
+        let runs = Runs::new(n, &g);
+        self.partial.resize(runs.count * (oc * p + oc), 0.0);
         let w = self.weight.value.data();
         x.data_mut()
-            .par_chunks_mut(per * img)
-            .zip(grad_y.data().par_chunks(per * oc * l))
-            .zip(self.cols.par_chunks_mut(if keep { per } else { 1 } * p * l))
+            .par_chunks_mut(runs.per * img)
+            .zip(grad_y.data().par_chunks(runs.per * oc * l))
+            .zip(self.cols.par_chunks_mut(runs.patch_floats(p * l)))
             .zip(self.partial.par_chunks_mut(oc * p + oc))
             .for_each(|(((xs, gys), run_cols), part)| {
                 part.fill(0.0);
                 let (gw, gb) = part.split_at_mut(oc * p);
                 let images = xs.chunks_exact_mut(img).zip(gys.chunks_exact(oc * l));
                 for (k, (xi, gy_i)) in images.enumerate() {
-                    let cols = &mut run_cols[if keep { k * p * l } else { 0 }..][..p * l];
-                    if !keep {
+                    let cols = runs.block(run_cols, k, p * l);
+                    if !runs.keep {
                         im2col(&g, xi, cols);
                     }
                     // grad_W: [OC, P] += grad_Y_i: [OC, L] · cols_iᵀ: [L, P]
@@ -250,17 +249,40 @@ impl Conv2d {
 /// L2 cache.
 const KEEP_PATCHES: usize = 1 << 20;
 
-/// Whether a batch of `n` images keeps its patches for backward (else backward builds them again).
-fn keeps_patches(n: usize, g: &Geom) -> bool {
-    n * g.patch() * g.positions() * size_of::<f32>() <= KEEP_PATCHES
+/// How a batch is cut into contiguous runs of images, one per core, and where each image's patches
+/// go within its run's share of `Conv2d::cols`.
+struct Runs {
+    /// Images per run (the last run may have fewer).
+    per: usize,
+    /// How many runs.
+    count: usize,
+    /// Whether the batch keeps its patches for backward, one block per image; else each run has
+    /// one block, for its current image.
+    keep: bool,
 }
 
-/// How a batch of `n` images is cut into contiguous runs, one per core: `(images per run, runs)`.
-fn runs(n: usize) -> (usize, usize) {
-    let per = n
-        .div_ceil(rayon::current_num_threads().clamp(1, n.max(1)))
-        .max(1);
-    (per, n.div_ceil(per))
+impl Runs {
+    fn new(n: usize, g: &Geom) -> Runs {
+        let per = n
+            .div_ceil(rayon::current_num_threads().clamp(1, n.max(1)))
+            .max(1);
+        Runs {
+            per,
+            count: n.div_ceil(per),
+            keep: n * g.patch() * g.positions() * size_of::<f32>() <= KEEP_PATCHES,
+        }
+    }
+
+    /// Floats of patches one run holds, for blocks of `block` floats.
+    fn patch_floats(&self, block: usize) -> usize {
+        let blocks = if self.keep { self.per } else { 1 };
+        blocks * block
+    }
+
+    /// The block of image `k` of a run, within the run's patches.
+    fn block<'a>(&self, run: &'a mut [f32], k: usize, block: usize) -> &'a mut [f32] {
+        &mut run[if self.keep { k * block } else { 0 }..][..block]
+    }
 }
 
 #[cfg(test)]
@@ -320,7 +342,7 @@ mod tests {
         // alone keeps its 0.1 MB. Same outputs, ∂L/∂x and parameter gradients either way.
         let (n, shape) = (12, [3, 32, 32]);
         let g = Geom::new(3, 32, 32, (3, 3), (1, 1), (1, 1)).unwrap();
-        assert!(!keeps_patches(n, &g) && keeps_patches(1, &g));
+        assert!(!Runs::new(n, &g).keep && Runs::new(1, &g).keep);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2);
         let x = init::uniform(&[n, 3, 32, 32], -1.0, 1.0, &mut rng);
         let gy = init::uniform(&[n, 5, 32, 32], -1.0, 1.0, &mut rng);
