@@ -102,7 +102,7 @@ fn argmax_rows(y: &Tensor) -> impl Iterator<Item = u32> + '_ {
     })
 }
 
-/// The buffers that one forward and backward pass reuses from batch to batch.
+/// The buffers that a pass over a batch reuses from batch to batch (training and evaluation).
 #[derive(Default)]
 pub struct Scratch {
     x: Tensor,
@@ -202,7 +202,7 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
 /// Evaluates `model` on `data` in batches of `batch` samples.
 pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> Result<Evaluation> {
     let n = data.len();
-    let (mut classes, mut values, mut xb) = (Vec::new(), Tensor::default(), Tensor::default());
+    let mut s = Scratch::default();
     let mut eval = Evaluation {
         loss: 0.0,
         correct: 0,
@@ -211,17 +211,17 @@ pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> 
     };
     for start in (0..n).step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
-        gather(&data.x, &idx, &mut xb);
-        let y = model.forward(std::mem::take(&mut xb), Mode::Eval)?;
+        gather(&data.x, &idx, &mut s.x);
+        let y = model.forward(std::mem::take(&mut s.x), Mode::Eval)?;
         if let Labels::Classes(c) = &data.y {
             for (p, &i) in argmax_rows(&y).zip(&idx) {
                 eval.correct += (p == c[i]) as usize;
                 eval.predictions.push(p);
             }
         }
-        let (l, buf) = loss.compute(y, data.targets(&idx, &mut classes, &mut values))?;
+        let (l, buf) = loss.compute(y, data.targets(&idx, &mut s.classes, &mut s.values))?;
         eval.loss += l * idx.len() as f64;
-        xb = buf;
+        s.x = buf;
     }
     eval.loss /= n.max(1) as f64;
     Ok(eval)
