@@ -86,20 +86,15 @@ impl Layer for MaxPool2d {
 /// and three selects, no bounds arithmetic, sixteen windows per step where AVX-512 is present; a
 /// window holding a NaN goes to [`window_max`], its twin.
 fn pool_plane(g: &Geom, xp: &[f32], y: &mut [f32], am: &mut [u32]) {
-    if (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) != (2, 2, 2, 2, 0, 0) {
-        for o in 0..g.oh * g.ow {
-            let (best, at) = window_max(g, xp, o / g.ow, o % g.ow);
-            (y[o], am[o]) = (best, at as u32);
-        }
-        return;
-    }
+    let two_by_two = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if two_by_two && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present; the kernel checks its slice bounds.
         return unsafe { avx512::pool_2x2(g, xp, y, am) };
     }
+    let window = if two_by_two { window_2x2 } else { window_max };
     for o in 0..g.oh * g.ow {
-        let (best, at) = window_2x2(g, xp, o / g.ow, o % g.ow);
+        let (best, at) = window(g, xp, o / g.ow, o % g.ow);
         (y[o], am[o]) = (best, at as u32);
     }
 }
@@ -150,7 +145,8 @@ mod avx512 {
                     (1u64 << (2 * n).saturating_sub(16)) - 1,
                 );
                 let split = |row: usize| {
-                    // SAFETY: the masks keep the loads within columns 2·ox..2·(ox+n) of the row, checked above.
+                    // SAFETY: whole loads only where 32 floats remain in the plane, else the masks
+                    // keep them within columns 2·ox..2·(ox+n) of the row (checked above).
                     let (a, b) = unsafe {
                         let p = xp.as_ptr().add(row + 2 * ox);
                         if row + 2 * ox + 32 <= xp.len() {
@@ -287,6 +283,12 @@ mod tests {
                 assert!(
                     v.to_bits() == want.to_bits() && *a as usize == at,
                     "{h}×{w}, window {o}: {v} at {a}, want {want} at {at}"
+                );
+                // The scalar path too, which machines without AVX-512 take.
+                let (v, a) = window_2x2(&g, &xp, o / g.ow, o % g.ow);
+                assert!(
+                    v.to_bits() == want.to_bits() && a == at,
+                    "{h}×{w}, window {o}"
                 );
             }
         }
