@@ -39,11 +39,11 @@ impl Layer for Dropout {
         Ok(input.to_vec())
     }
 
-    /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
     fn draws_per_row(&self) -> bool {
         true
     }
 
+    /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
         let Mode::Train { seed } = mode else {
             self.mask = Some(None);
