@@ -114,6 +114,16 @@ pub fn requirement(input: &[usize], k: (usize, usize), p: (usize, usize)) -> Str
 pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
     assert_eq!(x.len(), g.c * g.h * g.w);
     assert_eq!(cols.len(), g.patch() * g.positions());
+    #[cfg(target_arch = "x86_64")]
+    if avx512::takes(g) {
+        // SAFETY: AVX-512F is present; the lengths are checked above.
+        return unsafe { avx512::im2col(g, x, cols) };
+    }
+    im2col_scalar(g, x, cols)
+}
+
+/// [`im2col`] on any machine, and the twin of its AVX-512 path.
+fn im2col_scalar(g: &Geom, x: &[f32], cols: &mut [f32]) {
     if (g.ph, g.pw) == (0, 0) {
         // No padding: every window lies inside the image, and row (c, i, j) is plane c read from
         // (i, j) on, SH rows and SW columns apart; no bounds to work out per row.
@@ -160,6 +170,16 @@ pub fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
 pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     assert_eq!(grad_x.len(), g.c * g.h * g.w);
     assert_eq!(grad_cols.len(), g.patch() * g.positions());
+    #[cfg(target_arch = "x86_64")]
+    if avx512::takes(g) {
+        // SAFETY: AVX-512F is present; the lengths are checked above.
+        return unsafe { avx512::col2im(g, grad_cols, grad_x) };
+    }
+    col2im_scalar(g, grad_cols, grad_x)
+}
+
+/// [`col2im`] on any machine, and the twin of its AVX-512 path.
+fn col2im_scalar(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     let mut rows = grad_cols.chunks_exact(g.positions());
     if (g.ph, g.pw) == (0, 0) {
         // No padding: as in `im2col`, row (c, i, j) goes back onto plane c from (i, j) on.
@@ -217,6 +237,237 @@ fn scatter_add(dst: &mut [f32], src: &[f32], stride: usize) {
             .step_by(stride)
             .zip(src)
             .for_each(|(d, s)| *d += s);
+    }
+}
+
+/// [`im2col`] and [`col2im`] with AVX-512, for column strides 1 and 2 and rows of at most
+/// [`avx512::MAX_STEPS`]` · 16` pixels and positions, kernels at most [`avx512::MAX_KW`] wide.
+///
+/// Everything that depends only on the kernel column `j` and the sixteen-lane step `t` of a row is
+/// worked out once per call: which lanes fall inside the image (a mask), where their pixels start,
+/// and at stride 2 which lanes to pick from 32 loaded pixels. What is left per row is a masked load,
+/// a lane shuffle at stride 2, and a store: `im2col` stores whole vectors wherever `cols` goes on
+/// (the lanes past a row are written again by the next store; masked stores are slow), and `col2im`
+/// sums each image row of ∂L/∂x in registers over every (i, j) that reaches it, stores it once, and
+/// so never reads back a value it has just stored. The additions are the scalar loop's, in its
+/// order, so the results are bit for bit its own.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Geom;
+    use std::arch::x86_64::*;
+
+    /// The widest kernel the AVX-512 paths take.
+    pub(super) const MAX_KW: usize = 8;
+    /// The most sixteen-lane steps per row (output positions for `im2col`, pixels for `col2im`).
+    pub(super) const MAX_STEPS: usize = 4;
+
+    /// Whether the AVX-512 paths take `g` (and the machine has AVX-512F).
+    pub(super) fn takes(g: &Geom) -> bool {
+        g.sw <= 2
+            && g.kw <= MAX_KW
+            && g.ow.max(g.w) <= 16 * MAX_STEPS
+            && std::arch::is_x86_feature_detected!("avx512f")
+    }
+
+    /// The lanes `a..b` (`a ≤ b ≤ 16`) of a 16-lane mask.
+    fn lanes(a: usize, b: usize) -> u16 {
+        let below = |n: usize| ((1u32 << n) - 1) as u16;
+        below(b) & !below(a)
+    }
+
+    /// One sixteen-lane step of a row: lane `q` reads (im2col) or takes (col2im) element
+    /// `off + q·s` of the other side's row, for the lanes of `valid`; `pick` says which lane of the
+    /// loaded source goes to lane `q`.
+    #[derive(Clone, Copy)]
+    struct Step {
+        off: isize,
+        valid: u16,
+        /// The source lanes to load: all of them at stride 1, the range the valid lanes read at 2.
+        load: u32,
+        pick: __m512i,
+    }
+
+    /// `im2col`'s steps for kernel column `j`: window positions `t..t+16` of an output row read the
+    /// input row from column `t·SW + j − PW`.
+    #[target_feature(enable = "avx512f")]
+    fn im2col_steps(g: &Geom, j: usize) -> [Step; MAX_STEPS] {
+        let (lo, hi) = g.inside(j);
+        let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        let mut steps = [Step {
+            off: 0,
+            valid: 0,
+            load: 0,
+            pick: even,
+        }; MAX_STEPS];
+        for (k, step) in steps.iter_mut().enumerate().take(g.ow.div_ceil(16)) {
+            let t = 16 * k;
+            let n = 16.min(g.ow - t);
+            let (a, b) = (lo.clamp(t, t + n) - t, hi.clamp(t, t + n) - t);
+            let valid = lanes(a, b);
+            // At stride 2, lanes a..b read pixels 2a ..= 2(b − 1) of the 32 from the first.
+            let load = if valid == 0 {
+                0
+            } else if g.sw == 1 {
+                valid as u32
+            } else {
+                let below = |n: usize| ((1u64 << n) - 1) as u32;
+                below(2 * b - 1) & !below(2 * a)
+            };
+            *step = Step {
+                off: (t * g.sw + j) as isize - g.pw as isize,
+                valid,
+                load,
+                pick: even,
+            };
+        }
+        steps
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
+        let l = g.positions();
+        let mut by_j = [[im2col_steps(g, 0)[0]; MAX_STEPS]; MAX_KW];
+        for (j, s) in by_j.iter_mut().enumerate().take(g.kw) {
+            *s = im2col_steps(g, j);
+        }
+        let count = g.ow.div_ceil(16);
+        let end = cols.as_mut_ptr_range().end;
+        for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
+            for i in 0..g.kh {
+                for (j, steps) in by_j.iter().enumerate().take(g.kw) {
+                    // SAFETY: row (c, i, j) of `cols`, whose length the caller checked.
+                    let row = unsafe { cols.as_mut_ptr().add(((c * g.kh + i) * g.kw + j) * l) };
+                    for oy in 0..g.oh {
+                        let y = (oy * g.sh + i).wrapping_sub(g.ph);
+                        let inside = y < g.h;
+                        for (k, st) in steps.iter().enumerate().take(count) {
+                            // Only valid lanes are read, and they lie inside the plane.
+                            let src = plane
+                                .as_ptr()
+                                .wrapping_offset(y.wrapping_mul(g.w) as isize + st.off);
+                            let v = if !inside || st.valid == 0 {
+                                _mm512_setzero_ps()
+                            } else if g.sw == 1 {
+                                unsafe { _mm512_maskz_loadu_ps(st.valid, src) }
+                            } else {
+                                unsafe {
+                                    let a = _mm512_maskz_loadu_ps(st.load as u16, src);
+                                    let b = _mm512_maskz_loadu_ps(
+                                        (st.load >> 16) as u16,
+                                        src.wrapping_add(16),
+                                    );
+                                    _mm512_maskz_permutex2var_ps(st.valid, a, st.pick, b)
+                                }
+                            };
+                            // SAFETY: positions 16k.. of output row oy in row (c, i, j); a whole
+                            // vector only where 16 floats remain in `cols`.
+                            unsafe {
+                                let dst = row.add(oy * g.ow + 16 * k);
+                                if dst.wrapping_add(16) <= end {
+                                    _mm512_storeu_ps(dst, v);
+                                } else {
+                                    let n = 16.min(g.ow - 16 * k);
+                                    _mm512_mask_storeu_ps(dst, lanes(0, n), v);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `col2im`'s steps for kernel column `j`: pixels `x0..x0+16` of an image row take, from the
+    /// row of ∂L/∂cols, position `ox` for every pixel `x = ox·SW + j − PW` among them.
+    #[target_feature(enable = "avx512f")]
+    fn col2im_steps(g: &Geom, j: usize) -> [Step; MAX_STEPS] {
+        let (s, ow) = (g.sw as isize, g.ow as isize);
+        let mut steps = [Step {
+            off: 0,
+            valid: 0,
+            load: 0,
+            pick: _mm512_setzero_si512(),
+        }; MAX_STEPS];
+        for (k, step) in steps.iter_mut().enumerate().take(g.w.div_ceil(16)) {
+            let x0 = 16 * k as isize;
+            // The first position whose pixel is at x0 or after.
+            let first = (x0 + g.pw as isize - j as isize).max(0);
+            let first = (first + s - 1) / s;
+            let (mut valid, mut pick, mut last) = (0u16, [0i32; 16], first);
+            for q in 0..16.min(g.w as isize - x0) {
+                let from = x0 + q + g.pw as isize - j as isize;
+                if from >= 0 && from % s == 0 && from / s < ow {
+                    valid |= 1 << q;
+                    pick[q as usize] = (from / s - first) as i32;
+                    last = from / s;
+                }
+            }
+            let load = if valid == 0 {
+                0
+            } else {
+                (1u32 << (last - first + 1)) - 1
+            };
+            // SAFETY: `pick` holds 16 i32.
+            let pick = unsafe { _mm512_loadu_si512(pick.as_ptr().cast()) };
+            *step = Step {
+                off: first,
+                valid,
+                load,
+                pick,
+            };
+        }
+        steps
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
+        let l = g.positions();
+        let mut by_j = [[col2im_steps(g, 0)[0]; MAX_STEPS]; MAX_KW];
+        for (j, s) in by_j.iter_mut().enumerate().take(g.kw) {
+            *s = col2im_steps(g, j);
+        }
+        let count = g.w.div_ceil(16);
+        for (c, plane) in grad_x.chunks_exact_mut(g.h * g.w).enumerate() {
+            for (y, dst) in plane.chunks_exact_mut(g.w).enumerate() {
+                let mut acc = [_mm512_setzero_ps(); MAX_STEPS];
+                for (k, a) in acc.iter_mut().enumerate().take(count) {
+                    let n = 16.min(g.w - 16 * k);
+                    // SAFETY: pixels 16k..16k+n of this row.
+                    *a = unsafe { _mm512_maskz_loadu_ps(lanes(0, n), dst.as_ptr().add(16 * k)) };
+                }
+                for i in 0..g.kh {
+                    // The output row whose windows put kernel row i on image row y, if any.
+                    let from = y + g.ph;
+                    if from < i || !(from - i).is_multiple_of(g.sh) || (from - i) / g.sh >= g.oh {
+                        continue;
+                    }
+                    let oy = (from - i) / g.sh;
+                    for (j, steps) in by_j.iter().enumerate().take(g.kw) {
+                        let row = &grad_cols[((c * g.kh + i) * g.kw + j) * l + oy * g.ow..][..g.ow];
+                        for (a, st) in acc.iter_mut().zip(steps).take(count) {
+                            if st.valid == 0 {
+                                continue;
+                            }
+                            // SAFETY: the loaded lanes are positions off.. of this output row,
+                            // all below OW.
+                            unsafe {
+                                let v = _mm512_maskz_loadu_ps(
+                                    st.load as u16,
+                                    row.as_ptr().offset(st.off),
+                                );
+                                let e = _mm512_permutexvar_ps(st.pick, v);
+                                *a = _mm512_mask_add_ps(*a, st.valid, *a, e);
+                            }
+                        }
+                    }
+                }
+                for (k, a) in acc.iter().enumerate().take(count) {
+                    let n = 16.min(g.w - 16 * k);
+                    // SAFETY: pixels 16k..16k+n of this row.
+                    unsafe { _mm512_mask_storeu_ps(dst.as_mut_ptr().add(16 * k), lanes(0, n), *a) };
+                }
+            }
+        }
     }
 }
 
@@ -326,6 +577,61 @@ mod tests {
                 .map(|(a, b)| (*a as f64) * (*b as f64))
                 .sum();
             assert!((lhs - rhs).abs() < 1e-4, "{g:?}: {lhs} vs {rhs}");
+        }
+    }
+
+    /// The AVX-512 paths give the scalar loops' results bit for bit: every case above, plus rows of
+    /// 14, 16, 17, 28, 33 and 64 positions and pixels, padding up to 3, kernels 1 to 8 wide, and
+    /// ∂L/∂x that already holds values (col2im adds onto them in the same order).
+    #[test]
+    fn avx512_paths_match_the_scalar_twins() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("no AVX-512F on this machine: nothing to compare");
+                return;
+            }
+            let more: &[Case] = &[
+                (32, 14, 14, (3, 3), (1, 1), (1, 1)),
+                (1, 28, 28, (3, 3), (1, 1), (1, 1)),
+                (8, 13, 13, (3, 3), (2, 2), (0, 0)),
+                (2, 6, 16, (2, 5), (1, 2), (0, 2)),
+                (2, 5, 17, (3, 8), (2, 1), (1, 3)),
+                (1, 3, 33, (3, 3), (1, 2), (1, 1)),
+                (1, 4, 64, (1, 1), (1, 1), (0, 0)),
+                (3, 9, 62, (4, 3), (3, 2), (2, 2)),
+            ];
+            let mut checked = 0;
+            for (n, &(c, h, w, k, s, p)) in CASES.iter().chain(more).enumerate() {
+                let g = Geom::new(c, h, w, k, s, p).unwrap();
+                if !avx512::takes(&g) {
+                    continue;
+                }
+                checked += 1;
+                let x = random(c * h * w, n as u64);
+                let (mut fast, mut slow) = (
+                    vec![f32::NAN; g.patch() * g.positions()],
+                    vec![0.0; g.patch() * g.positions()],
+                );
+                unsafe { avx512::im2col(&g, &x, &mut fast) };
+                im2col_scalar(&g, &x, &mut slow);
+                assert_eq!(
+                    fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "im2col {g:?}"
+                );
+                let gc = random(fast.len(), 70 + n as u64);
+                let mut fast = random(x.len(), 90 + n as u64);
+                let mut slow = fast.clone();
+                unsafe { avx512::col2im(&g, &gc, &mut fast) };
+                col2im_scalar(&g, &gc, &mut slow);
+                assert_eq!(
+                    fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "col2im {g:?}"
+                );
+            }
+            assert!(checked >= 12, "only {checked} cases took the AVX-512 paths");
         }
     }
 
