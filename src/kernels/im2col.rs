@@ -381,7 +381,8 @@ mod avx512 {
     /// row of ∂L/∂cols, position `ox` for every pixel `x = ox·SW + j − PW` among them.
     #[target_feature(enable = "avx512f")]
     fn col2im_steps(g: &Geom, j: usize) -> [Step; MAX_STEPS] {
-        let (s, ow) = (g.sw as isize, g.ow as isize);
+        // SW is 1 or 2 here: a shift and a mask instead of divisions (this runs per image).
+        let (shift, odd, ow) = (g.sw as isize - 1, g.sw as isize - 1, g.ow as isize);
         let mut steps = [Step {
             off: 0,
             valid: 0,
@@ -392,14 +393,14 @@ mod avx512 {
             let x0 = 16 * k as isize;
             // The first position whose pixel is at x0 or after.
             let first = (x0 + g.pw as isize - j as isize).max(0);
-            let first = (first + s - 1) / s;
+            let first = (first + odd) >> shift;
             let (mut valid, mut pick, mut last) = (0u16, [0i32; 16], first);
             for q in 0..16.min(g.w as isize - x0) {
                 let from = x0 + q + g.pw as isize - j as isize;
-                if from >= 0 && from % s == 0 && from / s < ow {
+                if from >= 0 && from & odd == 0 && from >> shift < ow {
                     valid |= 1 << q;
-                    pick[q as usize] = (from / s - first) as i32;
-                    last = from / s;
+                    pick[q as usize] = ((from >> shift) - first) as i32;
+                    last = from >> shift;
                 }
             }
             let load = if valid == 0 {
@@ -428,6 +429,9 @@ mod avx512 {
         }
         let count = g.w.div_ceil(16);
         for (c, plane) in grad_x.chunks_exact_mut(g.h * g.w).enumerate() {
+            // y + PH = q·SH + r, kept up to date row by row (a division per row costs more than
+            // the row's additions on small images).
+            let (mut q, mut r) = (g.ph / g.sh, g.ph % g.sh);
             for (y, dst) in plane.chunks_exact_mut(g.w).enumerate() {
                 let mut acc = [_mm512_setzero_ps(); MAX_STEPS];
                 for (k, a) in acc.iter_mut().enumerate().take(count) {
@@ -435,13 +439,12 @@ mod avx512 {
                     // SAFETY: pixels 16k..16k+n of this row.
                     *a = unsafe { _mm512_maskz_loadu_ps(lanes(0, n), dst.as_ptr().add(16 * k)) };
                 }
-                for i in 0..g.kh {
-                    // The output row whose windows put kernel row i on image row y, if any.
-                    let from = y + g.ph;
-                    if from < i || !(from - i).is_multiple_of(g.sh) || (from - i) / g.sh >= g.oh {
-                        continue;
-                    }
-                    let oy = (from - i) / g.sh;
+                // The kernel rows i that reach image row y, in increasing order (the scalar loop's),
+                // each from output row oy = (y + PH − i)/SH: from the last output row at or
+                // before q down, i going up by SH.
+                let mut oy = q.min(g.oh - 1);
+                let mut i = y + g.ph - oy * g.sh;
+                while i < g.kh {
                     for (j, steps) in by_j.iter().enumerate().take(g.kw) {
                         let row = &grad_cols[((c * g.kh + i) * g.kw + j) * l + oy * g.ow..][..g.ow];
                         for (a, st) in acc.iter_mut().zip(steps).take(count) {
@@ -460,6 +463,14 @@ mod avx512 {
                             }
                         }
                     }
+                    if oy == 0 {
+                        break;
+                    }
+                    (oy, i) = (oy - 1, i + g.sh);
+                }
+                r += 1;
+                if r == g.sh {
+                    (q, r) = (q + 1, 0);
                 }
                 for (k, a) in acc.iter().enumerate().take(count) {
                     let n = 16.min(g.w - 16 * k);
