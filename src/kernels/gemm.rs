@@ -307,6 +307,9 @@ mod avx512 {
         n: usize,
         acc: bool,
     ) {
+        if a.cs == 1 && b.rs == 1 && k >= DOTS_MIN_K && m * n <= DOTS_MAX_C {
+            return unsafe { dots(c, ldc, a, b, m, k, n, acc) };
+        }
         let fill = |x: usize, tile: usize| x as f32 / x.next_multiple_of(tile) as f32;
         if k < 32 || 2.0 * fill(m, MR) * fill(n, NR) > fill(n, MR) * fill(m, NR) {
             return unsafe { packed(c, ldc, a, b, m, k, n, acc) };
@@ -323,6 +326,67 @@ mod avx512 {
                 }
             }
         })
+    }
+
+    /// [`dots`] takes products at least this deep ...
+    const DOTS_MIN_K: usize = 64;
+    /// ... whose C has at most this many elements.
+    const DOTS_MAX_C: usize = 2048;
+
+    /// `C[m×n] (row stride ldc) = (acc ? C : 0) + A·B` where both operands run along the depth with
+    /// unit stride (A stored `[m, k]`, B stored `[n, k]`): each element is one dot product of two
+    /// contiguous rows. Four rows of A by four of B at a time (16 accumulators; per 16 floats of
+    /// depth 8 loads and 16 FMAs), the lanes summed at the end; nothing is packed. For a small C
+    /// over a long depth — a first conv's `∂L/∂W: [32, 9]` over 784 positions, a 10-class head —
+    /// packing both operands costs several times the multiplications.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn dots(
+        c: *mut f32,
+        ldc: usize,
+        a: Strided,
+        b: Strided,
+        m: usize,
+        k: usize,
+        n: usize,
+        acc: bool,
+    ) {
+        let tail = ((1u32 << (k % 16)) - 1) as u16;
+        for i0 in (0..m).step_by(4) {
+            for j0 in (0..n).step_by(4) {
+                // Rows past the edge repeat the last one; their sums are not stored.
+                let rows: [*const f32; 4] = std::array::from_fn(|r| unsafe {
+                    a.ptr.offset((i0 + r).min(m - 1) as isize * a.rs)
+                });
+                let cols: [*const f32; 4] = std::array::from_fn(|r| unsafe {
+                    b.ptr.offset((j0 + r).min(n - 1) as isize * b.cs)
+                });
+                let mut sums = [[_mm512_setzero_ps(); 4]; 4];
+                let mut step = |p: usize, mask: u16| {
+                    let av = rows.map(|r| unsafe { _mm512_maskz_loadu_ps(mask, r.add(p)) });
+                    let bv = cols.map(|r| unsafe { _mm512_maskz_loadu_ps(mask, r.add(p)) });
+                    for (row, x) in sums.iter_mut().zip(av) {
+                        for (s, y) in row.iter_mut().zip(bv) {
+                            *s = _mm512_fmadd_ps(x, y, *s);
+                        }
+                    }
+                };
+                for p in (0..k - k % 16).step_by(16) {
+                    step(p, 0xFFFF);
+                }
+                if tail != 0 {
+                    step(k - k % 16, tail);
+                }
+                for (i, row) in sums.iter().enumerate().take(m - i0) {
+                    for (j, s) in row.iter().enumerate().take(n - j0) {
+                        // SAFETY: (i0 + i, j0 + j) is inside the caller's m×n block of C.
+                        let cij = unsafe { &mut *c.add((i0 + i) * ldc + j0 + j) };
+                        let v = _mm512_reduce_add_ps(*s);
+                        *cij = if acc { *cij + v } else { v };
+                    }
+                }
+            }
+        }
     }
 
     thread_local! {
@@ -679,9 +743,12 @@ mod tests {
         (7, 300, 2),
         (13, 257, 33),
         (97, 20, 1025),
-        // Narrow C computed transposed: a conv ∂L/∂W [32, 9], a 10-class head [50, 10].
+        // Narrow C computed transposed, or (A·Bᵀ, deep) as dot products: a conv ∂L/∂W [32, 9],
+        // a 10-class head [50, 10], and depths with and without a partial last vector.
         (32, 300, 9),
         (50, 128, 10),
+        (5, 64, 3),
+        (33, 65, 31),
         (0, 3, 4),
         (4, 0, 3),
     ];
