@@ -1,7 +1,7 @@
 //! `MaxPool2d(kernel_size, stride=kernel_size, padding=0)`, as `torch.nn.MaxPool2d`.
 
 use super::pool::Window;
-use super::{Layer, Mode, no_forward};
+use super::{Activation, Layer, Mode, ReLU, no_forward};
 use crate::error::Result;
 use crate::kernels::im2col::Geom;
 use crate::tensor::Tensor;
@@ -12,8 +12,15 @@ use std::fmt;
 ///
 /// # Shapes
 /// `[N, C, H, W]` → `[N, C, OH, OW]`, `OH = ⌊(H + 2·PH − KH)/SH⌋ + 1`.
+///
+/// A ReLU just before it can be taken over ([`Layer::absorb_relu`]): every value then goes through
+/// `ReLU` as it is loaded (in registers on the AVX-512 2×2 path, plane by plane in place elsewhere),
+/// and a window whose max is not above 0 passes no gradient back (ReLU's derivative there is 0).
+/// That is `MaxPool2d(ReLU(x))` and its gradient, without the ReLU's own two passes over the batch.
 pub struct MaxPool2d {
     window: Window,
+    /// Whether the input goes through `ReLU` first (a ReLU taken over from the layer before).
+    relu: bool,
     /// The input shape of the last forward and, per output, the flat index in its plane of the max.
     argmax: Option<(Vec<usize>, Vec<u32>)>,
     spare: Tensor,
@@ -24,6 +31,7 @@ impl MaxPool2d {
     pub fn new(window: Window) -> Self {
         MaxPool2d {
             window,
+            relu: false,
             argmax: None,
             spare: Tensor::default(),
         }
@@ -41,7 +49,12 @@ impl Layer for MaxPool2d {
         self.window.output_shape(input)
     }
 
-    fn forward(&mut self, x: Tensor, _mode: Mode) -> Result<Tensor> {
+    fn absorb_relu(&mut self) -> bool {
+        self.relu = true;
+        true
+    }
+
+    fn forward(&mut self, mut x: Tensor, _mode: Mode) -> Result<Tensor> {
         let n = x.shape()[0];
         let g = self.window.batch_geom(self, &x)?;
         let (plane, out) = (g.h * g.w, g.oh * g.ow);
@@ -52,17 +65,19 @@ impl Layer for MaxPool2d {
         };
         argmax.resize(n * g.c * out, 0);
         // One task per channel plane. The first maximum wins ties; NaN wins, as in PyTorch.
+        let relu = self.relu;
         y.data_mut()
             .par_chunks_mut(out)
             .zip(argmax.par_chunks_mut(out))
-            .zip(x.data().par_chunks(plane))
-            .for_each(|((y, am), xp)| pool_plane(&g, xp, y, am));
+            .zip(x.data_mut().par_chunks_mut(plane))
+            .for_each(|((y, am), xp)| pool_plane(&g, xp, y, am, relu));
         self.argmax = Some((x.shape().to_vec(), argmax));
         self.spare = x;
         Ok(y)
     }
 
-    /// ∂L/∂x[argmax of each window] += ∂L/∂y of that window; 0 elsewhere.
+    /// ∂L/∂x[argmax of each window] += ∂L/∂y of that window (unless its max was cut to 0 by a
+    /// ReLU taken over); 0 elsewhere.
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
         let (shape, argmax) = self.argmax.take().ok_or_else(|| no_forward(self))?;
         let plane = shape[2] * shape[3];
@@ -73,24 +88,52 @@ impl Layer for MaxPool2d {
             .par_chunks_mut(plane)
             .zip(grad_y.data().par_chunks(out))
             .zip(argmax.par_chunks(out))
-            .for_each(|((gx, gy), am)| gy.iter().zip(am).for_each(|(g, &i)| gx[i as usize] += g));
+            .for_each(|((gx, gy), am)| {
+                for (&g, &i) in gy.iter().zip(am) {
+                    // Selects, not a branch (a cut max is a coin toss): a cut window adds 0.
+                    let cut = i & NO_GRADIENT != 0;
+                    gx[(i & !NO_GRADIENT) as usize] += if cut { 0.0 } else { g };
+                }
+            });
         self.argmax = Some((shape, argmax));
         self.spare = grad_y;
         Ok(grad_x)
     }
 }
 
+/// The bit set on the argmax of a window that passes no gradient back (its max was cut to 0 by a
+/// ReLU); plane indices stay below 2^28.
+const NO_GRADIENT: u32 = 1 << 31;
+
 /// Max and flat argmax of every window of one channel plane `xp: [H, W]` into `y`, `am: [OH, OW]`.
 ///
 /// 2×2 windows at stride 2 without padding (every pool of the presets) take a fast path: four loads
 /// and three selects, no bounds arithmetic, sixteen windows per step where AVX-512 is present; a
 /// window holding a NaN goes to [`window_max`], its twin.
-fn pool_plane(g: &Geom, xp: &[f32], y: &mut [f32], am: &mut [u32]) {
+///
+/// With `relu`, the windows are those of `ReLU(xp)` (`xp` may be overwritten with it), and a window
+/// whose max is not above 0 gets [`NO_GRADIENT`] set on its argmax.
+fn pool_plane(g: &Geom, xp: &mut [f32], y: &mut [f32], am: &mut [u32], relu: bool) {
+    windows(g, xp, y, am, relu);
+    if relu {
+        // ReLU′ is 0 at the window's max: no gradient goes back through it. (A select, not a
+        // branch: whether a max is 0 is a coin toss on real data.)
+        for (v, a) in y.iter().zip(am.iter_mut()) {
+            *a |= if *v > 0.0 { 0 } else { NO_GRADIENT };
+        }
+    }
+}
+
+/// The max and argmax of every window of `xp` (of `ReLU(xp)` with `relu`), as [`pool_plane`].
+fn windows(g: &Geom, xp: &mut [f32], y: &mut [f32], am: &mut [u32], relu: bool) {
     let two_by_two = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0);
     #[cfg(target_arch = "x86_64")]
     if two_by_two && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present; the kernel checks its slice bounds.
-        return unsafe { avx512::pool_2x2(g, xp, y, am) };
+        return unsafe { avx512::pool_2x2(g, xp, y, am, relu) };
+    }
+    if relu {
+        xp.iter_mut().for_each(|v| *v = ReLU.f(*v));
     }
     let window = if two_by_two { window_2x2 } else { window_max };
     for o in 0..g.oh * g.ow {
@@ -128,12 +171,16 @@ mod avx512 {
     /// [`super::window_2x2`] for sixteen windows of an output row at a time: the two input rows are
     /// loaded 32 floats at a time and split into even and odd columns, then the same three selects
     /// run lane-wise. Blocks with a NaN go to [`window_max`] window by window.
+    ///
+    /// With `relu`, each loaded vector goes through `max(v, 0)`, which is `ReLU::f` lane by lane (0
+    /// for NaN and for either zero), so no NaN is left to find.
     #[target_feature(enable = "avx512f")]
-    pub(super) fn pool_2x2(g: &Geom, xp: &[f32], y: &mut [f32], am: &mut [u32]) {
+    pub(super) fn pool_2x2(g: &Geom, xp: &[f32], y: &mut [f32], am: &mut [u32], relu: bool) {
         assert!(2 * g.oh * g.w <= xp.len() && g.oh * g.ow <= y.len().min(am.len()));
         let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
         let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let zero = _mm512_setzero_ps();
         for oy in 0..g.oh {
             let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
             for ox in (0..g.ow).step_by(16) {
@@ -157,6 +204,11 @@ mod avx512 {
                                 _mm512_maskz_loadu_ps(m_hi as u16, p.add(16)),
                             )
                         }
+                    };
+                    let (a, b) = if relu {
+                        (_mm512_max_ps(a, zero), _mm512_max_ps(b, zero))
+                    } else {
+                        (a, b)
                     };
                     (
                         _mm512_permutex2var_ps(a, even, b),
@@ -277,7 +329,7 @@ mod tests {
             let out = g.oh * g.ow;
             // Poisoned outputs: every window must be written.
             let (mut y, mut am) = (vec![f32::INFINITY; out], vec![u32::MAX; out]);
-            pool_plane(&g, &xp, &mut y, &mut am);
+            pool_plane(&g, &mut xp.clone(), &mut y, &mut am, false);
             for (o, (v, a)) in y.iter().zip(&am).enumerate() {
                 let (want, at) = window_max(&g, &xp, o / g.ow, o % g.ow);
                 assert!(
@@ -289,6 +341,18 @@ mod tests {
                 assert!(
                     v.to_bits() == want.to_bits() && a == at,
                     "{h}×{w}, window {o}"
+                );
+            }
+            // With a ReLU taken over: the windows of ReLU(x), and no gradient where the max is 0.
+            let relu: Vec<f32> = xp.iter().map(|&v| ReLU.f(v)).collect();
+            let (mut y, mut am) = (vec![f32::INFINITY; out], vec![0; out]);
+            pool_plane(&g, &mut xp.clone(), &mut y, &mut am, true);
+            for (o, (v, a)) in y.iter().zip(&am).enumerate() {
+                let (want, at) = window_max(&g, &relu, o / g.ow, o % g.ow);
+                let at = at as u32 | if want > 0.0 { 0 } else { NO_GRADIENT };
+                assert!(
+                    v.to_bits() == want.to_bits() && *a == at,
+                    "{h}×{w} after ReLU, window {o}: {v} at {a}, want {want} at {at}"
                 );
             }
         }

@@ -149,6 +149,20 @@ pub trait Layer: fmt::Display + Send {
         Vec::new()
     }
 
+    /// Whether this layer is `ReLU()`, which the layer after it may take over (see
+    /// [`Layer::absorb_relu`]).
+    fn is_relu(&self) -> bool {
+        false
+    }
+
+    /// Asks the layer to apply `ReLU` to its input itself, inside its own forward and backward, for
+    /// the ReLU just before it, which its container then skips; true if it does from now on. The
+    /// output and gradients are those of the two layers one after the other: it saves the ReLU's
+    /// two passes over memory (see `MaxPool2d`).
+    fn absorb_relu(&mut self) -> bool {
+        false
+    }
+
     /// Whether a training forward draws random numbers row after row of the batch (Dropout, or a
     /// container holding one), so that splitting a batch would change what the rows draw.
     fn draws_per_row(&self) -> bool {

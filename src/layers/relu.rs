@@ -9,8 +9,10 @@ pub struct ReLU;
 
 impl Activation for ReLU {
     const DF_USES_Y: bool = false;
+    const IS_RELU: bool = true;
+    /// `x` if above 0, else 0 (so 0 for NaN and for −0: what `max(x, 0)` gives on x86 vectors).
     fn f(&self, x: f32) -> f32 {
-        x.max(0.0)
+        if x > 0.0 { x } else { 0.0 }
     }
     fn df(&self, x: f32, _y: f32) -> f32 {
         if x > 0.0 { 1.0 } else { 0.0 }

@@ -14,19 +14,37 @@ pub struct Sequential {
     /// The index of the first layer with parameters (`layers.len()` if none): in
     /// [`Layer::backward_params`] no layer up to and including it needs to compute ∂L/∂x.
     first_with_params: usize,
+    /// Per layer, whether the next layer does its work (a ReLU that a max pool took over, see
+    /// [`Layer::absorb_relu`]): forward and backward pass it by.
+    absorbed: Vec<bool>,
 }
 
 impl Sequential {
-    /// A chain of layers (not yet checked: see [`Sequential::check`]).
+    /// A chain of layers (not yet checked: see [`Sequential::check`]). Every ReLU followed by a
+    /// layer that can take it over is handed to that layer.
     pub fn new(mut layers: Vec<Box<dyn Layer>>) -> Self {
         let first_with_params = layers
             .iter_mut()
             .position(|l| super::param_count(l.as_mut()) > 0)
             .unwrap_or(layers.len());
+        let mut absorbed = vec![false; layers.len()];
+        for i in 1..layers.len() {
+            absorbed[i - 1] = layers[i - 1].is_relu() && layers[i].absorb_relu();
+        }
         Sequential {
             layers,
             first_with_params,
+            absorbed,
         }
+    }
+
+    /// The layers that run, with their indices (all but the absorbed ReLUs).
+    fn running(&mut self) -> impl DoubleEndedIterator<Item = (usize, &mut Box<dyn Layer>)> {
+        let absorbed = &self.absorbed;
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .filter(move |(i, _)| !absorbed[*i])
     }
 
     /// The layers, in order.
@@ -42,7 +60,7 @@ impl Sequential {
     /// Runs the forward pass layer by layer and returns the index and name of the first layer whose
     /// output is not finite, if any: the diagnosis for a diverged training step.
     pub fn first_non_finite(&mut self, mut x: Tensor) -> Result<Option<String>> {
-        for (i, l) in self.layers.iter_mut().enumerate() {
+        for (i, l) in self.running() {
             x = l.forward(x, Mode::Eval)?;
             if !x.all_finite() {
                 return Ok(Some(format!("output of layer {i} ({l})")));
@@ -91,7 +109,7 @@ impl Layer for Sequential {
     }
 
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        for (i, l) in self.layers.iter_mut().enumerate() {
+        for (i, l) in self.running() {
             x = l.forward(x, mode.child(i))?;
         }
         Ok(x)
@@ -99,7 +117,7 @@ impl Layer for Sequential {
 
     /// ∂L/∂x = J_0ᵀ(… J_kᵀ(∂L/∂y)): each layer's backward in reverse order.
     fn backward(&mut self, mut grad: Tensor) -> Result<Tensor> {
-        for l in self.layers.iter_mut().rev() {
+        for (_, l) in self.running().rev() {
             grad = l.backward(grad)?;
         }
         Ok(grad)
@@ -107,8 +125,9 @@ impl Layer for Sequential {
 
     /// As [`Layer::backward`], except that the layers up to the first one with parameters skip ∂L/∂x.
     fn backward_params(&mut self, mut grad: Tensor) -> Result<Tensor> {
-        for (i, l) in self.layers.iter_mut().enumerate().rev() {
-            grad = if i <= self.first_with_params {
+        let first_with_params = self.first_with_params;
+        for (i, l) in self.running().rev() {
+            grad = if i <= first_with_params {
                 l.backward_params(grad)?
             } else {
                 l.backward(grad)?
@@ -163,5 +182,54 @@ mod tests {
             net
         };
         gradcheck::check_backward_params(make, &[3, 2, 3]);
+    }
+
+    #[test]
+    fn a_relu_taken_over_by_max_pooling_gives_what_the_two_layers_give() {
+        use crate::layers::{MaxPool2d, Window};
+        let pool = |k| {
+            MaxPool2d::new(Window {
+                kernel: (k, k),
+                stride: (k, k),
+                padding: (0, 0),
+            })
+        };
+        // 2×2 windows (the AVX-512 path where present) and 3×3 (the general one), over values with
+        // negatives, zeros of both signs, ties, an all-negative window and NaN.
+        for k in [2, 3] {
+            let (n, c, h, w) = (3, 2, 6, 38);
+            let x: Vec<f32> = (0..n * c * h * w)
+                .map(|i| match i % 23 {
+                    5 => f32::NAN,
+                    7 => -0.0,
+                    11 => 0.0,
+                    _ => ((i * 31) % 17) as f32 - 9.0,
+                })
+                .collect();
+            let x = Tensor::new(&[n, c, h, w], x).unwrap();
+            let mut fused =
+                Sequential::new(vec![Box::new(Elementwise::new(ReLU)), Box::new(pool(k))]);
+            assert_eq!(fused.absorbed, [true, false]);
+            let (mut relu, mut alone) = (Elementwise::new(ReLU), pool(k));
+            let want = alone
+                .forward(relu.forward(x.clone(), Mode::Eval).unwrap(), Mode::Eval)
+                .unwrap();
+            let got = fused.forward(x, Mode::Eval).unwrap();
+            assert_eq!(
+                got.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{k}×{k} forward"
+            );
+            let gy: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+            let gy = Tensor::new(got.shape(), gy).unwrap();
+            let want = relu.backward(alone.backward(gy.clone()).unwrap()).unwrap();
+            let got = fused.backward(gy).unwrap();
+            // Equal values (the pair multiplies cut gradients by 0, which may leave −0).
+            assert!(
+                got.data().iter().zip(want.data()).all(|(a, b)| a == b),
+                "{k}×{k} backward"
+            );
+            assert!(got.data().iter().any(|&v| v != 0.0));
+        }
     }
 }
