@@ -80,24 +80,51 @@ impl Layer for MaxPool2d {
     /// ReLU taken over); 0 elsewhere.
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
         let (shape, argmax) = self.argmax.take().ok_or_else(|| no_forward(self))?;
-        let plane = shape[2] * shape[3];
-        let out = grad_y.len() / (shape[0] * shape[1]);
-        let mut grad_x = Tensor::recycle(std::mem::take(&mut self.spare), &shape);
+        let g = self
+            .window
+            .geom(&shape[1..])
+            .expect("the shape of a forward");
+        let (plane, out) = (g.h * g.w, g.oh * g.ow);
+        let spare = std::mem::take(&mut self.spare);
+        // 2×2 windows that tile the plane cover every input once: the AVX-512 path writes ∂L/∂x
+        // whole, window by window, instead of zeroing it and adding into it.
+        #[cfg(target_arch = "x86_64")]
+        let tiles = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0)
+            && (g.h, g.w) == (2 * g.oh, 2 * g.ow)
+            && std::arch::is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let tiles = false;
+        let mut grad_x = if tiles {
+            Tensor::reuse(spare, &shape)
+        } else {
+            Tensor::recycle(spare, &shape)
+        };
         grad_x
             .data_mut()
             .par_chunks_mut(plane)
             .zip(grad_y.data().par_chunks(out))
             .zip(argmax.par_chunks(out))
             .for_each(|((gx, gy), am)| {
-                for (&g, &i) in gy.iter().zip(am) {
-                    // Selects, not a branch (a cut max is a coin toss): a cut window adds 0.
-                    let cut = i & NO_GRADIENT != 0;
-                    gx[(i & !NO_GRADIENT) as usize] += if cut { 0.0 } else { g };
+                #[cfg(target_arch = "x86_64")]
+                if tiles {
+                    // SAFETY: AVX-512F is present; the kernel checks its slice bounds.
+                    return unsafe { avx512::unpool_2x2(&g, gy, am, gx) };
                 }
+                unpool(gy, am, gx)
             });
         self.argmax = Some((shape, argmax));
         self.spare = grad_y;
         Ok(grad_x)
+    }
+}
+
+/// `gx[argmax of each window] += gy of that window`, into a zeroed plane `gx`; a window cut by a
+/// ReLU taken over adds 0.
+fn unpool(gy: &[f32], am: &[u32], gx: &mut [f32]) {
+    for (&g, &i) in gy.iter().zip(am) {
+        // Selects, not a branch (a cut max is a coin toss).
+        let cut = i & NO_GRADIENT != 0;
+        gx[(i & !NO_GRADIENT) as usize] += if cut { 0.0 } else { g };
     }
 }
 
@@ -253,6 +280,68 @@ mod avx512 {
             }
         }
     }
+
+    /// [`super::unpool`] for 2×2 windows that tile the plane (`H = 2·OH`, `W = 2·OW`), writing all
+    /// of `gx` (no zeroing first): for sixteen windows of an output row, each of the four pixels
+    /// of a window takes the window's gradient where it is the argmax and 0 elsewhere, and the
+    /// pixels are interleaved back into the two input rows. A cut window matches no pixel.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn unpool_2x2(g: &Geom, gy: &[f32], am: &[u32], gx: &mut [f32]) {
+        let out = g.oh * g.ow;
+        assert!(gy.len() >= out && am.len() >= out && gx.len() == 4 * out);
+        assert!((g.h, g.w) == (2 * g.oh, 2 * g.ow));
+        let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        // Lanes 0..8 (8..16) of the top-left and top-right pixels, alternating: the first (second)
+        // 16 floats of the row.
+        let first = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        let second = _mm512_add_epi32(first, _mm512_set1_epi32(8));
+        let end = gx.as_mut_ptr_range().end;
+        for oy in 0..g.oh {
+            let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+            for ox in (0..g.ow).step_by(16) {
+                let n = 16.min(g.ow - ox);
+                let m = ((1u32 << n) - 1) as u16;
+                // SAFETY: windows ox..ox+n of output row oy, inside both (checked above).
+                let (v, at) = unsafe {
+                    (
+                        _mm512_maskz_loadu_ps(m, gy.as_ptr().add(oy * g.ow + ox)),
+                        _mm512_maskz_loadu_epi32(m, am.as_ptr().add(oy * g.ow + ox).cast()),
+                    )
+                };
+                let top_left = _mm512_add_epi32(
+                    _mm512_set1_epi32((r0 + 2 * ox) as i32),
+                    _mm512_slli_epi32::<1>(lanes),
+                );
+                let pixel = |k: i32| {
+                    let here = _mm512_add_epi32(top_left, _mm512_set1_epi32(k));
+                    _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(at, here), v)
+                };
+                let w = g.w as i32;
+                for (row, (a, b), spill_ok) in [
+                    // The top row may spill only into the bottom row, written next.
+                    (r0, (pixel(0), pixel(1)), n == 16 || ox == 0),
+                    // The bottom row spills into the next output row's rows, written later.
+                    (r1, (pixel(w), pixel(w + 1)), true),
+                ] {
+                    let lo = _mm512_permutex2var_ps(a, first, b);
+                    let hi = _mm512_permutex2var_ps(a, second, b);
+                    // SAFETY: pixels 2·ox.. of input row `row`; whole vectors only where 32
+                    // floats remain in the plane and what they spill over is written later.
+                    unsafe {
+                        let dst = gx.as_mut_ptr().add(row + 2 * ox);
+                        if spill_ok && dst.wrapping_add(32) <= end {
+                            _mm512_storeu_ps(dst, lo);
+                            _mm512_storeu_ps(dst.add(16), hi);
+                        } else {
+                            let both = (1u64 << (2 * n)) - 1;
+                            _mm512_mask_storeu_ps(dst, both as u16, lo);
+                            _mm512_mask_storeu_ps(dst.add(16), (both >> 16) as u16, hi);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The max of window `(oy, ox)` of plane `xp` and its flat index: the first maximum wins ties, the
@@ -354,6 +443,36 @@ mod tests {
                     v.to_bits() == want.to_bits() && *a == at,
                     "{h}×{w} after ReLU, window {o}: {v} at {a}, want {want} at {at}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn whole_plane_unpooling_matches_the_scatter() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("no AVX-512F on this machine: nothing to compare");
+                return;
+            }
+            // One step per row (7, 14 windows), one full and one partial (20), two full (32), and a
+            // single row of windows; with and without a ReLU taken over (cut windows).
+            for (h, w) in [(14, 14), (28, 28), (4, 40), (6, 64), (2, 6)] {
+                for relu in [false, true] {
+                    let g = Geom::new(1, h, w, (2, 2), (2, 2), (0, 0)).unwrap();
+                    let mut xp: Vec<f32> =
+                        (0..h * w).map(|i| ((i * 37) % 23) as f32 - 11.0).collect();
+                    let out = g.oh * g.ow;
+                    let (mut y, mut am) = (vec![0.0; out], vec![0; out]);
+                    pool_plane(&g, &mut xp, &mut y, &mut am, relu);
+                    let gy: Vec<f32> = (0..out).map(|i| i as f32 + 1.0).collect();
+                    let mut want = vec![0.0; h * w];
+                    unpool(&gy, &am, &mut want);
+                    // Poisoned: every pixel must be written.
+                    let mut got = vec![f32::NAN; h * w];
+                    unsafe { avx512::unpool_2x2(&g, &gy, &am, &mut got) };
+                    assert_eq!(got, want, "{h}×{w}, relu {relu}");
+                }
             }
         }
     }
