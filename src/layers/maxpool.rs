@@ -17,6 +17,9 @@ use std::fmt;
 /// `ReLU` as it is loaded (in registers on the AVX-512 2×2 path, plane by plane in place elsewhere),
 /// and a window whose max is not above 0 passes no gradient back (ReLU's derivative there is 0).
 /// That is `MaxPool2d(ReLU(x))` and its gradient, without the ReLU's own two passes over the batch.
+///
+/// A convolution just before it can in turn run it image by image ([`Layer::absorb_pool`],
+/// [`PoolSpec`]); this layer is then skipped.
 pub struct MaxPool2d {
     window: Window,
     /// Whether the input goes through `ReLU` first (a ReLU taken over from the layer before).
@@ -54,6 +57,13 @@ impl Layer for MaxPool2d {
         true
     }
 
+    fn as_max_pool(&self) -> Option<PoolSpec> {
+        Some(PoolSpec {
+            window: self.window,
+            relu: self.relu,
+        })
+    }
+
     fn forward(&mut self, mut x: Tensor, _mode: Mode) -> Result<Tensor> {
         let n = x.shape()[0];
         let g = self.window.batch_geom(self, &x)?;
@@ -88,12 +98,7 @@ impl Layer for MaxPool2d {
         let spare = std::mem::take(&mut self.spare);
         // 2×2 windows that tile the plane cover every input once: the AVX-512 path writes ∂L/∂x
         // whole, window by window, instead of zeroing it and adding into it.
-        #[cfg(target_arch = "x86_64")]
-        let tiles = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0)
-            && (g.h, g.w) == (2 * g.oh, 2 * g.ow)
-            && std::arch::is_x86_feature_detected!("avx512f");
-        #[cfg(not(target_arch = "x86_64"))]
-        let tiles = false;
+        let tiles = tiles(&g);
         let mut grad_x = if tiles {
             Tensor::reuse(spare, &shape)
         } else {
@@ -104,18 +109,80 @@ impl Layer for MaxPool2d {
             .par_chunks_mut(plane)
             .zip(grad_y.data().par_chunks(out))
             .zip(argmax.par_chunks(out))
-            .for_each(|((gx, gy), am)| {
-                #[cfg(target_arch = "x86_64")]
-                if tiles {
-                    // SAFETY: AVX-512F is present; the kernel checks its slice bounds.
-                    return unsafe { avx512::unpool_2x2(&g, gy, am, gx) };
-                }
-                unpool(gy, am, gx)
-            });
+            .for_each(|((gx, gy), am)| unpool_plane(&g, gy, am, gx, tiles));
         self.argmax = Some((shape, argmax));
         self.spare = grad_y;
         Ok(grad_x)
     }
+}
+
+/// A max pool as another layer runs it for its own output (see [`Layer::absorb_pool`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub window: Window,
+    /// Whether its input goes through `ReLU` first (a ReLU it took over).
+    pub relu: bool,
+}
+
+impl PoolSpec {
+    /// The geometry of the pool over one image `[C, H, W]` (checked when the model was built).
+    pub fn geom(&self, c: usize, h: usize, w: usize) -> Geom {
+        self.window
+            .geom(&[c, h, w])
+            .expect("the pool fits its input: checked when the model was built")
+    }
+
+    /// The pooled image `y: [C, OH, OW]` and its argmax from one image `x: [C, H, W]` (which may
+    /// be overwritten), as [`MaxPool2d::forward`] does for each of its images.
+    pub fn forward_image(&self, g: &Geom, x: &mut [f32], y: &mut [f32], am: &mut [u32]) {
+        let (plane, out) = (g.h * g.w, g.oh * g.ow);
+        let planes = x.chunks_exact_mut(plane).zip(y.chunks_exact_mut(out));
+        for ((xp, yp), ap) in planes.zip(am.chunks_exact_mut(out)) {
+            pool_plane(g, xp, yp, ap, self.relu);
+        }
+    }
+
+    /// `gx: [C, H, W]`, all of it, from the gradient `gy` of one pooled image and its argmax, as
+    /// [`MaxPool2d::backward`] does for each of its images.
+    pub fn backward_image(&self, g: &Geom, gy: &[f32], am: &[u32], gx: &mut [f32]) {
+        let (plane, out) = (g.h * g.w, g.oh * g.ow);
+        let tiles = tiles(g);
+        if !tiles {
+            gx.fill(0.0);
+        }
+        let planes = gx.chunks_exact_mut(plane).zip(gy.chunks_exact(out));
+        for ((gxp, gyp), ap) in planes.zip(am.chunks_exact(out)) {
+            unpool_plane(g, gyp, ap, gxp, tiles);
+        }
+    }
+}
+
+/// Whether the windows of `g` tile each plane and this machine has the AVX-512 path that writes a
+/// whole plane of ∂L/∂x from them (with no zeroing first).
+fn tiles(g: &Geom) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0)
+            && (g.h, g.w) == (2 * g.oh, 2 * g.ow)
+            && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = g;
+        false
+    }
+}
+
+/// ∂L/∂x of one plane from its windows' gradients: written whole where the windows `tiles` (see
+/// [`tiles`]), else added into the zeroed plane.
+fn unpool_plane(g: &Geom, gy: &[f32], am: &[u32], gx: &mut [f32], tiles: bool) {
+    #[cfg(target_arch = "x86_64")]
+    if tiles {
+        // SAFETY: `tiles` saw AVX-512F; the kernel checks its slice bounds.
+        return unsafe { avx512::unpool_2x2(g, gy, am, gx) };
+    }
+    let _ = (g, tiles);
+    unpool(gy, am, gx)
 }
 
 /// `gx[argmax of each window] += gy of that window`, into a zeroed plane `gx`; a window cut by a

@@ -34,7 +34,7 @@ pub use dropout::Dropout;
 pub use flatten::Flatten;
 pub use leaky_relu::LeakyReLU;
 pub use linear::Linear;
-pub use maxpool::MaxPool2d;
+pub use maxpool::{MaxPool2d, PoolSpec};
 pub use parallel::Parallel;
 pub use pool::Window;
 pub use relu::ReLU;
@@ -160,6 +160,19 @@ pub trait Layer: fmt::Display + Send {
     /// output and gradients are those of the two layers one after the other: it saves the ReLU's
     /// two passes over memory (see `MaxPool2d`).
     fn absorb_relu(&mut self) -> bool {
+        false
+    }
+
+    /// The max pool this layer is, with the ReLU it took over if any: for a layer before it that
+    /// can run the pool itself (see [`Layer::absorb_pool`]).
+    fn as_max_pool(&self) -> Option<PoolSpec> {
+        None
+    }
+
+    /// Asks the layer to run `pool` on its own output, image by image while each is in cache, for
+    /// the max pool just after it, which its container then skips; true if it does from now on.
+    /// Outputs and gradients are those of the two layers one after the other (see `Conv2d`).
+    fn absorb_pool(&mut self, _pool: PoolSpec) -> bool {
         false
     }
 

@@ -14,14 +14,16 @@ pub struct Sequential {
     /// The index of the first layer with parameters (`layers.len()` if none): in
     /// [`Layer::backward_params`] no layer up to and including it needs to compute ∂L/∂x.
     first_with_params: usize,
-    /// Per layer, whether the next layer does its work (a ReLU that a max pool took over, see
-    /// [`Layer::absorb_relu`]): forward and backward pass it by.
+    /// Per layer, whether a neighbour does its work (a ReLU that a max pool took over, a max pool
+    /// that the convolution before it runs: [`Layer::absorb_relu`], [`Layer::absorb_pool`]):
+    /// forward and backward pass it by.
     absorbed: Vec<bool>,
 }
 
 impl Sequential {
     /// A chain of layers (not yet checked: see [`Sequential::check`]). Every ReLU followed by a
-    /// layer that can take it over is handed to that layer.
+    /// layer that can take it over is handed to that layer, then every max pool that the layer
+    /// before it can run (see [`Layer::absorb_pool`]).
     pub fn new(mut layers: Vec<Box<dyn Layer>>) -> Self {
         let first_with_params = layers
             .iter_mut()
@@ -30,6 +32,15 @@ impl Sequential {
         let mut absorbed = vec![false; layers.len()];
         for i in 1..layers.len() {
             absorbed[i - 1] = layers[i - 1].is_relu() && layers[i].absorb_relu();
+        }
+        // Then every max pool (with its ReLU) that the layer running before it can take over.
+        for i in 0..layers.len() {
+            let next = (i + 1..layers.len()).find(|&j| !absorbed[j]);
+            if let Some(j) = next.filter(|_| !absorbed[i])
+                && let Some(pool) = layers[j].as_max_pool()
+            {
+                absorbed[j] = layers[i].absorb_pool(pool);
+            }
         }
         Sequential {
             layers,
@@ -182,6 +193,72 @@ mod tests {
             net
         };
         gradcheck::check_backward_params(make, &[3, 2, 3]);
+    }
+
+    #[test]
+    fn a_max_pool_run_by_the_convolution_before_it_gives_what_the_layers_give() {
+        use crate::layers::{Conv2d, MaxPool2d, Window};
+        let conv = || {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+            Conv2d::new(2, 3, (3, 3), (1, 1), (1, 1), true, &mut rng)
+        };
+        let pool = |k| {
+            MaxPool2d::new(Window {
+                kernel: (k, k),
+                stride: (k, k),
+                padding: (0, 0),
+            })
+        };
+        // 2×2 windows over 8×12 (tiling: ∂L/∂x written whole) and over 7×9 (an edge no window
+        // covers), and 3×3 windows; with the ReLU between (taken over) and without; 5 images, so
+        // that the runs of images differ in length.
+        for ((h, w), k, relu) in [((8, 12), 2, true), ((7, 9), 2, true), ((8, 12), 3, false)] {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(h as u64);
+            let x = crate::init::uniform(&[5, 2, h, w], -1.0, 1.0, &mut rng);
+            let mut layers: Vec<Box<dyn Layer>> = vec![Box::new(conv())];
+            if relu {
+                layers.push(Box::new(Elementwise::new(ReLU)));
+            }
+            layers.push(Box::new(pool(k)));
+            let mut fused = Sequential::new(layers);
+            assert!(
+                fused.absorbed[1..].iter().all(|&a| a),
+                "{:?}",
+                fused.absorbed
+            );
+            let (mut c, mut r, mut p) = (conv(), Elementwise::new(ReLU), pool(k));
+            let mut want = c.forward(x.clone(), Mode::Eval).unwrap();
+            if relu {
+                want = r.forward(want, Mode::Eval).unwrap();
+            }
+            let want = p.forward(want, Mode::Eval).unwrap();
+            let got = fused.forward(x.clone(), Mode::Eval).unwrap();
+            assert_eq!(got.shape(), want.shape());
+            assert_eq!(got.data(), want.data(), "{h}×{w}, {k}×{k} forward");
+            let gy: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+            let gy = Tensor::new(got.shape(), gy).unwrap();
+            let mut want = p.backward(gy.clone()).unwrap();
+            if relu {
+                want = r.backward(want).unwrap();
+            }
+            let want = c.backward(want).unwrap();
+            let got = fused.backward(gy).unwrap();
+            // Equal values (the layers one by one multiply cut gradients by 0, which may leave −0).
+            assert!(
+                got.data().iter().zip(want.data()).all(|(a, b)| a == b),
+                "{h}×{w} ∂L/∂x"
+            );
+            let grads = |l: &mut dyn Layer| {
+                let mut all = Vec::new();
+                l.visit_params("", &mut |_, p| all.extend_from_slice(p.grad.data()));
+                all
+            };
+            assert_eq!(
+                grads(&mut fused),
+                grads(&mut c),
+                "{h}×{w} parameter gradients"
+            );
+        }
     }
 
     #[test]
