@@ -166,7 +166,8 @@ fn im2col_scalar(g: &Geom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
-/// `grad_x: [C, H, W] += col2im(grad_cols: [C·KH·KW, OH·OW])`, the adjoint of [`im2col`].
+/// `grad_x: [C, H, W] = col2im(grad_cols: [C·KH·KW, OH·OW])`, the adjoint of [`im2col`]; every
+/// value of `grad_x` is written (what it held does not matter).
 pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     assert_eq!(grad_x.len(), g.c * g.h * g.w);
     assert_eq!(grad_cols.len(), g.patch() * g.positions());
@@ -178,8 +179,9 @@ pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
     col2im_scalar(g, grad_cols, grad_x)
 }
 
-/// [`col2im`] on any machine, and the twin of its AVX-512 path.
+/// [`col2im`] on any machine, and the twin of its AVX-512 path: zeroes, then adds.
 fn col2im_scalar(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
+    grad_x.fill(0.0);
     let mut rows = grad_cols.chunks_exact(g.positions());
     if (g.ph, g.pw) == (0, 0) {
         // No padding: as in `im2col`, row (c, i, j) goes back onto plane c from (i, j) on.
@@ -434,11 +436,6 @@ mod avx512 {
             let (mut q, mut r) = (g.ph / g.sh, g.ph % g.sh);
             for (y, dst) in plane.chunks_exact_mut(g.w).enumerate() {
                 let mut acc = [_mm512_setzero_ps(); MAX_STEPS];
-                for (k, a) in acc.iter_mut().enumerate().take(count) {
-                    let n = 16.min(g.w - 16 * k);
-                    // SAFETY: pixels 16k..16k+n of this row.
-                    *a = unsafe { _mm512_maskz_loadu_ps(lanes(0, n), dst.as_ptr().add(16 * k)) };
-                }
                 // The kernel rows i that reach image row y, in increasing order (the scalar loop's),
                 // each from output row oy = (y + PH − i)/SH: from the last output row at or
                 // before q down, i going up by SH.
@@ -632,8 +629,8 @@ mod tests {
                     "im2col {g:?}"
                 );
                 let gc = random(fast.len(), 70 + n as u64);
-                let mut fast = random(x.len(), 90 + n as u64);
-                let mut slow = fast.clone();
+                // Poisoned: every value must be written.
+                let (mut fast, mut slow) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
                 unsafe { avx512::col2im(&g, &gc, &mut fast) };
                 col2im_scalar(&g, &gc, &mut slow);
                 assert_eq!(

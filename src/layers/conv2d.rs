@@ -287,7 +287,6 @@ impl Conv2d {
                     if input_grad {
                         // grad_cols_i: [P, L] = Wᵀ: [P, OC] · grad_Y_i: [OC, L]; x_i becomes ∂L/∂x_i.
                         matmul_serial(cols, w, Op::T, gy_i, Op::N, p, oc, l, false);
-                        xi.fill(0.0);
                         col2im(&g, cols, xi);
                     }
                 }
