@@ -68,6 +68,76 @@ pub fn matmul_serial(
     product(c, a, ta, b, tb, m, k, n, accumulate, false, kernel());
 }
 
+/// `op(A)` packed once for many products that share it (a convolution's weights, one product per
+/// image): [`matmul_packed_a`] skips packing it each time. Holds the packed panels where our kernel
+/// runs, else a plain copy for the `gemm` crate.
+#[derive(Default)]
+pub struct PackedA {
+    buf: Vec<Line>,
+    m: usize,
+    k: usize,
+}
+
+impl PackedA {
+    /// Packs `op(A)`: `a` stored as `[m, k]` (`Op::N`) or `[k, m]` (`Op::T`), reusing the buffer.
+    pub fn pack(&mut self, a: &[f32], ta: Op, m: usize, k: usize) {
+        assert_eq!(a.len(), m * k, "PackedA: A is not [{m}×{k}]");
+        (self.m, self.k) = (m, k);
+        let dst = floats(&mut self.buf, m * k);
+        match kernel() {
+            // SAFETY: AVX-512F is present; `dst` holds m·k floats, `a` is checked above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe {
+                avx512::pack_all_a(dst, Strided::new(a.as_ptr(), ta, m, k), m, k)
+            },
+            // The gemm crate packs for itself: keep op(A) as a row-major [m, k].
+            _ => {
+                // SAFETY: `dst` holds m·k floats.
+                let dst = unsafe { std::slice::from_raw_parts_mut(dst, m * k) };
+                for (i, row) in dst.chunks_exact_mut(k.max(1)).enumerate().take(m) {
+                    for (l, v) in row.iter_mut().enumerate() {
+                        *v = match ta {
+                            Op::N => a[i * k + l],
+                            Op::T => a[l * m + i],
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`matmul_serial`] with `op(A)` packed beforehand: `C[m×n] = (accumulate ? C : 0) + A·op(B)`.
+pub fn matmul_packed_a(c: &mut [f32], a: &PackedA, b: &[f32], tb: Op, n: usize, accumulate: bool) {
+    let (m, k) = (a.m, a.k);
+    assert_eq!(c.len(), m * n, "matmul: C is not [{m}×{n}]");
+    assert_eq!(b.len(), k * n, "matmul: B is not [{k}×{n}]");
+    if m == 0 || n == 0 || k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return;
+    }
+    let packed: *const f32 = a.buf.as_ptr().cast();
+    match kernel() {
+        // SAFETY: AVX-512F is present; the slices are checked above, `a` holds m·k packed floats
+        // (its `Strided` is not read when prepacked).
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => unsafe {
+            let (a, b) = (
+                Strided::new(packed, Op::N, m, k),
+                Strided::new(b.as_ptr(), tb, k, n),
+            );
+            avx512::packed(c.as_mut_ptr(), n, a, Some(packed), b, m, k, n, accumulate)
+        },
+        _ => {
+            // SAFETY: `a` holds op(A) as a row-major [m, k] (see `PackedA::pack`).
+            let a = unsafe { std::slice::from_raw_parts(packed, m * k) };
+            matmul_serial(c, a, Op::N, b, tb, m, k, n, accumulate)
+        }
+    }
+}
+
 /// Which single-threaded kernel computes a product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernel {
@@ -312,12 +382,12 @@ mod avx512 {
         }
         let fill = |x: usize, tile: usize| x as f32 / x.next_multiple_of(tile) as f32;
         if k < 32 || 2.0 * fill(m, MR) * fill(n, NR) > fill(n, MR) * fill(m, NR) {
-            return unsafe { packed(c, ldc, a, b, m, k, n, acc) };
+            return unsafe { packed(c, ldc, a, None, b, m, k, n, acc) };
         }
         TRANSPOSED.with_borrow_mut(|t| {
             t.resize(m * n, 0.0);
             // SAFETY: t holds n·m floats; the caller vouches for c, a and b.
-            unsafe { packed(t.as_mut_ptr(), m, b.t(), a.t(), n, k, m, false) };
+            unsafe { packed(t.as_mut_ptr(), m, b.t(), None, a.t(), n, k, m, false) };
             for (j, col) in t.chunks_exact(m).enumerate() {
                 for (i, &v) in col.iter().enumerate() {
                     // SAFETY: (i, j) is inside the caller's m×n block of C.
@@ -397,12 +467,14 @@ mod avx512 {
     /// [`product`] as it stands: the packed loops.
     ///
     /// Loops, outer to inner: columns of B by `NC`, depth by `KC` (pack B), rows of A by `MC` (pack
-    /// A), then `NR`-column and `MR`-row micro-tiles.
+    /// A, unless `prepacked` holds all of it as [`pack_all_a`] lays it out), then `NR`-column and
+    /// `MR`-row micro-tiles.
     #[allow(clippy::too_many_arguments)]
-    unsafe fn packed(
+    pub(super) unsafe fn packed(
         c: *mut f32,
         ldc: usize,
         a: Strided,
+        prepacked: Option<*const f32>,
         b: Strided,
         m: usize,
         k: usize,
@@ -421,7 +493,13 @@ mod avx512 {
                     unsafe { pack_b(pb, b, p0, kc, j0, nc) };
                     for i0 in (0..m).step_by(MC) {
                         let mc = MC.min(m - i0);
-                        unsafe { pack_a(pa, a, i0, mc, p0, kc) };
+                        let pa = match prepacked {
+                            Some(all) => unsafe { all.add(p0 * m + i0 * kc) },
+                            None => {
+                                unsafe { pack_a(pa, a, i0, mc, p0, kc) };
+                                pa.cast_const()
+                            }
+                        };
                         for jr in (0..nc).step_by(NR) {
                             let w = NR.min(nc - jr);
                             let bp = unsafe { pb.add(jr * kc) };
@@ -437,6 +515,19 @@ mod avx512 {
                 }
             }
         })
+    }
+
+    /// All of A packed as [`packed`] reads it block by block: for each depth block `p0` (of `kc`
+    /// rows), each row block `i0` at `dst + p0·m + i0·kc`, as [`pack_a`] lays one out.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn pack_all_a(dst: *mut f32, a: Strided, m: usize, k: usize) {
+        for p0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - p0);
+            for i0 in (0..m).step_by(MC) {
+                // SAFETY: block (p0, i0) holds MC.min(m − i0)·kc floats inside m·k.
+                unsafe { pack_a(dst.add(p0 * m + i0 * kc), a, i0, MC.min(m - i0), p0, kc) };
+            }
+        }
     }
 
     /// Packs rows `i0..i0+mc`, depth `p0..p0+kc` of A into panels of `MR` rows (the last one of
@@ -765,6 +856,43 @@ mod tests {
                     for tb in [Op::N, Op::T] {
                         check(kernel, false, size, ta, tb, false);
                         check(kernel, false, size, ta, tb, true);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn products_with_a_packed_beforehand_match_naive() {
+        let mut packed = PackedA::default();
+        // Around the block edges (KC = 256, MC = 96) and the shapes of lenet's second conv.
+        for &(m, k, n) in &[
+            (64, 288, 196),
+            (288, 64, 196),
+            (97, 300, 33),
+            (5, 7, 3),
+            (13, 257, 40),
+        ] {
+            for ta in [Op::N, Op::T] {
+                for tb in [Op::N, Op::T] {
+                    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m + k + n) as u64);
+                    let mut r = |len: usize| {
+                        (0..len)
+                            .map(|_| rng.gen_range(-1.0..1.0))
+                            .collect::<Vec<f32>>()
+                    };
+                    let (a, b, c0) = (r(m * k), r(k * n), r(m * n));
+                    packed.pack(&a, ta, m, k);
+                    for acc in [false, true] {
+                        let (mut fast, mut slow) = (c0.clone(), c0.clone());
+                        matmul_packed_a(&mut fast, &packed, &b, tb, n, acc);
+                        matmul_naive(&mut slow, &a, ta, &b, tb, m, k, n, acc);
+                        for (x, y) in fast.iter().zip(&slow) {
+                            assert!(
+                                (x - y).abs() <= 1e-5 * (k as f32).sqrt() * 4.0,
+                                "{m}×{k}×{n} {ta:?}{tb:?}: {x} vs {y}"
+                            );
+                        }
                     }
                 }
             }

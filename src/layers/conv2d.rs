@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::init;
 use crate::kernels::Op;
 use crate::kernels::elementwise::{add, sum};
-use crate::kernels::gemm::matmul_serial;
+use crate::kernels::gemm::{PackedA, matmul_packed_a, matmul_serial};
 use crate::kernels::im2col::{Geom, col2im, im2col, requirement};
 use crate::tensor::Tensor;
 use rand::Rng;
@@ -52,6 +52,8 @@ pub struct Conv2d {
     pool: Option<PoolSpec>,
     /// ... and per run of images what that needs (empty when there is none).
     pool_runs: Vec<PoolRun>,
+    /// `W` (forward) or `Wᵀ` (backward) packed once per batch for every image's product.
+    packed_w: PackedA,
     spare: Tensor,
 }
 
@@ -96,6 +98,7 @@ impl Conv2d {
             partial: Vec::new(),
             pool: None,
             pool_runs: Vec::new(),
+            packed_w: PackedA::default(),
             spare: Tensor::default(),
         }
     }
@@ -171,6 +174,8 @@ impl Layer for Conv2d {
         self.cols
             .resize(if runs.keep { n } else { runs.count } * p * l, 0.0);
         runs.size_pool_runs(&mut self.pool_runs, spec.is_some(), oc * l, out);
+        self.packed_w.pack(w, Op::N, oc, p);
+        let packed_w = &self.packed_w;
         y.data_mut()
             .par_chunks_mut(runs.per * out)
             .zip(x.data().par_chunks(runs.per * g.c * g.h * g.w))
@@ -190,7 +195,7 @@ impl Layer for Conv2d {
                                 row.fill(b);
                             }
                         }
-                        matmul_serial(conv, w, Op::N, cols, Op::N, oc, p, l, bias.is_some());
+                        matmul_packed_a(conv, packed_w, cols, Op::N, l, bias.is_some());
                     };
                     match (&pooled, spec) {
                         // Into the run's room for one image, then pooled into the output while
@@ -254,6 +259,10 @@ impl Conv2d {
         self.partial.resize(runs.count * (oc * p + oc), 0.0);
         let w = self.weight.value.data();
         runs.size_pool_runs(&mut self.pool_runs, spec.is_some(), oc * l, out);
+        if input_grad {
+            self.packed_w.pack(w, Op::T, p, oc);
+        }
+        let packed_w = &self.packed_w;
         x.data_mut()
             .par_chunks_mut(runs.per * img)
             .zip(grad_y.data().par_chunks(runs.per * out))
@@ -286,7 +295,7 @@ impl Conv2d {
                     }
                     if input_grad {
                         // grad_cols_i: [P, L] = Wᵀ: [P, OC] · grad_Y_i: [OC, L]; x_i becomes ∂L/∂x_i.
-                        matmul_serial(cols, w, Op::T, gy_i, Op::N, p, oc, l, false);
+                        matmul_packed_a(cols, packed_w, gy_i, Op::N, l, false);
                         col2im(&g, cols, xi);
                     }
                 }
