@@ -321,11 +321,14 @@ mod avx512 {
                     }
                     continue;
                 }
-                let (mut best, mut off) = (v0, _mm512_setzero_si512());
-                for (v, k) in [(v1, 1), (v2, g.w as i32), (v3, g.w as i32 + 1)] {
-                    let larger = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best);
-                    best = _mm512_mask_mov_ps(best, larger, v);
-                    off = _mm512_mask_mov_epi32(off, larger, _mm512_set1_epi32(k));
+                // The max of the four (no NaN here), then the first of them equal to it, picked
+                // last to first: a tree and independent compares rather than a chain of selects.
+                let top = _mm512_max_ps(_mm512_max_ps(v0, v1), _mm512_max_ps(v2, v3));
+                let (mut best, mut off) = (v3, _mm512_set1_epi32(g.w as i32 + 1));
+                for (v, k) in [(v2, g.w as i32), (v1, 1), (v0, 0)] {
+                    let first = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, top);
+                    best = _mm512_mask_mov_ps(best, first, v);
+                    off = _mm512_mask_mov_epi32(off, first, _mm512_set1_epi32(k));
                 }
                 // at = r0 + 2·(ox + lane) + off
                 let base = _mm512_set1_epi32((r0 + 2 * ox) as i32);
