@@ -289,6 +289,25 @@ mod avx512 {
         pick: __m512i,
     }
 
+    /// The steps of every kernel column of `g`, worked out once per call by `steps`.
+    #[target_feature(enable = "avx512f")]
+    fn per_column(
+        g: &Geom,
+        steps: impl Fn(&Geom, usize) -> [Step; MAX_STEPS],
+    ) -> [[Step; MAX_STEPS]; MAX_KW] {
+        let none = Step {
+            off: 0,
+            valid: 0,
+            load: 0,
+            pick: _mm512_setzero_si512(),
+        };
+        let mut by_j = [[none; MAX_STEPS]; MAX_KW];
+        for (j, s) in by_j.iter_mut().enumerate().take(g.kw) {
+            *s = steps(g, j);
+        }
+        by_j
+    }
+
     /// `im2col`'s steps for kernel column `j`: window positions `t..t+16` of an output row read the
     /// input row from column `t·SW + j − PW`.
     #[target_feature(enable = "avx512f")]
@@ -328,10 +347,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn im2col(g: &Geom, x: &[f32], cols: &mut [f32]) {
         let l = g.positions();
-        let mut by_j = [[im2col_steps(g, 0)[0]; MAX_STEPS]; MAX_KW];
-        for (j, s) in by_j.iter_mut().enumerate().take(g.kw) {
-            *s = im2col_steps(g, j);
-        }
+        let by_j = per_column(g, |g, j| im2col_steps(g, j));
         let count = g.ow.div_ceil(16);
         let end = cols.as_mut_ptr_range().end;
         for (c, plane) in x.chunks_exact(g.h * g.w).enumerate() {
@@ -425,10 +441,7 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
         let l = g.positions();
-        let mut by_j = [[col2im_steps(g, 0)[0]; MAX_STEPS]; MAX_KW];
-        for (j, s) in by_j.iter_mut().enumerate().take(g.kw) {
-            *s = col2im_steps(g, j);
-        }
+        let by_j = per_column(g, |g, j| col2im_steps(g, j));
         let count = g.w.div_ceil(16);
         for (c, plane) in grad_x.chunks_exact_mut(g.h * g.w).enumerate() {
             // y + PH = q·SH + r, kept up to date row by row (a division per row costs more than
