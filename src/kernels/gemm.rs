@@ -10,7 +10,10 @@
 //! The kernel is the classic packed one (Goto/BLIS): `op(B)` is copied into panels of `NR = 32`
 //! columns and `op(A)` into panels of `MR = 12` rows, both `k`-major, so that the micro-kernel streams
 //! both with unit stride and keeps a `12×32` tile of C in 24 of the 32 vector registers. An operand
-//! stored the other way round is packed through 16×16 transposes in registers.
+//! stored the other way round is packed through 16×16 transposes in registers. Two shapes leave
+//! the packed loops: a small C over a long depth with both operands contiguous along it (`A·Bᵀ`,
+//! a first conv's ∂L/∂W) is computed as dot products with nothing packed, and a narrow C as its
+//! transpose. [`PackedA`] packs an `A` once for many products (a conv's weights, one per image).
 //!
 //! Threads: at batch 50 the matrices are small, and cutting one product in many pieces costs more than
 //! it saves. What pays is to cut the output in two halves (along whichever of `m`, `n` is longer,

@@ -69,7 +69,7 @@ impl Layer for AvgPool2d {
         Ok(y)
     }
 
-    /// ∂L/∂x[p] = Σ over the windows that hold p of ∂L/∂y / (KH·KW).
+    /// ∂L/∂x at p = Σ over the windows that hold p of ∂L/∂y / (KH·KW).
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
         let shape = self.shape.take().ok_or_else(|| no_forward(self))?;
         let g = self
