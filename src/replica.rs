@@ -36,8 +36,8 @@ pub struct Replica {
 
 impl Replica {
     /// A copy of `model` when training in halves pays and changes nothing but the order of sums:
-    /// two or more threads in the pool, batches of two or more, at most `MAX_PARAMS` (65,536) parameters,
-    /// no Dropout.
+    /// two or more threads in the pool, batches of two or more, at most `MAX_PARAMS` (65,536)
+    /// parameters, no Dropout.
     pub fn for_model(model: &mut Model, batch_size: usize) -> Option<Replica> {
         let params = param_count(model.net());
         if rayon::current_num_threads() < 2
