@@ -14,7 +14,11 @@ its own process, so peak RSS is per model), and prints seconds per training epoc
 the issue's target for it. When PyTorch is not installed its columns say so and our side still runs.
 `--json FILE` also writes every raw result there.
 
-The machine is shared and noisy: compare only numbers from one run of this script.
+The machine is shared and noisy: compare only numbers from one run of this script. `--rounds R`
+runs the two sides in turn R times per model and takes the medians over all their epochs, so that a
+neighbour who comes or goes during the run weighs on both sides alike:
+
+    python3 tools/bench_compare.py --models lenet --threads 2 --repeats 3 --rounds 3
 """
 
 import argparse
@@ -38,6 +42,19 @@ def json_lines(cmd):
     return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
 
 
+def pooled(runs):
+    """One result from several runs of the same side and model: the median over all their epochs,
+    the largest peak RSS, the last run's final loss."""
+    times = sorted(x for r in runs for x in r["epoch_seconds"])
+    mid = len(times) // 2
+    median = times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+    out = dict(runs[-1])
+    out.update(epoch_seconds=times, median_seconds=median,
+               gflops=runs[-1]["gflop_per_epoch"] / median,
+               peak_rss_mib=max(r["peak_rss_mib"] for r in runs))
+    return out
+
+
 def fmt(v, spec, missing="—"):
     return missing if v is None else format(v, spec)
 
@@ -47,6 +64,9 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", default="2,1", help="comma-separated thread counts, in order")
     ap.add_argument("--repeats", type=int, default=3, help="timed epochs per model (median)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run both sides this many times in turn per model; medians over all "
+                         "their epochs (drift on a shared machine then hits both alike)")
     ap.add_argument("--limit", type=int, default=None, help="train on the first N images")
     ap.add_argument("--peak-size", type=int, default=2048, help="side of the square GEMM peak")
     ap.add_argument("--scratchnet", default=os.path.join(ROOT, "target", "release", "scratchnet"))
@@ -72,19 +92,22 @@ def main():
         raw.append(peak)
         rows = []
         for m in models:
-            ours = json_lines([args.scratchnet, "--threads", str(t), "bench", "--model", m,
-                               "--repeats", str(args.repeats), "--json"] + extra + ours_data)[0]
-            raw.append(ours)
-            theirs = None
-            if have_torch:
-                theirs = json_lines([sys.executable, os.path.join(ROOT, "tools", "bench_pytorch.py"),
-                                     "--one", m, "--threads", str(t), "--repeats", str(args.repeats),
-                                     "--json"] + extra + torch_data)[0]
-                raw.append(theirs)
-            rows.append((m, ours, theirs))
+            ours_runs, their_runs = [], []
+            for _ in range(max(1, args.rounds)):
+                ours_runs.append(json_lines([args.scratchnet, "--threads", str(t), "bench",
+                                             "--model", m, "--repeats", str(args.repeats),
+                                             "--json"] + extra + ours_data)[0])
+                if have_torch:
+                    their_runs.append(json_lines(
+                        [sys.executable, os.path.join(ROOT, "tools", "bench_pytorch.py"), "--one",
+                         m, "--threads", str(t), "--repeats", str(args.repeats), "--json"]
+                        + extra + torch_data)[0])
+            raw += ours_runs + their_runs
+            rows.append((m, pooled(ours_runs), pooled(their_runs) if their_runs else None))
 
         print(f"\n{t} thread(s); GEMM peak {peak['gflops']:.1f} GFLOP/s "
-              f"({args.peak_size}³ f32, median of 5); epoch = median of {args.repeats}, "
+              f"({args.peak_size}³ f32, median of 5); epoch = median of "
+              f"{args.repeats * max(1, args.rounds)}, "
               f"{rows[0][1]['samples'] if rows else 0} samples, batch 50")
         head = ("model", "ours s", "torch s", "ratio", "target", "ours GF/s", "torch GF/s",
                 "% peak", "ours RSS", "torch RSS", "ours loss", "torch loss")
