@@ -262,9 +262,12 @@ mod avx512 {
     use super::{Geom, window_max};
     use std::arch::x86_64::*;
 
-    /// [`super::window_2x2`] for sixteen windows of an output row at a time: the two input rows are
-    /// loaded 32 floats at a time and split into even and odd columns, then the same three selects
-    /// run lane-wise. Blocks with a NaN go to [`window_max`] window by window.
+    /// [`super::window_2x2`] for sixteen windows at a time: the top and bottom input rows of the
+    /// windows are loaded as two 16-float halves `a`, `b` each and split into even and odd columns,
+    /// then the max of the four and the first of them equal to it are taken lane-wise. A step is
+    /// sixteen windows of one output row (`b` continues `a`), or, when rows are at most 8 windows
+    /// wide, one row in lanes 0..8 and the next in lanes 8..16 (`b` is two input rows on), packed
+    /// together before the stores. Steps with a NaN go to [`window_max`] window by window.
     ///
     /// With `relu`, each loaded vector goes through `max(v, 0)`, which is `ReLU::f` lane by lane (0
     /// for NaN and for either zero), so no NaN is left to find.
@@ -275,30 +278,41 @@ mod avx512 {
         let odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
         let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         let zero = _mm512_setzero_ps();
-        for oy in 0..g.oh {
-            let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+        let below = |n: usize| ((1u32 << n) - 1) as u16;
+        let pair = g.ow <= 8;
+        for oy in (0..g.oh).step_by(if pair { 2 } else { 1 }) {
+            let r0 = 2 * oy * g.w;
             for ox in (0..g.ow).step_by(16) {
-                let n = 16.min(g.ow - ox);
-                let m = (1u32 << n).wrapping_sub(1) as u16;
-                // The first 2·n floats of a row from column 2·ox, in two masked halves.
-                let (m_lo, m_hi) = (
-                    (1u64 << (2 * n).min(16)) - 1,
-                    (1u64 << (2 * n).saturating_sub(16)) - 1,
-                );
+                // Where a and b start, the floats each holds, the valid lanes, and how many
+                // windows the step has.
+                let (a0, b0, fa, fb, valid, n) = if pair {
+                    let next = usize::from(oy + 1 < g.oh);
+                    let (rows, n) = (below(g.ow), g.ow * (1 + next));
+                    let valid = rows | if next == 1 { rows << 8 } else { 0 };
+                    (r0, r0 + 2 * g.w, 2 * g.ow, 2 * g.ow * next, valid, n)
+                } else {
+                    let n = 16.min(g.ow - ox);
+                    let two = 2 * n;
+                    (
+                        r0 + 2 * ox,
+                        r0 + 2 * ox + 16,
+                        two.min(16),
+                        two.saturating_sub(16),
+                        below(n),
+                        n,
+                    )
+                };
                 let split = |row: usize| {
-                    // SAFETY: whole loads only where 32 floats remain in the plane, else the masks
-                    // keep them within columns 2·ox..2·(ox+n) of the row (checked above).
-                    let (a, b) = unsafe {
-                        let p = xp.as_ptr().add(row + 2 * ox);
-                        if row + 2 * ox + 32 <= xp.len() {
-                            (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)))
+                    // SAFETY: whole loads only where 16 floats remain in the plane, else the masks
+                    // keep them within the windows' columns (checked above).
+                    let load = |at: usize, floats: usize| unsafe {
+                        if at + 16 <= xp.len() {
+                            _mm512_loadu_ps(xp.as_ptr().add(at))
                         } else {
-                            (
-                                _mm512_maskz_loadu_ps(m_lo as u16, p),
-                                _mm512_maskz_loadu_ps(m_hi as u16, p.add(16)),
-                            )
+                            _mm512_maskz_loadu_ps(below(floats), xp.as_ptr().add(at))
                         }
                     };
+                    let (a, b) = (load(a0 + row, fa), load(b0 + row, fb));
                     let (a, b) = if relu {
                         (_mm512_max_ps(a, zero), _mm512_max_ps(b, zero))
                     } else {
@@ -309,15 +323,15 @@ mod avx512 {
                         _mm512_permutex2var_ps(a, odd, b),
                     )
                 };
-                let (v0, v1) = split(r0);
-                let (v2, v3) = split(r1);
+                let (v0, v1) = split(0);
+                let (v2, v3) = split(g.w);
                 let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v0, v1)
                     | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v2, v3);
                 let out = oy * g.ow + ox;
-                if nan & m != 0 {
-                    for o in ox..ox + n {
-                        let (best, at) = window_max(g, xp, oy, o);
-                        (y[oy * g.ow + o], am[oy * g.ow + o]) = (best, at as u32);
+                if nan & valid != 0 {
+                    for o in out..out + n {
+                        let (best, at) = window_max(g, xp, o / g.ow, o % g.ow);
+                        (y[o], am[o]) = (best, at as u32);
                     }
                     continue;
                 }
@@ -330,21 +344,32 @@ mod avx512 {
                     best = _mm512_mask_mov_ps(best, first, v);
                     off = _mm512_mask_mov_epi32(off, first, _mm512_set1_epi32(k));
                 }
-                // at = r0 + 2·(ox + lane) + off
-                let base = _mm512_set1_epi32((r0 + 2 * ox) as i32);
-                let at =
-                    _mm512_add_epi32(_mm512_add_epi32(base, _mm512_slli_epi32::<1>(lanes)), off);
-                // SAFETY: `out + n ≤ (oy + 1)·OW`, within both outputs (checked above); whole
-                // vectors only where all 16 lanes are. Lanes past this row's `n` land on windows
-                // that later steps of this loop write again (masked stores are slow).
+                // at = a0 + 2·lane (lanes 0..8), b0 + 2·(lane − 8) (lanes 8..16), + off
+                let base =
+                    _mm512_add_epi32(_mm512_set1_epi32(a0 as i32), _mm512_slli_epi32::<1>(lanes));
+                let base = _mm512_mask_add_epi32(
+                    base,
+                    0xFF00,
+                    base,
+                    _mm512_set1_epi32(b0 as i32 - a0 as i32 - 16),
+                );
+                let mut at = _mm512_add_epi32(base, off);
+                if pair {
+                    // The next row's windows follow this row's in the output.
+                    best = _mm512_maskz_compress_ps(valid, best);
+                    at = _mm512_maskz_compress_epi32(valid, at);
+                }
+                // SAFETY: `out + n ≤ OH·OW`, within both outputs (checked above); whole vectors
+                // only where all 16 lanes are. Lanes past the step's `n` land on windows that
+                // later steps write again (masked stores are slow).
                 unsafe {
                     let (yp, ap) = (y.as_mut_ptr().add(out), am.as_mut_ptr().add(out).cast());
                     if out + 16 <= g.oh * g.ow {
                         _mm512_storeu_ps(yp, best);
                         _mm512_storeu_epi32(ap, at);
                     } else {
-                        _mm512_mask_storeu_ps(yp, m, best);
-                        _mm512_mask_storeu_epi32(ap, m, at);
+                        _mm512_mask_storeu_ps(yp, below(n), best);
+                        _mm512_mask_storeu_epi32(ap, below(n), at);
                     }
                 }
             }
@@ -475,9 +500,10 @@ mod tests {
     #[test]
     fn fast_2x2_path_matches_the_general_window() {
         // Odd width 37 (the last column is dropped), 18 windows per row: one full vector block and
-        // a partial one; and 7 windows per row, so that whole-vector stores spill over the next
+        // a partial one; and rows of 7, 8 and 3 windows, two rows per step, an odd number of rows
+        // (a last step of one row) and odd sizes, so that whole-vector stores spill over the next
         // rows. NaNs and ties in some blocks, none in others.
-        for (h, w) in [(7, 37), (14, 14)] {
+        for (h, w) in [(7, 37), (14, 14), (16, 16), (9, 17), (6, 6)] {
             let g = Geom::new(1, h, w, (2, 2), (2, 2), (0, 0)).unwrap();
             let mut xp: Vec<f32> = (0..h * w)
                 .map(|i| ((i * 37) % 11 / 3) as f32 - 2.0)
