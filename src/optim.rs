@@ -219,24 +219,28 @@ impl Optimizer {
                             .zip(w.iter())
                             .for_each(|(g, w)| *g += weight_decay * w);
                     }
-                    let m = state
-                        .entry(format!("exp_avg/{name}"))
-                        .or_insert_with(|| vec![0.0; g.len()]);
-                    m.iter_mut()
-                        .zip(g.iter())
-                        .for_each(|(m, g)| *m += (1.0 - beta1) * (g - *m));
-                    let m = m.clone();
-                    let v = state
-                        .entry(format!("exp_avg_sq/{name}"))
-                        .or_insert_with(|| vec![0.0; g.len()]);
-                    v.iter_mut()
-                        .zip(g.iter())
-                        .for_each(|(v, g)| *v = *v * beta2 + (1.0 - beta2) * g * g);
+                    let (km, kv) = (format!("exp_avg/{name}"), format!("exp_avg_sq/{name}"));
+                    for key in [&km, &kv] {
+                        if !state.contains_key(key) {
+                            state.insert(key.clone(), vec![0.0; g.len()]);
+                        }
+                    }
+                    if let Some(m) = state.get_mut(&km) {
+                        m.iter_mut()
+                            .zip(g.iter())
+                            .for_each(|(m, g)| *m += (1.0 - beta1) * (g - *m));
+                    }
+                    if let Some(v) = state.get_mut(&kv) {
+                        v.iter_mut()
+                            .zip(g.iter())
+                            .for_each(|(v, g)| *v = *v * beta2 + (1.0 - beta2) * g * g);
+                    }
+                    let (m, v) = (&state[&km], &state[&kv]);
                     // The bias corrections are Python floats (f64) in PyTorch.
                     let bc1 = 1.0 - (beta1 as f64).powi(t);
                     let bc2_sqrt = (1.0 - (beta2 as f64).powi(t)).sqrt();
                     let step_size = (lr as f64 / bc1) as f32;
-                    for ((w, m), v) in w.iter_mut().zip(&m).zip(v.iter()) {
+                    for ((w, m), v) in w.iter_mut().zip(m).zip(v) {
                         let denom = v.sqrt() / bc2_sqrt as f32 + eps;
                         *w += -step_size * (m / denom);
                     }
