@@ -162,7 +162,16 @@ impl Layer for Conv2d {
         let runs = Runs::new(n, &g);
         // Each image leaves [OC, OH, OW] in the output, or that pooled.
         let spec = self.pool;
-        let pooled = spec.map(|spec| spec.geom(oc, g.oh, g.ow));
+        let pooled = match spec {
+            Some(spec) => Some(spec.geom(oc, g.oh, g.ow).ok_or_else(|| {
+                Error::invalid(format!(
+                    "MaxPool2d({}) after {self}: cannot take its output {:?}",
+                    spec.window,
+                    [n, oc, g.oh, g.ow]
+                ))
+            })?),
+            None => None,
+        };
         let (oh, ow) = pooled.map_or((g.oh, g.ow), |pg| (pg.oh, pg.ow));
         let out = oc * oh * ow;
         let buf = std::mem::take(&mut self.spare).or_stale(self.x.take().map(|(x, _)| x));
@@ -255,7 +264,10 @@ impl Conv2d {
         let runs = Runs::new(n, &g);
         let out = grad_y.len() / n.max(1);
         let spec = self.pool;
-        let pooled = spec.map(|spec| spec.geom(oc, g.oh, g.ow));
+        let pooled = spec.map(|spec| {
+            spec.geom(oc, g.oh, g.ow)
+                .expect("the pool fitted in forward")
+        });
         self.partial.resize(runs.count * (oc * p + oc), 0.0);
         let w = self.weight.value.data();
         runs.size_pool_runs(&mut self.pool_runs, spec.is_some(), oc * l, out);

@@ -125,11 +125,9 @@ pub struct PoolSpec {
 }
 
 impl PoolSpec {
-    /// The geometry of the pool over one image `[C, H, W]` (checked when the model was built).
-    pub fn geom(&self, c: usize, h: usize, w: usize) -> Geom {
-        self.window
-            .geom(&[c, h, w])
-            .expect("the pool fits its input: checked when the model was built")
+    /// The geometry of the pool over one image `[C, H, W]`, if the window fits.
+    pub fn geom(&self, c: usize, h: usize, w: usize) -> Option<Geom> {
+        self.window.geom(&[c, h, w])
     }
 
     /// The pooled image `y: [C, OH, OW]` and its argmax from one image `x: [C, H, W]` (which may

@@ -262,6 +262,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_run_by_a_convolution_refuses_an_input_too_small_with_an_error() {
+        use crate::layers::{Conv2d, MaxPool2d, Window};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let pool = MaxPool2d::new(Window {
+            kernel: (4, 4),
+            stride: (4, 4),
+            padding: (0, 0),
+        });
+        let conv = Conv2d::new(1, 2, (3, 3), (1, 1), (0, 0), true, &mut rng);
+        let mut net = Sequential::new(vec![Box::new(conv), Box::new(pool)]);
+        assert_eq!(net.absorbed, [false, true]);
+        // A 5×5 image leaves 3×3 for a 4×4 window (the model was never checked).
+        let err = net
+            .forward(Tensor::zeros(&[2, 1, 5, 5]), Mode::Eval)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("MaxPool2d(kernel_size=4") && err.contains("[2, 2, 3, 3]"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_relu_taken_over_by_max_pooling_gives_what_the_two_layers_give() {
         use crate::layers::{MaxPool2d, Window};
         let pool = |k| {
