@@ -160,19 +160,8 @@ impl Layer for Conv2d {
             .ok_or_else(|| Error::invalid(format!("{self}: cannot take input {:?}", x.shape())))?;
         let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
         let runs = Runs::new(n, &g);
-        // Each image leaves [OC, OH, OW] in the output, or that pooled.
-        let spec = self.pool;
-        let pooled = match spec {
-            Some(spec) => Some(spec.geom(oc, g.oh, g.ow).ok_or_else(|| {
-                Error::invalid(format!(
-                    "MaxPool2d({}) after {self}: cannot take its output {:?}",
-                    spec.window,
-                    [n, oc, g.oh, g.ow]
-                ))
-            })?),
-            None => None,
-        };
-        let (oh, ow) = pooled.map_or((g.oh, g.ow), |pg| (pg.oh, pg.ow));
+        let pool = self.pooling(n, &g)?;
+        let (oh, ow) = pool.map_or((g.oh, g.ow), |(_, pg)| (pg.oh, pg.ow));
         let out = oc * oh * ow;
         let buf = std::mem::take(&mut self.spare).or_stale(self.x.take().map(|(x, _)| x));
         let mut y = Tensor::reuse(buf, &[n, oc, oh, ow]);
@@ -182,7 +171,7 @@ impl Layer for Conv2d {
         );
         self.cols
             .resize(if runs.keep { n } else { runs.count } * p * l, 0.0);
-        runs.size_pool_runs(&mut self.pool_runs, spec.is_some(), oc * l, out);
+        runs.size_pool_runs(&mut self.pool_runs, pool.is_some(), oc * l, out);
         self.packed_w.pack(w, Op::N, oc, p);
         let packed_w = &self.packed_w;
         y.data_mut()
@@ -206,15 +195,15 @@ impl Layer for Conv2d {
                         }
                         matmul_packed_a(conv, packed_w, cols, Op::N, l, bias.is_some());
                     };
-                    match (&pooled, spec) {
+                    match &pool {
                         // Into the run's room for one image, then pooled into the output while
                         // it is in cache.
-                        (Some(pg), Some(spec)) => {
+                        Some((spec, pg)) => {
                             convolve(&mut pr.image);
                             let am = &mut pr.argmax[k * out..][..out];
                             spec.forward_image(pg, &mut pr.image, yi, am);
                         }
-                        _ => convolve(yi),
+                        None => convolve(yi),
                     }
                 }
             });
@@ -251,6 +240,24 @@ impl Layer for Conv2d {
 }
 
 impl Conv2d {
+    /// The max pool this layer runs, if any, with its geometry over an image of this layer's output
+    /// for geometry `g`; an error naming it when that output is too small for its window (a
+    /// `Sequential` built without the model check).
+    fn pooling(&self, n: usize, g: &Geom) -> Result<Option<(PoolSpec, Geom)>> {
+        let Some(spec) = self.pool else {
+            return Ok(None);
+        };
+        let oc = self.out_channels;
+        let pg = spec.geom(oc, g.oh, g.ow).ok_or_else(|| {
+            Error::invalid(format!(
+                "MaxPool2d({}) after {self}: cannot take its output {:?}",
+                spec.window,
+                [n, oc, g.oh, g.ow]
+            ))
+        })?;
+        Ok(Some((spec, pg)))
+    }
+
     /// The backward pass; ∂L/∂x only if `input_grad`.
     ///
     /// One pass per run of images: for each image, its patches again, its share of ∂L/∂W and ∂L/∂b
@@ -262,15 +269,11 @@ impl Conv2d {
         let (p, l, oc) = (g.patch(), g.positions(), self.out_channels);
         let img = g.c * g.h * g.w;
         let runs = Runs::new(n, &g);
-        let out = grad_y.len() / n.max(1);
-        let spec = self.pool;
-        let pooled = spec.map(|spec| {
-            spec.geom(oc, g.oh, g.ow)
-                .expect("the pool fitted in forward")
-        });
+        let pool = self.pooling(n, &g)?;
+        let out = pool.map_or(oc * l, |(_, pg)| oc * pg.oh * pg.ow);
         self.partial.resize(runs.count * (oc * p + oc), 0.0);
         let w = self.weight.value.data();
-        runs.size_pool_runs(&mut self.pool_runs, spec.is_some(), oc * l, out);
+        runs.size_pool_runs(&mut self.pool_runs, pool.is_some(), oc * l, out);
         if input_grad {
             self.packed_w.pack(w, Op::T, p, oc);
         }
@@ -292,13 +295,13 @@ impl Conv2d {
                     }
                     // ∂L/∂ of this image's convolution output: the incoming gradient, or that
                     // taken back through the pool.
-                    let gy_i = match (&pooled, spec) {
-                        (Some(pg), Some(spec)) => {
+                    let gy_i = match &pool {
+                        Some((spec, pg)) => {
                             let am = &pr.argmax[k * out..][..out];
                             spec.backward_image(pg, gy_i, am, &mut pr.image);
                             &pr.image[..]
                         }
-                        _ => gy_i,
+                        None => gy_i,
                     };
                     // grad_W: [OC, P] += grad_Y_i: [OC, L] · cols_iᵀ: [L, P]
                     matmul_serial(gw, gy_i, Op::N, cols, Op::T, oc, l, p, true);
