@@ -602,8 +602,8 @@ mod tests {
     }
 
     /// The AVX-512 paths give the scalar loops' results bit for bit: every case above, plus rows of
-    /// 14, 16, 17, 28, 33 and 64 positions and pixels, padding up to 3, kernels 1 to 8 wide, and
-    /// ∂L/∂x that already holds values (col2im adds onto them in the same order).
+    /// 14, 16, 17, 28, 33 and 64 positions and pixels, padding up to 3, kernels 1 to 8 wide; their
+    /// outputs are poisoned beforehand, so every value must be written.
     #[test]
     fn avx512_paths_match_the_scalar_twins() {
         #[cfg(target_arch = "x86_64")]

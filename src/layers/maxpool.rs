@@ -95,15 +95,9 @@ impl Layer for MaxPool2d {
             .geom(&shape[1..])
             .expect("the shape of a forward");
         let (plane, out) = (g.h * g.w, g.oh * g.ow);
-        let spare = std::mem::take(&mut self.spare);
-        // 2×2 windows that tile the plane cover every input once: the AVX-512 path writes ∂L/∂x
-        // whole, window by window, instead of zeroing it and adding into it.
         let tiles = tiles(&g);
-        let mut grad_x = if tiles {
-            Tensor::reuse(spare, &shape)
-        } else {
-            Tensor::recycle(spare, &shape)
-        };
+        // Every plane is written whole (see `unpool_plane`).
+        let mut grad_x = Tensor::reuse(std::mem::take(&mut self.spare), &shape);
         grad_x
             .data_mut()
             .par_chunks_mut(plane)
@@ -145,9 +139,6 @@ impl PoolSpec {
     pub fn backward_image(&self, g: &Geom, gy: &[f32], am: &[u32], gx: &mut [f32]) {
         let (plane, out) = (g.h * g.w, g.oh * g.ow);
         let tiles = tiles(g);
-        if !tiles {
-            gx.fill(0.0);
-        }
         let planes = gx.chunks_exact_mut(plane).zip(gy.chunks_exact(out));
         for ((gxp, gyp), ap) in planes.zip(am.chunks_exact(out)) {
             unpool_plane(g, gyp, ap, gxp, tiles);
@@ -160,7 +151,7 @@ impl PoolSpec {
 fn tiles(g: &Geom) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0)
+        two_by_two(g)
             && (g.h, g.w) == (2 * g.oh, 2 * g.ow)
             && std::arch::is_x86_feature_detected!("avx512f")
     }
@@ -171,8 +162,8 @@ fn tiles(g: &Geom) -> bool {
     }
 }
 
-/// ∂L/∂x of one plane from its windows' gradients: written whole where the windows `tiles` (see
-/// [`tiles`]), else added into the zeroed plane.
+/// All of ∂L/∂x of one plane from its windows' gradients (what `gx` held does not matter): written
+/// window by window where the windows `tiles` (see [`tiles`]), else zeroed and added into.
 fn unpool_plane(g: &Geom, gy: &[f32], am: &[u32], gx: &mut [f32], tiles: bool) {
     #[cfg(target_arch = "x86_64")]
     if tiles {
@@ -180,7 +171,14 @@ fn unpool_plane(g: &Geom, gy: &[f32], am: &[u32], gx: &mut [f32], tiles: bool) {
         return unsafe { avx512::unpool_2x2(g, gy, am, gx) };
     }
     let _ = (g, tiles);
+    gx.fill(0.0);
     unpool(gy, am, gx)
+}
+
+/// Whether `g` is a 2×2 window at stride 2 without padding (every pool of the presets), which has
+/// fast paths.
+fn two_by_two(g: &Geom) -> bool {
+    (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0)
 }
 
 /// `gx[argmax of each window] += gy of that window`, into a zeroed plane `gx`; a window cut by a
@@ -218,7 +216,7 @@ fn pool_plane(g: &Geom, xp: &mut [f32], y: &mut [f32], am: &mut [u32], relu: boo
 
 /// The max and argmax of every window of `xp` (of `ReLU(xp)` with `relu`), as [`pool_plane`].
 fn windows(g: &Geom, xp: &mut [f32], y: &mut [f32], am: &mut [u32], relu: bool) {
-    let two_by_two = (g.kh, g.kw, g.sh, g.sw, g.ph, g.pw) == (2, 2, 2, 2, 0, 0);
+    let two_by_two = two_by_two(g);
     #[cfg(target_arch = "x86_64")]
     if two_by_two && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F is present; the kernel checks its slice bounds.

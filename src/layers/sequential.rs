@@ -49,7 +49,7 @@ impl Sequential {
         }
     }
 
-    /// The layers that run, with their indices (all but the absorbed ReLUs).
+    /// The layers that run, with their indices: all but the absorbed ones.
     fn running(&mut self) -> impl DoubleEndedIterator<Item = (usize, &mut Box<dyn Layer>)> {
         let absorbed = &self.absorbed;
         self.layers
