@@ -123,15 +123,20 @@ pub fn matmul_packed_a(c: &mut [f32], a: &PackedA, b: &[f32], tb: Op, n: usize, 
     }
     let packed: *const f32 = a.buf.as_ptr().cast();
     match kernel() {
-        // SAFETY: AVX-512F is present; the slices are checked above, `a` holds m·k packed floats
-        // (its `Strided` is not read when prepacked).
+        // SAFETY: AVX-512F is present; the slices are checked above, `a` holds m·k packed floats.
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => unsafe {
-            let (a, b) = (
-                Strided::new(packed, Op::N, m, k),
-                Strided::new(b.as_ptr(), tb, k, n),
-            );
-            avx512::packed(c.as_mut_ptr(), n, a, Some(packed), b, m, k, n, accumulate)
+            let b = Strided::new(b.as_ptr(), tb, k, n);
+            avx512::packed(
+                c.as_mut_ptr(),
+                n,
+                avx512::Lhs::Packed(packed),
+                b,
+                m,
+                k,
+                n,
+                accumulate,
+            )
         },
         _ => {
             // SAFETY: `a` holds op(A) as a row-major [m, k] (see `PackedA::pack`).
@@ -385,12 +390,12 @@ mod avx512 {
         }
         let fill = |x: usize, tile: usize| x as f32 / x.next_multiple_of(tile) as f32;
         if k < 32 || 2.0 * fill(m, MR) * fill(n, NR) > fill(n, MR) * fill(m, NR) {
-            return unsafe { packed(c, ldc, a, None, b, m, k, n, acc) };
+            return unsafe { packed(c, ldc, Lhs::Raw(a), b, m, k, n, acc) };
         }
         TRANSPOSED.with_borrow_mut(|t| {
             t.resize(m * n, 0.0);
             // SAFETY: t holds n·m floats; the caller vouches for c, a and b.
-            unsafe { packed(t.as_mut_ptr(), m, b.t(), None, a.t(), n, k, m, false) };
+            unsafe { packed(t.as_mut_ptr(), m, Lhs::Raw(b.t()), a.t(), n, k, m, false) };
             for (j, col) in t.chunks_exact(m).enumerate() {
                 for (i, &v) in col.iter().enumerate() {
                     // SAFETY: (i, j) is inside the caller's m×n block of C.
@@ -467,17 +472,23 @@ mod avx512 {
         static TRANSPOSED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     }
 
+    /// The left operand of [`packed`]: as stored, or already packed whole.
+    #[derive(Clone, Copy)]
+    pub(super) enum Lhs {
+        Raw(Strided),
+        /// All of A as [`pack_all_a`] lays it out.
+        Packed(*const f32),
+    }
+
     /// [`product`] as it stands: the packed loops.
     ///
     /// Loops, outer to inner: columns of B by `NC`, depth by `KC` (pack B), rows of A by `MC` (pack
-    /// A, unless `prepacked` holds all of it as [`pack_all_a`] lays it out), then `NR`-column and
-    /// `MR`-row micro-tiles.
+    /// A, unless it came packed), then `NR`-column and `MR`-row micro-tiles.
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn packed(
         c: *mut f32,
         ldc: usize,
-        a: Strided,
-        prepacked: Option<*const f32>,
+        a: Lhs,
         b: Strided,
         m: usize,
         k: usize,
@@ -496,9 +507,9 @@ mod avx512 {
                     unsafe { pack_b(pb, b, p0, kc, j0, nc) };
                     for i0 in (0..m).step_by(MC) {
                         let mc = MC.min(m - i0);
-                        let pa = match prepacked {
-                            Some(all) => unsafe { all.add(p0 * m + i0 * kc) },
-                            None => {
+                        let pa = match a {
+                            Lhs::Packed(all) => unsafe { all.add(p0 * m + i0 * kc) },
+                            Lhs::Raw(a) => {
                                 unsafe { pack_a(pa, a, i0, mc, p0, kc) };
                                 pa.cast_const()
                             }
