@@ -3,13 +3,50 @@
 use crate::error::{Error, Result};
 use std::path::Path;
 
-/// Reads an image file of any size and turns it into what a 28×28 grayscale model expects:
-/// luma, resized to `h × w` (triangle filter), scaled to [0, 1]; with `invert`, `1 − v`, for
-/// dark-on-light drawings (the datasets are light-on-dark).
+/// Reads an image file of any size and turns it into what a 28×28 grayscale model expects: see
+/// [`decode_gray`] (at most [`MAX_PIXELS`] pixels).
 pub fn load_gray(path: &Path, h: usize, w: usize, invert: bool) -> Result<Vec<f32>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let img = image::load_from_memory(&bytes)
-        .map_err(|e| Error::format(path, format!("not a readable PNG, JPEG or PGM image: {e}")))?;
+    decode_gray(&bytes, path, h, w, invert, MAX_PIXELS)
+}
+
+/// The most pixels an image file may decode to (an image bomb is refused before it is decoded).
+pub const MAX_PIXELS: u64 = 1 << 26;
+
+/// An encoded image (PNG, JPEG, PGM; `source` names it in errors) as model input: luma, resized to
+/// `h × w` (triangle filter), scaled to [0, 1]; with `invert`, `1 − v`, for dark-on-light drawings
+/// (the datasets are light-on-dark).
+///
+/// # Errors
+/// [`Error::Format`] if the bytes are not a readable image; [`Error::Invalid`] if its header
+/// announces more than `max_pixels` pixels (checked before any pixel is decoded).
+pub fn decode_gray(
+    bytes: &[u8],
+    source: &Path,
+    h: usize,
+    w: usize,
+    invert: bool,
+    max_pixels: u64,
+) -> Result<Vec<f32>> {
+    let not_image = |e: image::ImageError| {
+        Error::format(
+            source,
+            format!("not a readable PNG, JPEG or PGM image: {e}"),
+        )
+    };
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::format(source, e.to_string()))
+    };
+    let (iw, ih) = reader()?.into_dimensions().map_err(not_image)?;
+    if iw as u64 * ih as u64 > max_pixels {
+        return Err(Error::invalid(format!(
+            "{}: the image is {iw}×{ih} pixels, more than the limit of {max_pixels}",
+            source.display()
+        )));
+    }
+    let img = reader()?.decode().map_err(not_image)?;
     let gray = image::imageops::resize(
         &img.to_luma8(),
         w as u32,
@@ -85,6 +122,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing.png"), "{e}");
+    }
+
+    #[test]
+    fn an_image_bomb_is_refused_from_its_header() {
+        let mut png = Vec::new();
+        image::GrayImage::new(300, 200)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let src = Path::new("body");
+        let e = decode_gray(&png, src, 28, 28, false, 300 * 200 - 1).unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e}");
+        assert!(e.to_string().contains("300×200"), "{e}");
+        assert_eq!(
+            decode_gray(&png, src, 28, 28, false, 300 * 200)
+                .unwrap()
+                .len(),
+            784
+        );
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn probabilities(outputs: &[f32]) -> Vec<f32> {
 }
 
 /// Indices of the `k` largest values, best first.
-fn top_k(p: &[f32], k: usize) -> Vec<usize> {
+pub fn top_k(p: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..p.len()).collect();
     idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
     idx.truncate(k);

@@ -50,6 +50,33 @@ enum Command {
     Download(DownloadArgs),
     /// Time training epochs (batch 50, SGD lr 0.1) and a test pass of models on Fashion-MNIST.
     Bench(BenchArgs),
+    /// Serve a checkpoint over HTTP: a page to draw on (GET /) and POST /predict.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// The checkpoint to serve.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Model text, if the checkpoint does not carry one.
+    #[arg(long)]
+    model: Option<String>,
+    /// Per-sample input shape (default: 1,28,28, else 784, else the first Linear's in_features).
+    #[arg(long)]
+    input_shape: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Longest request body in bytes; longer ones get 413.
+    #[arg(long, default_value_t = 4 << 20)]
+    max_body: usize,
+    /// Threads answering requests, each with its own copy of the model.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
 }
 
 #[derive(Args)]
@@ -262,6 +289,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Summary(a) => summary_cmd(a),
         Command::Download(a) => download_cmd(a),
         Command::Bench(a) => bench_cmd(a),
+        Command::Serve(a) => serve_cmd(a),
     }
 }
 
@@ -645,6 +673,28 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn serve_cmd(a: ServeArgs) -> Result<()> {
+    let shape = a.input_shape.as_deref().map(parse_shape).transpose()?;
+    let config = scratchnet::serve::Config {
+        host: a.host,
+        port: a.port,
+        max_body: a.max_body,
+        workers: a.workers,
+        ..Default::default()
+    };
+    let server =
+        scratchnet::serve::start(&a.checkpoint, a.model.as_deref(), shape.as_deref(), &config)?;
+    println!(
+        "serving {} on http://{}/",
+        a.checkpoint.display(),
+        server.addr()
+    );
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    server.wait();
     Ok(())
 }
 
