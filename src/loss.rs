@@ -150,28 +150,12 @@ fn cross_entropy(x: &mut [f32], classes: &[u32], c: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
 
     /// Central differences of the loss against the returned gradient.
     fn gradcheck(loss: Loss, shape: &[usize], targets: Targets<'_>) {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-        let n: usize = shape.iter().product();
-        let x = Tensor::new(shape, (0..n).map(|_| rng.gen_range(-2.0..2.0)).collect()).unwrap();
-        let (_, grad) = loss.compute(x.clone(), targets).unwrap();
-        let eps = 1e-2;
-        for i in 0..n {
-            let at = |d: f32| {
-                let mut t = x.clone();
-                t.data_mut()[i] += d;
-                loss.compute(t, targets).unwrap().0
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps as f64);
-            let analytic = grad.data()[i] as f64;
-            assert!(
-                (numeric - analytic).abs() < 1e-3 + 1e-2 * numeric.abs(),
-                "{loss} [{i}]: {analytic} vs {numeric}"
-            );
-        }
+        let c = crate::layers::gradcheck::check_loss(loss, shape, targets, 4).unwrap();
+        let (i, a, n) = c.worst;
+        assert!(c.pass, "{loss} [{i}]: {a} vs {n}");
     }
 
     #[test]

@@ -52,6 +52,30 @@ enum Command {
     Bench(BenchArgs),
     /// Serve a checkpoint over HTTP: a page to draw on (GET /) and POST /predict.
     Serve(ServeArgs),
+    /// Check every layer's backward (and the loss's) against central differences; exit 1 on a failure.
+    Gradcheck(GradcheckArgs),
+}
+
+#[derive(Args)]
+struct GradcheckArgs {
+    /// Model text or preset.
+    #[arg(long)]
+    model: String,
+    /// Per-sample input shape, e.g. 1,28,28.
+    #[arg(long)]
+    input_shape: String,
+    /// Also check this loss on the model's output: cross-entropy, mse, quadratic.
+    #[arg(long)]
+    loss: Option<String>,
+    /// Samples in the random batch.
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    /// Entries compared per gradient at most (evenly spread over larger ones).
+    #[arg(long, default_value_t = 200)]
+    limit: usize,
+    /// Seed of the weights, the batch and the upstream gradients.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -290,6 +314,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Download(a) => download_cmd(a),
         Command::Bench(a) => bench_cmd(a),
         Command::Serve(a) => serve_cmd(a),
+        Command::Gradcheck(a) => gradcheck_cmd(a),
     }
 }
 
@@ -673,6 +698,43 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn gradcheck_cmd(a: GradcheckArgs) -> Result<()> {
+    let shape = parse_shape(&a.input_shape)?;
+    let loss: Option<Loss> = a.loss.as_deref().map(str::parse).transpose()?;
+    if a.batch == 0 || a.limit == 0 {
+        bail!("--batch and --limit must be at least 1");
+    }
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+    // The model as a whole first, for its errors (layers that do not chain); then each top-level
+    // layer built on its own, so that no layer runs fused with its neighbour.
+    let model = Model::build(&a.model, &shape, &mut rng)?;
+    let calls = scratchnet::spec::parse(model.text())?;
+    let mut budget = usize::MAX;
+    let mut layers = calls
+        .iter()
+        .map(|c| scratchnet::spec::build(c, model.text(), &mut budget, &mut rng))
+        .collect::<scratchnet::Result<Vec<_>>>()?;
+    let rows = scratchnet::layers::gradcheck::check_layers(
+        &mut layers,
+        &shape,
+        a.batch,
+        loss,
+        a.limit,
+        a.seed,
+    )?;
+    println!("{}", scratchnet::layers::gradcheck::table(&rows));
+    let failed = rows
+        .iter()
+        .flat_map(|r| &r.checks)
+        .filter(|c| !c.pass)
+        .count();
+    if failed > 0 {
+        bail!("{failed} gradient(s) disagree with central differences");
+    }
+    println!("every gradient agrees with central differences");
     Ok(())
 }
 

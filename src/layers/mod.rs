@@ -213,5 +213,4 @@ fn no_forward(layer: &dyn fmt::Display) -> Error {
     Error::NoForward(layer.to_string())
 }
 
-#[cfg(test)]
-pub(crate) mod gradcheck;
+pub mod gradcheck;

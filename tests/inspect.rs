@@ -1,0 +1,60 @@
+//! `scratchnet gradcheck` and `scratchnet compare`, run as a user runs them.
+
+mod common;
+use common::{fails, ok};
+
+#[test]
+fn gradcheck_prints_every_layer_and_the_loss_and_passes_a_correct_model() {
+    let out = ok(&[
+        "gradcheck",
+        "--model",
+        "Conv2d(1,4,3), Tanh, MaxPool2d(2), Flatten, Linear(36,5), Sigmoid",
+        "--input-shape",
+        "1,8,8",
+        "--loss",
+        "cross-entropy",
+    ]);
+    for layer in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "loss "] {
+        assert!(out.lines().any(|l| l.starts_with(layer)), "{layer}: {out}");
+    }
+    for grad in ["∂L/∂x", "∂L/∂weight", "∂L/∂bias", "∂L/∂prediction"] {
+        assert!(out.contains(grad), "{out}");
+    }
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(
+        out.ends_with("every gradient agrees with central differences\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn gradcheck_refuses_bad_models_and_flags_in_one_line() {
+    let e = fails(&[
+        "gradcheck",
+        "--model",
+        "Linear(3,4), Linear(5,2)",
+        "--input-shape",
+        "3",
+    ]);
+    assert!(e.contains("layer 1"), "{e}");
+    let e = fails(&[
+        "gradcheck",
+        "--model",
+        "Linear(3,4)",
+        "--input-shape",
+        "3",
+        "--loss",
+        "hinge",
+    ]);
+    assert!(e.contains("hinge"), "{e}");
+    let e = fails(&[
+        "gradcheck",
+        "--model",
+        "Linear(3,4)",
+        "--input-shape",
+        "3",
+        "--batch",
+        "0",
+    ]);
+    assert!(e.contains("--batch"), "{e}");
+}
