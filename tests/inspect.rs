@@ -58,3 +58,28 @@ fn gradcheck_refuses_bad_models_and_flags_in_one_line() {
     ]);
     assert!(e.contains("--batch"), "{e}");
 }
+
+#[test]
+fn compare_without_pytorch_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let x = dir.path().join("x.npy");
+    scratchnet::data::npy::write_npy_f32(&x, &[1, 2], &[0.5, -1.0]).unwrap();
+    // An interpreter that is missing, and one that cannot import torch.
+    for python in ["/nonexistent/python3", "false"] {
+        let out = common::bin()
+            .env("SCRATCHNET_PYTHON", python)
+            .args([
+                "compare",
+                "--checkpoint",
+                "any.safetensors",
+                "--input",
+                x.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains("pip install torch numpy safetensors"), "{err}");
+    }
+}

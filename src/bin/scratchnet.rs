@@ -54,6 +54,21 @@ enum Command {
     Serve(ServeArgs),
     /// Check every layer's backward (and the loss's) against central differences; exit 1 on a failure.
     Gradcheck(GradcheckArgs),
+    /// Run a checkpoint layer by layer here and in torch.nn (needs PyTorch) and print the differences.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The checkpoint to compare.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Model text, if the checkpoint does not carry one.
+    #[arg(long)]
+    model: Option<String>,
+    /// A float32 .npy batch (N, …) to run through both.
+    #[arg(long)]
+    input: PathBuf,
 }
 
 #[derive(Args)]
@@ -315,6 +330,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(a) => bench_cmd(a),
         Command::Serve(a) => serve_cmd(a),
         Command::Gradcheck(a) => gradcheck_cmd(a),
+        Command::Compare(a) => {
+            let x = source::read_inputs(&a.input)?;
+            Ok(scratchnet::compare::compare(
+                &a.checkpoint,
+                a.model.as_deref(),
+                &x,
+            )?)
+        }
     }
 }
 
