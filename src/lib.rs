@@ -46,6 +46,7 @@ pub mod resume;
 pub mod serve;
 pub mod spec;
 pub mod tensor;
+pub mod tensorboard;
 pub mod train;
 
 pub use error::{Error, Result};

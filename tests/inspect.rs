@@ -83,3 +83,69 @@ fn compare_without_pytorch_says_how_to_install_it() {
         assert!(err.contains("pip install torch numpy safetensors"), "{err}");
     }
 }
+
+#[test]
+fn train_writes_tensorboard_events_that_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::toy_data(dir.path(), 60);
+    let logs = dir.path().join("tb");
+    ok(&[
+        "train",
+        "--model",
+        "Linear(4,8), ReLU, Linear(8,3)",
+        "--data",
+        &data,
+        "--batch-size",
+        "4",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--out",
+        dir.path().join("m.safetensors").to_str().unwrap(),
+        "--tensorboard",
+        logs.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let events = scratchnet::tensorboard::read::events(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(events[0].file_version, "brain.Event:2");
+    let scalar = |tag: &str| -> Vec<(i64, f32)> {
+        events
+            .iter()
+            .flat_map(|e| {
+                e.scalars
+                    .iter()
+                    .filter(|s| s.0 == tag)
+                    .map(move |s| (e.step, s.1))
+            })
+            .collect()
+    };
+    // 60 samples in batches of 4: 15 batches an epoch, the running loss every batch.
+    let epoch_loss = scalar("train/loss");
+    assert_eq!(
+        epoch_loss.iter().map(|s| s.0).collect::<Vec<_>>(),
+        [15, 30, 45]
+    );
+    assert!(epoch_loss[2].1 < epoch_loss[0].1, "{epoch_loss:?}");
+    assert_eq!(scalar("train/running_loss").len(), 45);
+    assert_eq!(scalar("lr"), [(15, 0.05), (30, 0.05), (45, 0.05)]);
+    assert_eq!(scalar("train/accuracy").len(), 3);
+    let histograms: Vec<(&str, f64)> = events
+        .iter()
+        .flat_map(|e| e.histograms.iter().map(|h| (h.0.as_str(), h.1)))
+        .collect();
+    assert_eq!(histograms.len(), 3 * 4);
+    assert!(
+        histograms.contains(&("weights/0.weight", 32.0)),
+        "{histograms:?}"
+    );
+    assert!(
+        histograms.contains(&("weights/2.bias", 3.0)),
+        "{histograms:?}"
+    );
+}

@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model and write a checkpoint.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Run a checkpoint on an .npy batch (raw outputs) or on image files (top classes).
     Predict(PredictArgs),
     /// Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset.
@@ -214,6 +214,10 @@ struct TrainArgs {
     /// Print only the per-epoch lines.
     #[arg(long)]
     quiet: bool,
+    /// Write TensorBoard event files into DIR: losses, accuracies and lr per epoch, the running
+    /// loss every few batches, weight histograms per epoch (`tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -321,7 +325,7 @@ fn run(cli: Cli) -> Result<()> {
             .context("setting up threads")?;
     }
     match cli.command {
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => train_cmd(*a),
         Command::Predict(a) => predict_cmd(a),
         Command::Eval(a) => eval_cmd(a),
         Command::Show(a) => show_cmd(a),
@@ -530,8 +534,16 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         Ok(())
     };
 
+    let mut board = a
+        .tensorboard
+        .as_deref()
+        .map(scratchnet::tensorboard::EventWriter::create)
+        .transpose()?;
+    let mut board_error = None;
+    let batches = train.len().div_ceil(trainer.schedule.batch_size) as u64;
     while trainer.position.epoch < a.epochs {
         let epoch = trainer.position.epoch + 1;
+        let first_step = trainer.position.epoch as u64 * batches;
         let mut progress = scratchnet::progress::EpochProgress::new(
             epoch,
             a.epochs,
@@ -545,7 +557,17 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 &train,
                 test.as_ref(),
                 Some(&interrupt),
-                &mut |done, total, loss| progress.update(done, total, loss),
+                &mut |done, total, loss| {
+                    progress.update(done, total, loss);
+                    // The running loss about 20 times an epoch.
+                    if let Some(b) = board.as_mut()
+                        && done % total.div_ceil(20) == 0
+                        && let Err(e) =
+                            b.scalars(first_step + done as u64, &[("train/running_loss", loss)])
+                    {
+                        board_error.get_or_insert(e);
+                    }
+                },
             )
         });
         progress.finish();
@@ -574,6 +596,12 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
+                if let Some(e) = board_error.take() {
+                    bail!("{e}");
+                }
+                if let Some(b) = board.as_mut() {
+                    tensorboard_epoch(b, &mut trainer, &stats, first_step + batches)?;
+                }
                 let last = trainer.position.epoch == a.epochs;
                 if last
                     || a.checkpoint_every
@@ -592,6 +620,37 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
     println!("saved {}", a.out.display());
     Ok(())
+}
+
+/// The per-epoch TensorBoard events: figures of the epoch, lr, and a histogram of every parameter.
+fn tensorboard_epoch(
+    b: &mut scratchnet::tensorboard::EventWriter,
+    trainer: &mut Trainer,
+    s: &train::EpochStats,
+    step: u64,
+) -> Result<()> {
+    use scratchnet::Layer;
+    let (Config::Sgd { lr, .. } | Config::Adam { lr, .. }) = trainer.optimizer.config;
+    let mut scalars = vec![
+        ("train/loss", s.train_loss),
+        ("lr", lr as f64),
+        ("epoch_seconds", s.train_seconds),
+    ];
+    let optional = [
+        ("train/accuracy", s.train_accuracy),
+        ("test/loss", s.test_loss),
+        ("test/accuracy", s.test_accuracy),
+    ];
+    scalars.extend(optional.iter().filter_map(|(t, v)| v.map(|v| (*t, v))));
+    b.scalars(step, &scalars)?;
+    let mut params = Vec::new();
+    trainer.model.net().visit_params("", &mut |name, p| {
+        params.push((format!("weights/{name}"), p.value.clone()))
+    });
+    for (tag, value) in params {
+        b.histogram(step, &tag, value.data())?;
+    }
+    Ok(b.flush()?)
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
