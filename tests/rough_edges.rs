@@ -598,3 +598,36 @@ fn threads_above_the_cores_are_capped_with_a_note() {
         "{err}"
     );
 }
+
+#[test]
+fn flags_that_do_nothing_or_do_not_parse_are_one_line() {
+    for (args, want) in [
+        (
+            vec![
+                "predict",
+                "--checkpoint",
+                "m.safetensors",
+                "--input",
+                "x.npy",
+                "--output",
+                "y.npy",
+                "--top",
+                "2",
+            ],
+            "error: the argument '--input <INPUT>' cannot be used with '--top <TOP>' (see --help)",
+        ),
+        (
+            vec!["train", "--epoch", "3"],
+            "error: unexpected argument '--epoch' found; tip: a similar argument exists: '--epochs' (see --help)",
+        ),
+        (
+            vec!["train", "--batch-size", "many"],
+            "error: invalid value 'many' for '--batch-size <BATCH_SIZE>': invalid digit found in string (see --help)",
+        ),
+    ] {
+        let out = run(&args);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end(), want, "{args:?}");
+    }
+}

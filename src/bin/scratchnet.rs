@@ -173,13 +173,13 @@ struct PredictArgs {
     #[arg(conflicts_with = "input")]
     images: Vec<PathBuf>,
     /// The images are dark drawings on a light background.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     invert: bool,
     /// How many classes to print per image.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, conflicts_with = "input")]
     top: usize,
     /// Class names for the printout: fashion-mnist, mnist, or a comma-separated list (default: the names the checkpoint records).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     classes: Option<String>,
 }
 
@@ -261,8 +261,33 @@ impl Given {
     }
 }
 
+/// A flag the parser refuses, on one line: the error and its tip, without the usage block (help and
+/// version print as usual).
+fn flag_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    eprintln!("{} (see --help)", said.join("; "));
+    std::process::exit(2)
+}
+
 fn main() {
-    let matches = Cli::command().get_matches();
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| flag_error(e));
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let Err(e) = run(cli, &Given::of(&matches)) {
         eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
