@@ -75,7 +75,11 @@ impl Resume {
         Self::of(&checkpoint::read(path)?)
     }
 
-    fn of(ck: &Checkpoint) -> Result<Resume> {
+    /// The resumable state of a checkpoint already read (see [`Resume::read`]).
+    ///
+    /// # Errors
+    /// As [`Resume::read`].
+    pub fn of(ck: &Checkpoint) -> Result<Resume> {
         let err = |msg: String| Error::Checkpoint {
             path: ck.path.clone(),
             msg,

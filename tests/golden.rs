@@ -96,7 +96,13 @@ fn check(name: &str) {
     let b = case.batch_size.min(data.len());
     let first = data.limit(b);
     let y = model
-        .forward(first.x.clone(), Mode::Train { seed: 0 })
+        .forward(
+            first.x.clone(),
+            Mode::Train {
+                seed: 0,
+                first_row: 0,
+            },
+        )
         .unwrap();
     let mut classes = Vec::new();
     let mut values = Tensor::default();

@@ -6,6 +6,7 @@ use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::source::{self, DataArgs};
+use scratchnet::dist;
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
@@ -295,7 +296,16 @@ fn load_model(
     text: Option<&str>,
     input_shape: &[usize],
 ) -> Result<(Model, checkpoint::Checkpoint)> {
-    let ck = checkpoint::read(path)?;
+    model_of(checkpoint::read(path)?, text, input_shape)
+}
+
+/// [`load_model`] from a checkpoint already read.
+fn model_of(
+    ck: checkpoint::Checkpoint,
+    text: Option<&str>,
+    input_shape: &[usize],
+) -> Result<(Model, checkpoint::Checkpoint)> {
+    let path = &ck.path;
     let text = match (text, ck.model_text()) {
         (Some(t), _) => t.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -364,25 +374,86 @@ fn check_train_flags(a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// An error every rank of a data-parallel run meets at the same point (so they stop together).
+#[derive(Debug)]
+struct AllRanks(anyhow::Error);
+
+impl std::fmt::Display for AllRanks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for AllRanks {}
+
+/// `train` as one rank of the run `mpirun` started (or alone). An error that only this rank meets
+/// aborts the others, which would wait for it; one that all meet ends each normally, and only rank
+/// 0 reports it.
 fn train_cmd(a: TrainArgs) -> Result<()> {
     check_train_flags(&a)?;
+    let group = dist::launch()?;
+    if group.size() == 1 {
+        let code = train_run(a, &*group).map_err(|e| match e.downcast::<AllRanks>() {
+            Ok(AllRanks(e)) => e,
+            Err(e) => e,
+        })?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
+    dist::install(&group);
+    let (rank, size) = (group.rank(), group.size());
+    let code = match train_run(a, &*group) {
+        Ok(code) => code,
+        Err(e) if e.is::<AllRanks>() && rank == 0 => {
+            drop(group);
+            return Err(e);
+        }
+        Err(e) if e.is::<AllRanks>() => 1,
+        Err(e) => {
+            eprintln!(
+                "error: rank {rank} of {size}: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            group.abort(1)
+        }
+    };
+    // Finalises MPI on every rank before leaving.
+    drop(group);
+    std::process::exit(code)
+}
+
+/// Trains as one rank of `group`; the exit code (0, or 130 when interrupted and saved).
+fn train_run(a: TrainArgs, group: &dyn dist::Group) -> Result<i32> {
     // Everything is checked before the first batch: flags, data, model, checkpoint.
     // A resumed run takes its data flags from the checkpoint unless new ones are given.
-    let resume = a.resume.as_deref().map(Resume::read).transpose()?;
+    // Checkpoints are read by rank 0 and sent to the others.
+    let resume = match &a.resume {
+        Some(p) => {
+            let ck = dist::read_checkpoint(group, p)?;
+            Some((Resume::of(&ck)?, ck))
+        }
+        None => None,
+    };
     let data_args = match &resume {
-        Some(r) if !a.data.is_given() => r.data.clone(),
+        Some((r, _)) if !a.data.is_given() => r.data.clone(),
         _ => a.data.clone(),
     };
     let (train, test) = source::load(&data_args)?;
-    let mut trainer = match (resume, &a.resume) {
-        (Some(r), Some(path)) => {
-            let (model, ck) = load_model(path, None, train.sample_shape())?;
+    let lead = group.rank() == 0;
+    let mut trainer = match resume {
+        Some((r, ck)) => {
+            let (model, ck) = model_of(ck, None, train.sample_shape())?;
             r.into_trainer(model, &ck)?
         }
-        _ => {
+        None => {
             let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
             let model = match (&a.model, &a.init) {
-                (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
+                (_, Some(init)) => {
+                    let ck = dist::read_checkpoint(group, init)?;
+                    model_of(ck, a.model.as_deref(), train.sample_shape())?.0
+                }
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
                     let mut m = Model::build(text, train.sample_shape(), &mut rng)?;
@@ -414,8 +485,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             trainer.position.epoch
         );
     }
+    if group.size() > 1 {
+        dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), a.epochs))
+            .map_err(|e| AllRanks(e.into()))?;
+        dist::broadcast_params(group, &mut trainer.model);
+    }
 
-    if !a.quiet {
+    if !a.quiet && lead {
         println!("{}", trainer.model.summary_table());
         println!(
             "training on {} samples{}, {} loss, {}, batch {}, epochs {} → {}",
@@ -460,12 +536,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             epoch,
             a.epochs,
             trainer.schedule.batch_size,
-            a.quiet,
+            a.quiet || !lead,
         );
         // On a pool thread, each product's two halves start at once (the caller runs one, the other
         // core steals the second) instead of both being sent to the pool from outside.
         let outcome = rayon::scope(|_| {
-            trainer.run_epoch(
+            trainer.run_epoch_in(
+                group,
                 &train,
                 test.as_ref(),
                 Some(&interrupt),
@@ -481,10 +558,11 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 } else {
                     String::new()
                 };
-                bail!("{e}{kept}");
+                return Err(AllRanks(anyhow::anyhow!("{e}{kept}")).into());
             }
         };
         match outcome {
+            Outcome::Interrupted if !lead => return Ok(130),
             Outcome::Interrupted => {
                 save(&mut trainer, &a.out)?;
                 println!(
@@ -494,8 +572,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                     a.out.display(),
                     a.epochs
                 );
-                std::process::exit(130);
+                return Ok(130);
             }
+            Outcome::Finished(_) if !lead => {}
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
                 let last = trainer.position.epoch == a.epochs;
@@ -514,8 +593,45 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             }
         }
     }
-    println!("saved {}", a.out.display());
-    Ok(())
+    if lead {
+        println!("saved {}", a.out.display());
+    }
+    Ok(0)
+}
+
+/// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
+fn run_facts(
+    t: &Trainer,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    epochs: usize,
+) -> Vec<(&'static str, String)> {
+    let data = |d: Option<&Dataset>| {
+        d.map_or("none".into(), |d| {
+            format!("{} samples of shape {:?}", d.len(), d.sample_shape())
+        })
+    };
+    let sum = |d: Option<&Dataset>| d.map_or(0, dist::checksum).to_string();
+    vec![
+        ("training data", data(Some(train))),
+        ("training data (checksum)", sum(Some(train))),
+        ("test data", data(test)),
+        ("test data (checksum)", sum(test)),
+        ("model", t.model.text().to_string()),
+        ("loss", t.loss.to_string()),
+        ("optimizer", t.optimizer.config.to_string()),
+        ("--seed", t.schedule.seed.to_string()),
+        ("--batch-size", t.schedule.batch_size.to_string()),
+        ("shuffling", t.schedule.shuffle.to_string()),
+        ("--epochs", epochs.to_string()),
+        (
+            "starting point (epoch, batch, step)",
+            format!(
+                "{}, {}, {}",
+                t.position.epoch, t.position.batch, t.optimizer.steps
+            ),
+        ),
+    ]
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {

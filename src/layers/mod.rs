@@ -66,7 +66,13 @@ impl Param {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Eval,
-    Train { seed: u64 },
+    /// `first_row`: where the rows of this forward start within the whole batch (0 unless the
+    /// batch is split across processes, see `dist`), so that row `i` draws what row
+    /// `first_row + i` of the whole batch would.
+    Train {
+        seed: u64,
+        first_row: usize,
+    },
 }
 
 impl Mode {
@@ -76,8 +82,9 @@ impl Mode {
     pub fn child(self, i: usize) -> Mode {
         match self {
             Mode::Eval => Mode::Eval,
-            Mode::Train { seed } => Mode::Train {
+            Mode::Train { seed, first_row } => Mode::Train {
                 seed: mix(seed, i as u64 + 1, 0x5eed),
+                first_row,
             },
         }
     }
