@@ -416,6 +416,9 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 "error: rank {rank} of {size}: {}",
                 format!("{e:#}").replace('\n', " ")
             );
+            // mpirun forwards a rank's stderr on its own schedule; give it the line before
+            // MPI_Abort tears the job down.
+            std::thread::sleep(std::time::Duration::from_millis(500));
             group.abort(1)
         }
     };
