@@ -437,6 +437,8 @@ fn a_killed_rank_ends_the_run_naming_it_and_the_last_checkpoint_resumes() {
 
 #[test]
 fn ranks_started_differently_are_refused_naming_what_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let never = dir.path().join("never-written.safetensors");
     let common = [
         "train",
         "--model",
@@ -447,7 +449,7 @@ fn ranks_started_differently_are_refused_naming_what_differs() {
         "1",
         "--quiet",
         "--out",
-        "/nonexistent/never-written.safetensors",
+        never.to_str().unwrap(),
     ];
     let err = ranks_fail(&[
         &[&common[..], &["--limit", "200", "--seed", "3"]].concat(),
@@ -476,10 +478,13 @@ fn ranks_started_differently_are_refused_naming_what_differs() {
             "seed-cnn",
             "--data",
             "/nope/x.npy:/nope/y.npy",
+            "--out",
+            never.to_str().unwrap(),
         ],
     ]);
     assert!(
         err.contains("error: rank 1 of 2: /nope/x.npy: No such file"),
         "{err}"
     );
+    assert!(!never.exists());
 }
