@@ -123,8 +123,7 @@ pub fn pass(
     scale: f32,
     s: &mut Scratch,
 ) -> Result<(f64, usize)> {
-    let mode = Mode::Train { seed, first_row: 0 };
-    pass_at(model, loss, train, idx, mode, scale, s)
+    pass_at(model, loss, train, idx, Mode::train(seed), scale, s)
 }
 
 /// [`pass`] in a given training `mode` (a share of a batch names where its rows start).

@@ -114,10 +114,7 @@ mod tests {
         let y = d
             .forward(
                 Tensor::new(&[100, 100], vec![1.0; 10_000]).unwrap(),
-                Mode::Train {
-                    seed: 3,
-                    first_row: 0,
-                },
+                Mode::train(3),
             )
             .unwrap();
         let zeros = y.data().iter().filter(|&&v| v == 0.0).count();
@@ -129,15 +126,7 @@ mod tests {
     #[test]
     fn rows_from_first_row_draw_the_whole_batchs_masks() {
         let x = Tensor::new(&[5, 16], vec![1.0; 80]).unwrap();
-        let whole = dropout(0.5)
-            .forward(
-                x.clone(),
-                Mode::Train {
-                    seed: 4,
-                    first_row: 0,
-                },
-            )
-            .unwrap();
+        let whole = dropout(0.5).forward(x.clone(), Mode::train(4)).unwrap();
         let tail = dropout(0.5)
             .forward(
                 x.rows(2, 5),
@@ -148,15 +137,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(tail.data(), &whole.data()[32..]);
-        let head = dropout(0.5)
-            .forward(
-                x.rows(0, 2),
-                Mode::Train {
-                    seed: 4,
-                    first_row: 0,
-                },
-            )
-            .unwrap();
+        let head = dropout(0.5).forward(x.rows(0, 2), Mode::train(4)).unwrap();
         assert_eq!(head.data(), &whole.data()[..32]);
         // Without the offset the tail would repeat the head's draws.
         assert_ne!(head.data(), &tail.data()[..32]);
@@ -166,47 +147,14 @@ mod tests {
     fn same_seed_same_mask_and_eval_is_identity() {
         let x = Tensor::new(&[1, 64], (0..64).map(|v| v as f32).collect()).unwrap();
         let mut d = dropout(0.5);
-        let a = d
-            .forward(
-                x.clone(),
-                Mode::Train {
-                    seed: 1,
-                    first_row: 0,
-                },
-            )
-            .unwrap();
-        let b = d
-            .forward(
-                x.clone(),
-                Mode::Train {
-                    seed: 1,
-                    first_row: 0,
-                },
-            )
-            .unwrap();
-        let c = d
-            .forward(
-                x.clone(),
-                Mode::Train {
-                    seed: 2,
-                    first_row: 0,
-                },
-            )
-            .unwrap();
+        let a = d.forward(x.clone(), Mode::train(1)).unwrap();
+        let b = d.forward(x.clone(), Mode::train(1)).unwrap();
+        let c = d.forward(x.clone(), Mode::train(2)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(d.forward(x.clone(), Mode::Eval).unwrap(), x);
         assert_eq!(
-            dropout(1.0)
-                .forward(
-                    x,
-                    Mode::Train {
-                        seed: 1,
-                        first_row: 0
-                    }
-                )
-                .unwrap()
-                .data(),
+            dropout(1.0).forward(x, Mode::train(1)).unwrap().data(),
             &[0.0; 64]
         );
     }

@@ -76,6 +76,11 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Training with Dropout seeded by `seed`, on a whole batch (`first_row` 0).
+    pub const fn train(seed: u64) -> Mode {
+        Mode::Train { seed, first_row: 0 }
+    }
+
     /// The mode for child `i` of a container: in training, its own seed mixed from the parent's
     /// and the position, so two Dropouts in one network draw different masks, and a rebuilt
     /// network (a resumed run) draws the same ones.
