@@ -16,7 +16,7 @@ use crate::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 
 const EPS: f64 = 1e-2;
-const MODE: Mode = Mode::Train { seed: 7 };
+const MODE: Mode = Mode::train(7);
 
 /// How one gradient (∂L/∂x, or ∂L/∂ of one parameter) compares with central differences.
 #[derive(Clone, Debug)]
