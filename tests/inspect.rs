@@ -29,34 +29,22 @@ fn gradcheck_prints_every_layer_and_the_loss_and_passes_a_correct_model() {
 
 #[test]
 fn gradcheck_refuses_bad_models_and_flags_in_one_line() {
-    let e = fails(&[
-        "gradcheck",
-        "--model",
-        "Linear(3,4), Linear(5,2)",
-        "--input-shape",
-        "3",
-    ]);
-    assert!(e.contains("layer 1"), "{e}");
-    let e = fails(&[
-        "gradcheck",
-        "--model",
-        "Linear(3,4)",
-        "--input-shape",
-        "3",
-        "--loss",
-        "hinge",
-    ]);
-    assert!(e.contains("hinge"), "{e}");
-    let e = fails(&[
-        "gradcheck",
-        "--model",
-        "Linear(3,4)",
-        "--input-shape",
-        "3",
-        "--batch",
-        "0",
-    ]);
-    assert!(e.contains("--batch"), "{e}");
+    for (model, flag, value, want) in [
+        ("Linear(3,4), Linear(5,2)", "--batch", "2", "layer 1"),
+        ("Linear(3,4)", "--loss", "hinge", "hinge"),
+        ("Linear(3,4)", "--batch", "0", "--batch"),
+    ] {
+        let e = fails(&[
+            "gradcheck",
+            "--model",
+            model,
+            "--input-shape",
+            "3",
+            flag,
+            value,
+        ]);
+        assert!(e.contains(want), "{e}");
+    }
 }
 
 #[test]

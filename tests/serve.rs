@@ -6,7 +6,7 @@ use scratchnet::{Mode, Model, Tensor, checkpoint, image_io};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 
 mod common;
@@ -15,8 +15,6 @@ mod common;
 struct Served {
     child: Child,
     addr: String,
-    _dir: tempfile::TempDir,
-    checkpoint: PathBuf,
 }
 
 impl Drop for Served {
@@ -26,25 +24,11 @@ impl Drop for Served {
     }
 }
 
-/// An untrained mlp (seed 3) with class names, saved and served with `flags`.
-fn serve(flags: &[&str]) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let checkpoint = dir.path().join("mlp.safetensors");
-    let mut model = mlp();
-    let names: Vec<String> = (0..10).map(|c| format!("digit {c}")).collect();
-    let meta = BTreeMap::from([(
-        checkpoint::CLASSES_KEY.to_string(),
-        serde_json::to_string(&names).unwrap(),
-    )]);
-    checkpoint::save(&mut model, &checkpoint, &meta).unwrap();
+/// `scratchnet serve --checkpoint F --port 0 FLAGS`, with the address it printed.
+fn spawn(checkpoint: &Path, flags: &[&str]) -> Served {
     let mut child = common::bin()
-        .args([
-            "serve",
-            "--checkpoint",
-            checkpoint.to_str().unwrap(),
-            "--port",
-            "0",
-        ])
+        .args(["serve", "--checkpoint", checkpoint.to_str().unwrap()])
+        .args(["--port", "0"])
         .args(flags)
         .stdout(Stdio::piped())
         .spawn()
@@ -60,12 +44,21 @@ fn serve(flags: &[&str]) -> Served {
         .trim()
         .trim_end_matches('/')
         .to_string();
-    Served {
-        child,
-        addr,
-        _dir: dir,
-        checkpoint,
-    }
+    Served { child, addr }
+}
+
+/// An untrained mlp (seed 3) with class names, saved in a temp dir and served with `flags`.
+fn serve(flags: &[&str]) -> (Served, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("mlp.safetensors");
+    let mut model = mlp();
+    let names: Vec<String> = (0..10).map(|c| format!("digit {c}")).collect();
+    let meta = BTreeMap::from([(
+        checkpoint::CLASSES_KEY.to_string(),
+        serde_json::to_string(&names).unwrap(),
+    )]);
+    checkpoint::save(&mut model, &checkpoint, &meta).unwrap();
+    (spawn(&checkpoint, flags), dir)
 }
 
 fn mlp() -> Model {
@@ -77,10 +70,10 @@ fn mlp() -> Model {
     .unwrap()
 }
 
-/// The model as served, loaded in this process, for the expected answers.
-fn reference(s: &Served) -> Model {
+/// The model served from `dir`, loaded in this process, for the expected answers.
+fn reference(dir: &tempfile::TempDir) -> Model {
     let mut m = mlp();
-    checkpoint::read(&s.checkpoint)
+    checkpoint::read(&dir.path().join("mlp.safetensors"))
         .unwrap()
         .load_into(&mut m)
         .unwrap();
@@ -142,8 +135,8 @@ fn stroke_png() -> Vec<u8> {
 
 #[test]
 fn every_endpoint_answers_what_the_model_computes() {
-    let s = serve(&[]);
-    let mut model = reference(&s);
+    let (s, dir) = serve(&[]);
+    let mut model = reference(&dir);
 
     let (status, page) = request(&s.addr, "GET", "/", "text/plain", b"");
     let page = String::from_utf8(page).unwrap();
@@ -204,7 +197,7 @@ fn every_endpoint_answers_what_the_model_computes() {
 
 #[test]
 fn bad_requests_get_a_4xx_with_a_message_and_the_server_stays_up() {
-    let s = serve(&["--max-body", "300000"]);
+    let (s, _dir) = serve(&["--max-body", "300000"]);
     let bomb = {
         // 5000×5000 black compresses to a few kB but would decode to 25 megapixels.
         let mut png = Vec::new();
@@ -319,8 +312,8 @@ fn bad_requests_get_a_4xx_with_a_message_and_the_server_stays_up() {
 
 #[test]
 fn two_hundred_requests_at_once_all_get_their_own_answer() {
-    let s = serve(&["--workers", "4"]);
-    let mut model = reference(&s);
+    let (s, dir) = serve(&["--workers", "4"]);
+    let mut model = reference(&dir);
     let n = 200;
     let x = scratchnet::init::uniform(
         &[n, 1, 28, 28],
@@ -372,28 +365,8 @@ fn a_model_that_does_not_take_images_says_so_and_takes_json() {
     )
     .unwrap();
     checkpoint::save(&mut m, &path, &BTreeMap::new()).unwrap();
-    let mut child = common::bin()
-        .args([
-            "serve",
-            "--checkpoint",
-            path.to_str().unwrap(),
-            "--port",
-            "0",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .trim_end_matches('/')
-        .to_string();
+    let served = spawn(&path, &[]);
+    let addr = served.addr.clone();
     let (status, info) = get(&addr, "/model");
     assert_eq!(
         (status, &info["input_shape"]),
@@ -411,8 +384,6 @@ fn a_model_that_does_not_take_images_says_so_and_takes_json() {
     for (g, w) in v["outputs"][0].as_array().unwrap().iter().zip(want.data()) {
         assert_eq!(g.as_f64().unwrap() as f32, *w);
     }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
