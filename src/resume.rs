@@ -164,6 +164,7 @@ impl Resume {
             position: self.position,
             history: self.history,
             controls: self.controls,
+            observer: None,
         })
     }
 }

@@ -10,9 +10,13 @@
 //!   `bucket_limit` 6 and `bucket` 7 (packed doubles).
 
 use crate::error::{Error, Result};
+use crate::layers::Layer;
+use crate::model::Model;
+use crate::train::Observer;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Buckets of a histogram.
 const BUCKETS: usize = 30;
@@ -21,6 +25,8 @@ const BUCKETS: usize = 30;
 pub struct EventWriter {
     out: BufWriter<File>,
     path: PathBuf,
+    /// The first write that failed, reported again by [`EventWriter::flush`].
+    failed: Option<String>,
 }
 
 fn masked_crc(bytes: &[u8]) -> u32 {
@@ -116,6 +122,7 @@ impl EventWriter {
         let mut w = EventWriter {
             out: BufWriter::new(file),
             path,
+            failed: None,
         };
         let mut event = Vec::new();
         pb::double(&mut event, 1, now());
@@ -137,7 +144,10 @@ impl EventWriter {
         r.extend_from_slice(&masked_crc(&len).to_le_bytes());
         r.extend_from_slice(data);
         r.extend_from_slice(&masked_crc(data).to_le_bytes());
-        self.out.write_all(&r).map_err(|e| Error::io(&self.path, e))
+        self.out.write_all(&r).map_err(|e| {
+            self.failed.get_or_insert(e.to_string());
+            Error::io(&self.path, e)
+        })
     }
 
     /// One event at `step` whose summary holds `values` (each an encoded `Summary.Value`).
@@ -176,8 +186,57 @@ impl EventWriter {
     }
 
     /// Writes what is buffered to the file (so that TensorBoard sees it while training runs).
+    ///
+    /// # Errors
+    /// This or any earlier write failed.
     pub fn flush(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| Error::io(&self.path, e))
+        self.out.flush().map_err(|e| Error::io(&self.path, e))?;
+        match &self.failed {
+            Some(e) => Err(Error::format(
+                &self.path,
+                format!("writing an event failed: {e}"),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An [`Observer`] that sends gradients to TensorBoard: the global L2 norm of all gradients every
+/// `every` batches (`grad_norm/batch`), and histograms of every parameter's gradient at each
+/// epoch's last batch (`gradients/NAME`). Write errors surface at the writer's next flush.
+pub struct GradientLog {
+    pub board: Arc<Mutex<EventWriter>>,
+    pub every: usize,
+    pub batches_per_epoch: usize,
+}
+
+impl Observer for GradientLog {
+    fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize) {
+        let last = batch + 1 == self.batches_per_epoch;
+        if !batch.is_multiple_of(self.every.max(1)) && !last {
+            return;
+        }
+        let step = (epoch * self.batches_per_epoch + batch + 1) as u64;
+        let Ok(mut board) = self.board.lock() else {
+            return;
+        };
+        let mut squares = 0.0f64;
+        let mut grads = Vec::new();
+        model.net().visit_params("", &mut |name, p| {
+            squares += p
+                .grad
+                .data()
+                .iter()
+                .map(|g| *g as f64 * *g as f64)
+                .sum::<f64>();
+            if last {
+                grads.push((format!("gradients/{name}"), p.grad.clone()));
+            }
+        });
+        let _ = board.scalars(step, &[("grad_norm/batch", squares.sqrt())]);
+        for (tag, g) in grads {
+            let _ = board.histogram(step, &tag, g.data());
+        }
     }
 }
 

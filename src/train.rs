@@ -102,6 +102,14 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// Looks at the model after each batch's backward, before gradient clipping and the optimiser
+/// step: the one moment the summed gradients are there (for TensorBoard, layer statistics).
+/// It must not change the model.
+pub trait Observer: Send {
+    /// `batch` counts from 0 within epoch `epoch` (0-based).
+    fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize);
+}
+
 /// A model, its optimiser and loss, and where training stands.
 pub struct Trainer {
     pub model: Model,
@@ -111,6 +119,8 @@ pub struct Trainer {
     pub position: Position,
     pub history: Vec<EpochStats>,
     pub controls: Controls,
+    /// Sees the gradients of every batch (see [`Observer`]).
+    pub observer: Option<Box<dyn Observer>>,
 }
 
 /// Scales every gradient of `model` by `min(1, max_norm / (‖g‖ + 1e-6))`, `‖g‖` the L2 norm of all of
@@ -338,6 +348,7 @@ impl Trainer {
             position: Position::default(),
             history: Vec::new(),
             controls: Controls::default(),
+            observer: None,
         }
     }
 
@@ -411,6 +422,9 @@ impl Trainer {
             self.position.correct += right;
             if !loss.is_finite() {
                 return Err(self.diverged(train, idx, b, "the loss"));
+            }
+            if let Some(o) = &mut self.observer {
+                o.before_step(&mut self.model, self.position.epoch, b);
             }
             if let Some(max) = self.controls.clip_grad_norm {
                 self.position.grad_norm_sum += clip_grad_norm(self.model.net(), max);
@@ -562,6 +576,7 @@ mod tests {
             position: Position::default(),
             history: Vec::new(),
             controls: Controls::default(),
+            observer: None,
         }
     }
 

@@ -127,7 +127,19 @@ fn train_writes_tensorboard_events_that_read_back() {
         .iter()
         .flat_map(|e| e.histograms.iter().map(|h| (h.0.as_str(), h.1)))
         .collect();
-    assert_eq!(histograms.len(), 3 * 4);
+    // Per epoch: 4 weight and 4 gradient histograms.
+    assert_eq!(histograms.len(), 3 * 8);
+    assert!(
+        histograms.contains(&("gradients/2.weight", 24.0)),
+        "{histograms:?}"
+    );
+    // The gradient norm every batch (15 an epoch, every ceil(15/20) = 1), all positive.
+    let norms = scalar("grad_norm/batch");
+    assert_eq!(norms.len(), 45);
+    assert!(
+        norms.iter().all(|n| n.1 > 0.0 && n.1.is_finite()),
+        "{norms:?}"
+    );
     assert!(
         histograms.contains(&("weights/0.weight", 32.0)),
         "{histograms:?}"

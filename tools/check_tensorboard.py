@@ -13,7 +13,7 @@ logdir, epochs = sys.argv[1], int(sys.argv[2])
 acc = EventAccumulator(logdir, size_guidance={"scalars": 0, "histograms": 0})
 acc.Reload()
 tags = acc.Tags()
-for tag in ["train/loss", "train/accuracy", "test/loss", "test/accuracy", "lr", "train/running_loss"]:
+for tag in ["train/loss", "train/accuracy", "test/loss", "test/accuracy", "lr", "train/running_loss", "grad_norm/batch"]:
     assert tag in tags["scalars"], (tag, tags["scalars"])
 for tag in ["train/loss", "test/accuracy", "lr"]:
     events = acc.Scalars(tag)
@@ -23,8 +23,9 @@ for tag in ["train/loss", "test/accuracy", "lr"]:
 running = acc.Scalars("train/running_loss")
 assert len(running) >= 10 * epochs, len(running)
 weights = [t for t in tags["histograms"] if t.startswith("weights/")]
-assert weights, tags["histograms"]
-for tag in weights:
+grads = [t for t in tags["histograms"] if t.startswith("gradients/")]
+assert weights and len(grads) == len(weights), tags["histograms"]
+for tag in weights + grads:
     h = acc.Histograms(tag)
     assert len(h) == epochs and h[-1].histogram_value.num > 0, tag
 print(f"ok: {len(tags['scalars'])} scalar tags, {len(running)} running-loss points, histograms {weights}")

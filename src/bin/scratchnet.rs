@@ -1083,17 +1083,24 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         save_or_rescue(trainer, &out, &meta)
     };
 
-    let mut board = a
-        .tensorboard
-        .as_deref()
-        .filter(|_| lead)
-        .map(scratchnet::tensorboard::EventWriter::create)
-        .transpose()?;
-    let mut board_error = None;
-    let batches = train.len().div_ceil(trainer.schedule.batch_size) as u64;
+    let batches = train.len().div_ceil(trainer.schedule.batch_size);
+    let board = match a.tensorboard.as_deref().filter(|_| lead) {
+        Some(dir) => {
+            let board = Arc::new(std::sync::Mutex::new(
+                scratchnet::tensorboard::EventWriter::create(dir)?,
+            ));
+            trainer.observer = Some(Box::new(scratchnet::tensorboard::GradientLog {
+                board: board.clone(),
+                every: batches.div_ceil(20),
+                batches_per_epoch: batches,
+            }));
+            Some(board)
+        }
+        None => None,
+    };
     while trainer.position.epoch < a.epochs {
         let epoch = trainer.position.epoch + 1;
-        let first_step = trainer.position.epoch as u64 * batches;
+        let first_step = (trainer.position.epoch * batches) as u64;
         let mut progress = scratchnet::progress::EpochProgress::new(
             epoch,
             a.epochs,
@@ -1110,13 +1117,13 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 Some(&interrupt),
                 &mut |done, total, loss| {
                     progress.update(done, total, loss);
-                    // The running loss about 20 times an epoch.
-                    if let Some(b) = board.as_mut()
+                    // The running loss about 20 times an epoch (a failed write surfaces at the
+                    // epoch's flush).
+                    if let Some(Ok(mut b)) = board.as_ref().map(|b| b.lock())
                         && done % total.div_ceil(20) == 0
-                        && let Err(e) =
-                            b.scalars(first_step + done as u64, &[("train/running_loss", loss)])
                     {
-                        board_error.get_or_insert(e);
+                        let _ =
+                            b.scalars(first_step + done as u64, &[("train/running_loss", loss)]);
                     }
                 },
             )
@@ -1153,11 +1160,8 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
-                if let Some(e) = board_error.take() {
-                    bail!("{e}");
-                }
-                if let Some(b) = board.as_mut() {
-                    tensorboard_epoch(b, &mut trainer, &stats, first_step + batches)?;
+                if let Some(Ok(mut b)) = board.as_ref().map(|b| b.lock()) {
+                    tensorboard_epoch(&mut b, &mut trainer, &stats, first_step + batches as u64)?;
                 }
                 let best = best_epoch(&trainer.history);
                 // Keeping the best: --out is written when the test loss improves, and only then.
