@@ -35,6 +35,7 @@ pub mod error;
 pub mod image_io;
 pub mod init;
 pub mod kernels;
+pub mod layer_stats;
 pub mod layers;
 pub mod loss;
 pub mod model;

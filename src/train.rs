@@ -110,6 +110,23 @@ pub trait Observer: Send {
     fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize);
 }
 
+/// Several observers, in order.
+impl Observer for Vec<Box<dyn Observer>> {
+    fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize) {
+        self.iter_mut()
+            .for_each(|o| o.before_step(model, epoch, batch));
+    }
+}
+
+/// An observer the caller keeps a handle on (to flush it, read it).
+impl<T: Observer> Observer for std::sync::Arc<std::sync::Mutex<T>> {
+    fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize) {
+        if let Ok(mut o) = self.lock() {
+            o.before_step(model, epoch, batch);
+        }
+    }
+}
+
 /// A model, its optimiser and loss, and where training stands.
 pub struct Trainer {
     pub model: Model,

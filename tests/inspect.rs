@@ -149,3 +149,47 @@ fn train_writes_tensorboard_events_that_read_back() {
         "{histograms:?}"
     );
 }
+
+#[test]
+fn layer_stats_sample_weights_gradients_and_the_update_actually_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::toy_data(dir.path(), 60);
+    let csv = dir.path().join("stats.csv");
+    ok(&[
+        "train",
+        "--model",
+        "Linear(4,8), Tanh, Linear(8,3)",
+        "--data",
+        &data,
+        "--batch-size",
+        "4",
+        "--epochs",
+        "2",
+        "--lr",
+        "0.05",
+        "--out",
+        dir.path().join("m.safetensors").to_str().unwrap(),
+        "--layer-stats",
+        csv.to_str().unwrap(),
+        "--stats-every",
+        "5",
+        "--quiet",
+    ]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(scratchnet::layer_stats::HEADER));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    // 15 batches an epoch, sampled at batches 1, 6, 11; 4 parameter tensors; 2 epochs.
+    assert_eq!(rows.len(), 3 * 4 * 2);
+    assert_eq!(&rows[4][..3], ["1", "6", "0.weight"]);
+    for r in &rows {
+        let v: Vec<f64> = r[3..].iter().map(|x| x.parse().unwrap()).collect();
+        let (wm, ws, gm, gs, ratio) = (v[0], v[1], v[2], v[3], v[4]);
+        // Plain SGD steps by lr·g, so the update ratio is lr·‖g‖/‖w‖ (RMS over the tensor).
+        let want = 0.05 * (gm * gm + gs * gs).sqrt() / (wm * wm + ws * ws).sqrt();
+        assert!(
+            (ratio - want).abs() <= 1e-3 * want + 1e-9,
+            "{r:?}: {ratio} vs {want}"
+        );
+    }
+}

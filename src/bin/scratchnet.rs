@@ -251,6 +251,13 @@ struct TrainArgs {
     /// loss every few batches, weight histograms per epoch (`tensorboard --logdir DIR`).
     #[arg(long, value_name = "DIR")]
     tensorboard: Option<PathBuf>,
+    /// Per parameter tensor, every --stats-every batches: weight and gradient mean/std and the
+    /// update-to-weight ratio, as CSV.
+    #[arg(long, value_name = "FILE.csv")]
+    layer_stats: Option<PathBuf>,
+    /// Batches between two --layer-stats samples (each costs a few passes over the weights).
+    #[arg(long, default_value_t = 100)]
+    stats_every: usize,
 }
 
 #[derive(Args)]
@@ -1084,12 +1091,13 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     };
 
     let batches = train.len().div_ceil(trainer.schedule.batch_size);
+    let mut observers: Vec<Box<dyn train::Observer>> = Vec::new();
     let board = match a.tensorboard.as_deref().filter(|_| lead) {
         Some(dir) => {
             let board = Arc::new(std::sync::Mutex::new(
                 scratchnet::tensorboard::EventWriter::create(dir)?,
             ));
-            trainer.observer = Some(Box::new(scratchnet::tensorboard::GradientLog {
+            observers.push(Box::new(scratchnet::tensorboard::GradientLog {
                 board: board.clone(),
                 every: batches.div_ceil(20),
                 batches_per_epoch: batches,
@@ -1098,6 +1106,19 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
         None => None,
     };
+    let layer_stats = match a.layer_stats.as_deref().filter(|_| lead) {
+        Some(path) => {
+            let s = Arc::new(std::sync::Mutex::new(
+                scratchnet::layer_stats::LayerStats::create(path, a.stats_every, batches)?,
+            ));
+            observers.push(Box::new(s.clone()));
+            Some(s)
+        }
+        None => None,
+    };
+    if !observers.is_empty() {
+        trainer.observer = Some(Box::new(observers));
+    }
     while trainer.position.epoch < a.epochs {
         let epoch = trainer.position.epoch + 1;
         let first_step = (trainer.position.epoch * batches) as u64;
@@ -1160,6 +1181,9 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
+                if let Some(Ok(mut s)) = layer_stats.as_ref().map(|s| s.lock()) {
+                    s.flush()?;
+                }
                 if let Some(Ok(mut b)) = board.as_ref().map(|b| b.lock()) {
                     tensorboard_epoch(&mut b, &mut trainer, &stats, first_step + batches as u64)?;
                 }
