@@ -405,6 +405,24 @@ fn sigint_on_one_rank_stops_all_after_one_batch_and_resume_is_exact() {
 }
 
 #[test]
+fn ctrl_c_at_mpirun_stops_the_ranks_and_rank_0_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("c.safetensors");
+    let mut child = spawn(d, &long_run(&out, "20"));
+    wait_for(d, "stdout", "epoch 1/20");
+    signal(child.id(), "-INT");
+    let (_, stdout, err) = wait_or_hang(&mut child, d);
+    assert!(stdout.contains("interrupted in epoch "), "{stdout} {err}");
+    let r = scratchnet::resume::Resume::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.position.epoch >= 1 && r.position.batch > 0,
+        "{:?}",
+        r.position
+    );
+}
+
+#[test]
 fn a_killed_rank_ends_the_run_naming_it_and_the_last_checkpoint_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
