@@ -506,3 +506,53 @@ fn ranks_started_differently_are_refused_naming_what_differs() {
     );
     assert!(!never.exists());
 }
+
+/// Early stopping, a learning-rate schedule and gradient clipping decide the same on every rank
+/// (the test figures and the gradient are the whole batch's), so 3 ranks stop where one process
+/// stops, keeping the same best epoch.
+#[test]
+fn training_controls_decide_alike_on_every_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = toy_data(dir.path(), 300);
+    let out = |n: &str| dir.path().join(format!("{n}.safetensors"));
+    let args = |name: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--data",
+            &data,
+            "--test-split",
+            "0.3",
+            "--model",
+            "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)",
+            "--epochs",
+            "40",
+            "--lr",
+            "0.5",
+            "--momentum",
+            "0.9",
+            "--early-stopping",
+            "2",
+            "--lr-schedule",
+            "StepLR(step_size=3, gamma=0.5)",
+            "--clip-grad-norm",
+            "1.0",
+            "--quiet",
+            "--out",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.push(out(name).to_str().unwrap().into());
+        a
+    };
+    let one = ok(&strs(&args("one")));
+    let three = run_ok(3, &strs(&args("three")));
+    let last = |s: &str| s.lines().rev().nth(1).unwrap_or_default().to_string();
+    assert!(
+        last(&one).starts_with("early stopping after epoch "),
+        "{one}"
+    );
+    assert_eq!(last(&three), last(&one));
+    for (name, gap, size) in gaps(&read(&out("three")), &read(&out("one"))) {
+        assert!(gap <= 1e-5 * size, "{name}: {gap} of {size}");
+    }
+}
