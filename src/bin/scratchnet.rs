@@ -805,11 +805,14 @@ fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
     let (rank, size) = (group.rank(), group.size());
     let code = match train_run(a, given, &*group) {
         Ok(code) => code,
-        Err(e) if e.is::<AllRanks>() && rank == 0 => {
-            drop(group);
-            return Err(e);
+        // Said by rank 0 before MPI_Finalize, which waits for every rank: a rank that left first
+        // would have mpirun end the job before rank 0's line got out.
+        Err(e) if e.is::<AllRanks>() => {
+            if rank == 0 {
+                eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            }
+            1
         }
-        Err(e) if e.is::<AllRanks>() => 1,
         Err(e) => {
             eprintln!(
                 "error: rank {rank} of {size}: {}",
