@@ -1049,55 +1049,67 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 );
                 return Ok(130);
             }
-            Outcome::Finished(stats) => {
-                // Every rank has the same history (the test set's figures are summed over them),
-                // so all take the same decisions; rank 0 alone prints and writes.
-                let best = best_epoch(&trainer.history);
-                if lead {
-                    println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
-                    // Keeping the best: --out is written when the test loss improves, and only then.
-                    let due = if keep_best {
-                        best.is_some_and(|(e, _)| e == stats.epoch)
-                    } else {
-                        trainer.position.epoch == a.epochs
-                            || a.checkpoint_every
-                                .is_some_and(|k| trainer.position.epoch % k == 0)
-                    };
-                    let reports = write_reports(&a, &trainer.history);
-                    // A report that cannot be written does not lose the epoch's weights.
-                    if due || (reports.is_err() && !keep_best) {
-                        save(&mut trainer)?;
-                    }
-                    reports.with_context(|| {
-                        format!(
-                            "after epoch {epoch} (the checkpoint is saved at {})",
-                            out.display()
-                        )
-                    })?;
+            // Every rank decides early stopping from the same (reduced) history.
+            Outcome::Finished(stats) if !lead => {
+                if early_stop(&a, &trainer.history, stats.epoch).is_some() {
+                    break;
                 }
-                if let (Some(patience), Some((b, loss))) = (a.early_stopping, best)
-                    && stats.epoch - b >= patience
-                {
-                    if lead {
-                        println!(
-                            "early stopping after epoch {}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})",
-                            stats.epoch
-                        );
-                    }
+            }
+            Outcome::Finished(stats) => {
+                println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
+                let best = best_epoch(&trainer.history);
+                // Keeping the best: --out is written when the test loss improves, and only then.
+                let due = if keep_best {
+                    best.is_some_and(|(e, _)| e == stats.epoch)
+                } else {
+                    trainer.position.epoch == a.epochs
+                        || a.checkpoint_every
+                            .is_some_and(|k| trainer.position.epoch % k == 0)
+                };
+                let reports = write_reports(&a, &trainer.history);
+                // A report that cannot be written does not lose the epoch's weights.
+                if due || (reports.is_err() && !keep_best) {
+                    save(&mut trainer)?;
+                }
+                reports.with_context(|| {
+                    format!(
+                        "after epoch {epoch} (the checkpoint is saved at {})",
+                        out.display()
+                    )
+                })?;
+                if let Some(why) = early_stop(&a, &trainer.history, stats.epoch) {
+                    println!("{why}");
                     break;
                 }
             }
         }
     }
-    match best_epoch(&trainer.history).filter(|_| keep_best && lead) {
-        Some((b, loss)) => println!(
-            "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
-            out.display()
-        ),
-        None if lead => println!("saved {}", out.display()),
-        None => {}
+    if lead {
+        match best_epoch(&trainer.history).filter(|_| keep_best) {
+            Some((b, loss)) => println!(
+                "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
+                out.display()
+            ),
+            None => println!("saved {}", out.display()),
+        }
     }
     Ok(0)
+}
+
+/// With `--early-stopping`, after epoch `epoch`: why the run stops, when the test loss has not
+/// improved for the patience since the best epoch.
+fn early_stop(
+    a: &TrainArgs,
+    history: &[scratchnet::train::EpochStats],
+    epoch: usize,
+) -> Option<String> {
+    let patience = a.early_stopping?;
+    let (b, loss) = best_epoch(history)?;
+    (epoch - b >= patience).then(|| {
+        format!(
+            "early stopping after epoch {epoch}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})"
+        )
+    })
 }
 
 /// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
