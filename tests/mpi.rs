@@ -405,6 +405,24 @@ fn sigint_on_one_rank_stops_all_after_one_batch_and_resume_is_exact() {
 }
 
 #[test]
+fn ctrl_c_at_mpirun_stops_the_ranks_and_rank_0_saves() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("c.safetensors");
+    let mut child = spawn(d, &long_run(&out, "20"));
+    wait_for(d, "stdout", "epoch 1/20");
+    signal(child.id(), "-INT");
+    let (_, stdout, err) = wait_or_hang(&mut child, d);
+    assert!(stdout.contains("interrupted in epoch "), "{stdout} {err}");
+    let r = scratchnet::resume::Resume::read(&out).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        r.position.epoch >= 1 && r.position.batch > 0,
+        "{:?}",
+        r.position
+    );
+}
+
+#[test]
 fn a_killed_rank_ends_the_run_naming_it_and_the_last_checkpoint_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -487,4 +505,54 @@ fn ranks_started_differently_are_refused_naming_what_differs() {
         "{err}"
     );
     assert!(!never.exists());
+}
+
+/// Early stopping, a learning-rate schedule and gradient clipping decide the same on every rank
+/// (the test figures and the gradient are the whole batch's), so 3 ranks stop where one process
+/// stops, keeping the same best epoch.
+#[test]
+fn training_controls_decide_alike_on_every_rank() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = toy_data(dir.path(), 300);
+    let out = |n: &str| dir.path().join(format!("{n}.safetensors"));
+    let args = |name: &str| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--data",
+            &data,
+            "--test-split",
+            "0.3",
+            "--model",
+            "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)",
+            "--epochs",
+            "40",
+            "--lr",
+            "0.5",
+            "--momentum",
+            "0.9",
+            "--early-stopping",
+            "2",
+            "--lr-schedule",
+            "StepLR(step_size=3, gamma=0.5)",
+            "--clip-grad-norm",
+            "1.0",
+            "--quiet",
+            "--out",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.push(out(name).to_str().unwrap().into());
+        a
+    };
+    let one = ok(&strs(&args("one")));
+    let three = run_ok(3, &strs(&args("three")));
+    let last = |s: &str| s.lines().rev().nth(1).unwrap_or_default().to_string();
+    assert!(
+        last(&one).starts_with("early stopping after epoch "),
+        "{one}"
+    );
+    assert_eq!(last(&three), last(&one));
+    for (name, gap, size) in gaps(&read(&out("three")), &read(&out("one"))) {
+        assert!(gap <= 1e-5 * size, "{name}: {gap} of {size}");
+    }
 }

@@ -892,11 +892,14 @@ fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
     let (rank, size) = (group.rank(), group.size());
     let code = match train_run(a, given, &*group) {
         Ok(code) => code,
-        Err(e) if e.is::<AllRanks>() && rank == 0 => {
-            drop(group);
-            return Err(e);
+        // Said by rank 0 before MPI_Finalize, which waits for every rank: a rank that left first
+        // would have mpirun end the job before rank 0's line got out.
+        Err(e) if e.is::<AllRanks>() => {
+            if rank == 0 {
+                eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            }
+            1
         }
-        Err(e) if e.is::<AllRanks>() => 1,
         Err(e) => {
             eprintln!(
                 "error: rank {rank} of {size}: {}",
@@ -1056,7 +1059,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         );
     }
     if group.size() > 1 {
-        dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), a.epochs))
+        dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
             .map_err(|e| AllRanks(e.into()))?;
         dist::broadcast_params(group, &mut trainer.model);
     }
@@ -1247,7 +1250,7 @@ fn run_facts(
     t: &Trainer,
     train: &Dataset,
     test: Option<&Dataset>,
-    epochs: usize,
+    a: &TrainArgs,
 ) -> Vec<(&'static str, String)> {
     let data = |d: Option<&Dataset>| {
         d.map_or("none".into(), |d| {
@@ -1266,7 +1269,12 @@ fn run_facts(
         ("--seed", t.schedule.seed.to_string()),
         ("--batch-size", t.schedule.batch_size.to_string()),
         ("shuffling", t.schedule.shuffle.to_string()),
-        ("--epochs", epochs.to_string()),
+        ("--epochs", a.epochs.to_string()),
+        ("--early-stopping", format!("{:?}", a.early_stopping)),
+        (
+            "controls (--lr-schedule, --clip-grad-norm)",
+            serde_json::to_string(&t.controls).unwrap_or_default(),
+        ),
         (
             "starting point (epoch, batch, step)",
             format!(
