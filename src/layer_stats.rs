@@ -3,18 +3,22 @@
 //!
 //! Per sampled batch `k` and parameter `w` (before step `k`): mean and standard deviation of `w`
 //! and of its gradient `g`, and the update-to-weight ratio `‖w_{k+1} − w_k‖ / ‖w_k‖` of the step
-//! actually taken (healthy near 1e-3), read at the next batch. Sums are in f64, in element order.
+//! actually taken (healthy near 1e-3), read at the next batch. Per layer that runs, on a fixed
+//! probe batch in evaluation mode: mean and standard deviation of its output, and for Tanh the
+//! fraction with |y| > 0.97, for Sigmoid with y < 0.03 or y > 0.97, for ReLU the fraction of units
+//! that are 0 for every probe sample (dead). Sums are in f64, in element order.
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;
 use crate::model::Model;
+use crate::tensor::Tensor;
 use crate::train::Observer;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The CSV header.
-pub const HEADER: &str = "epoch,batch,param,weight_mean,weight_std,grad_mean,grad_std,update_ratio";
+pub const HEADER: &str = "epoch,batch,kind,name,mean,std,grad_mean,grad_std,update_ratio,saturated";
 
 /// A sampled batch waiting for its update: epoch, batch, rows without the ratio, the weights then.
 struct Pending {
@@ -31,6 +35,8 @@ pub struct LayerStats {
     every: usize,
     batches_per_epoch: usize,
     pending: Option<Pending>,
+    /// The probe batch for activation statistics.
+    probe: Tensor,
     failed: Option<std::io::Error>,
 }
 
@@ -47,7 +53,12 @@ impl LayerStats {
     ///
     /// # Errors
     /// The file cannot be created.
-    pub fn create(path: &Path, every: usize, batches_per_epoch: usize) -> Result<LayerStats> {
+    pub fn create(
+        path: &Path,
+        every: usize,
+        batches_per_epoch: usize,
+        probe: Tensor,
+    ) -> Result<LayerStats> {
         let file = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut out = BufWriter::new(file);
         writeln!(out, "{HEADER}").map_err(|e| Error::io(path, e))?;
@@ -57,6 +68,7 @@ impl LayerStats {
             every: every.max(1),
             batches_per_epoch,
             pending: None,
+            probe,
             failed: None,
         })
     }
@@ -96,26 +108,69 @@ impl Observer for LayerStats {
             if sample {
                 let (wm, ws) = mean_std(p.value.data());
                 let (gm, gs) = mean_std(p.grad.data());
-                rows.push(format!("{name},{wm},{ws},{gm},{gs}"));
+                rows.push(format!("param,{name},{wm},{ws},{gm},{gs}"));
                 weights.push(p.value.data().to_vec());
             }
         });
         if let Some(p) = pending {
             for (row, ratio) in p.rows.iter().zip(&ratios) {
                 if let Err(err) =
-                    writeln!(self.out, "{},{},{row},{ratio}", p.epoch + 1, p.batch + 1)
+                    writeln!(self.out, "{},{},{row},{ratio},", p.epoch + 1, p.batch + 1)
                 {
                     self.failed.get_or_insert(err);
                 }
             }
         }
         if sample {
+            self.activations(model, epoch, batch);
             self.pending = Some(Pending {
                 epoch,
                 batch,
                 rows,
                 weights,
             });
+        }
+    }
+}
+
+impl LayerStats {
+    /// One row per layer output on the probe batch.
+    fn activations(&mut self, model: &mut Model, epoch: usize, batch: usize) {
+        let outputs = match model.net().outputs(self.probe.clone()) {
+            Ok(o) => o,
+            Err(e) => {
+                self.failed
+                    .get_or_insert(std::io::Error::other(e.to_string()));
+                return;
+            }
+        };
+        for (i, layer, y) in outputs {
+            let (m, s) = mean_std(y.data());
+            let v = y.data();
+            let frac = |n: usize| n as f64 / v.len().max(1) as f64;
+            let saturated = if layer.starts_with("Tanh") {
+                frac(v.iter().filter(|y| y.abs() > 0.97).count()).to_string()
+            } else if layer.starts_with("Sigmoid") {
+                frac(v.iter().filter(|y| **y < 0.03 || **y > 0.97).count()).to_string()
+            } else if layer.starts_with("ReLU") {
+                // Dead: a unit that is 0 for every probe sample.
+                let per = v.len() / y.shape()[0].max(1);
+                let dead = (0..per)
+                    .filter(|u| v.iter().skip(*u).step_by(per.max(1)).all(|y| *y == 0.0))
+                    .count();
+                (dead as f64 / per.max(1) as f64).to_string()
+            } else {
+                String::new()
+            };
+            let name = layer.replace(',', ";");
+            if let Err(err) = writeln!(
+                self.out,
+                "{},{},activation,{i} {name},{m},{s},,,,{saturated}",
+                epoch + 1,
+                batch + 1
+            ) {
+                self.failed.get_or_insert(err);
+            }
         }
     }
 }

@@ -179,11 +179,14 @@ fn layer_stats_sample_weights_gradients_and_the_update_actually_taken() {
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some(scratchnet::layer_stats::HEADER));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
-    // 15 batches an epoch, sampled at batches 1, 6, 11; 4 parameter tensors; 2 epochs.
-    assert_eq!(rows.len(), 3 * 4 * 2);
-    assert_eq!(&rows[4][..3], ["1", "6", "0.weight"]);
-    for r in &rows {
-        let v: Vec<f64> = r[3..].iter().map(|x| x.parse().unwrap()).collect();
+    assert!(rows.iter().all(|r| r.len() == 10), "{text}");
+    let params: Vec<&Vec<&str>> = rows.iter().filter(|r| r[2] == "param").collect();
+    let acts: Vec<&Vec<&str>> = rows.iter().filter(|r| r[2] == "activation").collect();
+    // 15 batches an epoch, sampled at batches 1, 6, 11; 4 parameter tensors and 3 layers; 2 epochs.
+    assert_eq!((params.len(), acts.len()), (3 * 4 * 2, 3 * 3 * 2));
+    assert_eq!(&params[4][..4], ["1", "6", "param", "0.weight"]);
+    for r in &params {
+        let v: Vec<f64> = r[4..9].iter().map(|x| x.parse().unwrap()).collect();
         let (wm, ws, gm, gs, ratio) = (v[0], v[1], v[2], v[3], v[4]);
         // Plain SGD steps by lr·g, so the update ratio is lr·‖g‖/‖w‖ (RMS over the tensor).
         let want = 0.05 * (gm * gm + gs * gs).sqrt() / (wm * wm + ws * ws).sqrt();
@@ -192,4 +195,17 @@ fn layer_stats_sample_weights_gradients_and_the_update_actually_taken() {
             "{r:?}: {ratio} vs {want}"
         );
     }
+    // The Tanh layer's output: a spread in (-1, 1) and a saturated fraction in [0, 1].
+    let tanh = acts.iter().find(|r| r[3].starts_with("1 Tanh")).unwrap();
+    let std: f64 = tanh[5].parse().unwrap();
+    let saturated: f64 = tanh[9].parse().unwrap();
+    assert!(
+        std > 0.0 && std < 1.0 && (0.0..=1.0).contains(&saturated),
+        "{tanh:?}"
+    );
+    assert!(
+        acts.iter()
+            .filter(|r| r[3].starts_with("0 Linear"))
+            .all(|r| r[9].is_empty())
+    );
 }

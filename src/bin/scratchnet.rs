@@ -1112,7 +1112,12 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     let layer_stats = match a.layer_stats.as_deref().filter(|_| lead) {
         Some(path) => {
             let s = Arc::new(std::sync::Mutex::new(
-                scratchnet::layer_stats::LayerStats::create(path, a.stats_every, batches)?,
+                scratchnet::layer_stats::LayerStats::create(
+                    path,
+                    a.stats_every,
+                    batches,
+                    train.x.rows(0, train.len().min(64)),
+                )?,
             ));
             observers.push(Box::new(s.clone()));
             Some(s)

@@ -68,6 +68,17 @@ impl Sequential {
         &mut self.layers
     }
 
+    /// The output of every layer that runs (a layer another one took over has none: see
+    /// [`Layer::absorb_relu`]) for `x` in evaluation mode, with its index, for layer statistics.
+    pub fn outputs(&mut self, mut x: Tensor) -> Result<Vec<(usize, String, Tensor)>> {
+        let mut out = Vec::new();
+        for (i, l) in self.running() {
+            x = l.forward(x, Mode::Eval)?;
+            out.push((i, super::one_line(l.as_ref()), x.clone()));
+        }
+        Ok(out)
+    }
+
     /// Runs the forward pass layer by layer and returns the index and name of the first layer whose
     /// output is not finite, if any: the diagnosis for a diverged training step.
     pub fn first_non_finite(&mut self, mut x: Tensor) -> Result<Option<String>> {
