@@ -2,6 +2,9 @@
 
 use crate::data::atomic::atomic_write;
 use crate::data::dataset::{Dataset, Labels};
+use crate::data::input::InputInfo;
+use crate::data::source::Expect;
+use crate::data::table;
 use crate::error::{Error, Result};
 use crate::image_io;
 use crate::loss::Loss;
@@ -225,6 +228,70 @@ pub fn predict_images(
             .map(|&c| format!("{} {:.1}%", name(&names, c), 100.0 * p[c]))
             .collect();
         println!("{}: {}", path.display(), best.join(", "));
+    }
+    Ok(())
+}
+
+/// Predicts every row of a CSV table with the columns and standardisation the checkpoint records:
+/// prints one line per row (the class and its probability, or the fitted numbers) and, with
+/// `output`, writes the raw outputs `[N, …]` as float32 .npy.
+///
+/// # Errors
+/// A checkpoint not trained on a table; a table without the columns it was trained on.
+pub fn predict_table(
+    checkpoint: &Path,
+    text: Option<&str>,
+    input: &Path,
+    output: Option<&Path>,
+) -> Result<()> {
+    let ck = checkpoint::read(checkpoint)?;
+    let info = InputInfo::of(&ck)?;
+    let Some(t) = info.as_ref().and_then(|i| i.table.as_ref()) else {
+        return Err(Error::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            msg: format!(
+                "was not trained on a CSV table, so it cannot read {}; give it an .npy batch or images",
+                input.display()
+            ),
+        });
+    };
+    let mut table = table::read(
+        input,
+        &table::Request {
+            features: Some(&t.features),
+            ..table::Request::default()
+        },
+    )?;
+    info.as_ref().map_or(Ok(()), |i| i.prepare(&mut table.x))?;
+    let names = Expect::of(&ck)?.classes;
+    let text = text.or(ck.model_text()).ok_or_else(|| Error::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        msg: "the checkpoint has no 'model' metadata; pass --model TEXT".into(),
+    })?;
+    let mut model = Model::build(
+        text,
+        &table.x.shape()[1..],
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+    )?;
+    ck.load_into(&mut model)?;
+    let y = model.predict(&table.x, 100)?;
+    let k = y.len() / y.shape()[0].max(1);
+    for (row, line) in y.data().chunks_exact(k.max(1)).zip(&table.lines) {
+        let shown = if t.regression {
+            row.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            let p = probabilities(row);
+            let best = top_k(&p, 1)[0];
+            format!("{} {:.1}%", name(&names, best), 100.0 * p[best])
+        };
+        println!("line {line}: {shown}");
+    }
+    if let Some(out) = output {
+        crate::data::npy::write_npy_f32(out, y.shape(), y.data())?;
+        println!("wrote {} outputs to {}", y.shape()[0], out.display());
     }
     Ok(())
 }

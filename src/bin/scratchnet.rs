@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
+use scratchnet::data::input::InputInfo;
 use scratchnet::data::source::{self, DataArgs};
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
@@ -158,8 +159,9 @@ struct PredictArgs {
     /// Model text, if the checkpoint does not carry one.
     #[arg(long)]
     model: Option<String>,
-    /// A float32 .npy batch (N, …); writes the raw outputs to --output.
-    #[arg(long, requires = "output")]
+    /// A float32 .npy batch (N, …), whose raw outputs go to --output; or a CSV table with the
+    /// columns the model was trained on, whose rows are predicted one per line.
+    #[arg(long)]
     input: Option<PathBuf>,
     /// Where to write the outputs (float32 .npy).
     #[arg(long, requires = "input")]
@@ -373,14 +375,28 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         Some(r) if !a.data.is_given() => r.data.clone(),
         _ => a.data.clone(),
     };
-    let (train, test) = source::load(&data_args)?;
+    let loss: Loss = match &resume {
+        Some(r) => r.loss.parse()?,
+        None => a.loss.as_deref().unwrap_or("cross-entropy").parse()?,
+    };
+    let expect = source::Expect {
+        regression: loss != Loss::CrossEntropy,
+        ..source::Expect::default()
+    };
+    let (mut train, mut test) = source::load_for(&data_args, &expect)?;
+    // A table's features are standardised with the training split's statistics, recorded in the
+    // checkpoint for eval and predict.
+    let input = InputInfo::for_training(&train, !data_args.no_standardize);
+    input.prepare(&mut train.x)?;
+    if let Some(t) = &mut test {
+        input.prepare(&mut t.x)?;
+    }
     let mut trainer = match (resume, &a.resume) {
         (Some(r), Some(path)) => {
             let (model, ck) = load_model(path, None, train.sample_shape())?;
             r.into_trainer(model, &ck)?
         }
         _ => {
-            let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
             let model = match (&a.model, &a.init) {
                 (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
                 (Some(text), None) => {
@@ -444,6 +460,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 
     let save = |trainer: &mut Trainer, path: &Path| -> Result<()> {
         let mut meta = resume::metadata(trainer, &data_args)?;
+        meta.extend(input.metadata());
         if let Some(names) = &train.class_names {
             meta.insert(
                 checkpoint::CLASSES_KEY.into(),
@@ -520,6 +537,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
     match (&a.input, &a.output) {
+        (Some(input), output) if source::is_csv(input) => Ok(scratchnet::report::predict_table(
+            &a.checkpoint,
+            a.model.as_deref(),
+            input,
+            output.as_deref(),
+        )?),
+        (Some(_), None) => bail!("give --output Y.npy for the outputs of an .npy batch"),
         (Some(input), Some(output)) => {
             let x = source::read_inputs(input)?;
             let (mut model, _) = load_model(&a.checkpoint, a.model.as_deref(), &x.shape()[1..])?;
@@ -548,8 +572,13 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
 }
 
 fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let (train, test) = source::load(&a.data)?;
-    let data = test.unwrap_or(train);
+    // Data is read and prepared as the checkpoint's model was trained on it.
+    let recorded = checkpoint::read(&a.checkpoint)?;
+    let (train, test) = source::load_for(&a.data, &source::Expect::of(&recorded)?)?;
+    let mut data = test.unwrap_or(train);
+    if let Some(info) = InputInfo::of(&recorded)? {
+        info.prepare(&mut data.x)?;
+    }
     let (mut model, ck) = load_model(&a.checkpoint, a.model.as_deref(), data.sample_shape())?;
     let loss = match &a.loss {
         Some(l) => l.parse()?,

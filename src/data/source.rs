@@ -1,10 +1,13 @@
-//! Where training data comes from: `--data fashion-mnist|mnist|DIR|X.npy:Y.npy`, with `--data-dir`,
-//! `--test-split` and `--limit`.
+//! Where training data comes from: `--data fashion-mnist|mnist|DIR|X.npy:Y.npy|FILE.csv`, with
+//! `--data-dir`, `--test-split`, `--limit`, and a table's `--target`.
 
-use crate::data::dataset::{Dataset, Labels};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::dataset::{Dataset, Labels, split_indices};
 use crate::data::find::{cache_dir, dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_labels};
+use crate::data::input::{InputInfo, TableInfo};
 use crate::data::npy::{NpyData, read_npy};
+use crate::data::table;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -41,12 +44,26 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 /// The data flags shared by `train`, `eval` and `show`.
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
-    /// fashion-mnist, mnist, a directory of IDX files, or X.npy:Y.npy.
+    /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, or a CSV table (FILE.csv).
     #[arg(long)]
     pub data: Option<String>,
+    /// CSV: the target column (default: the last); repeat for several numbers to fit (--loss mse).
+    #[arg(long)]
+    #[serde(default)]
+    pub target: Vec<String>,
+    /// CSV: keep the feature columns as they are instead of standardising them with the training
+    /// split's mean and standard deviation.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_standardize: bool,
     /// Look for named datasets here first.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// A separate test set, in any of the forms of --data (a table's classes and columns are
+    /// matched to the training data's).
+    #[arg(long, conflicts_with = "test_split")]
+    #[serde(default)]
+    pub test_data: Option<String>,
     /// Split this fraction off as the test set (seeded by --split-seed); needed when a directory
     /// holds only a test split.
     #[arg(long)]
@@ -66,17 +83,65 @@ impl DataArgs {
     }
 }
 
+/// What loaded data must agree with: the kind of loss (a regression reads a table's targets as
+/// numbers) and, for data a trained model is run on, the columns and classes it was trained with.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub regression: bool,
+    pub table: Option<TableInfo>,
+    pub classes: Option<Vec<String>>,
+}
+
+impl Expect {
+    /// What a checkpoint's model was trained on.
+    ///
+    /// # Errors
+    /// An unreadable record of the inputs.
+    pub fn of(ck: &Checkpoint) -> Result<Expect> {
+        let table = InputInfo::of(ck)?.and_then(|i| i.table);
+        Ok(Expect {
+            regression: table.as_ref().is_some_and(|t| t.regression),
+            table,
+            classes: ck
+                .metadata
+                .get(checkpoint::CLASSES_KEY)
+                .and_then(|j| serde_json::from_str(j).ok()),
+        })
+    }
+}
+
+/// Whether `path` names a CSV table.
+pub fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
 /// The training set and, when there is one, the test set.
 ///
 /// # Errors
-/// No `--data`; a dataset that cannot be found (with how to get it); files that do not parse; a
-/// split out of range; `--limit 0`.
+/// As [`load_for`].
 pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
+    load_for(args, &Expect::default())
+}
+
+/// The training set and, when there is one, the test set, read as `expect` says.
+///
+/// # Errors
+/// No `--data`; a dataset that cannot be found (with how to get it); files that do not parse; a
+/// split out of range; `--limit 0`; `--target` for data that is not a table; a class in the test
+/// split of a table that the training split never had.
+pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dataset>)> {
     let spec = args.data.as_deref().ok_or_else(|| {
         Error::invalid(
-            "give --data: fashion-mnist, mnist, a directory of IDX files, or X.npy:Y.npy",
+            "give --data: fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, or FILE.csv",
         )
     })?;
+    let csv = is_csv(Path::new(spec));
+    if !csv && !args.target.is_empty() {
+        return Err(Error::invalid(format!(
+            "--target names a column of a CSV table; --data {spec} is not a .csv file"
+        )));
+    }
     if args.limit == Some(0) {
         return Err(Error::invalid("--limit must be at least 1"));
     }
@@ -87,9 +152,9 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
             "--test-split must be between 0 and 1 (exclusive), got {f}"
         )));
     }
-    let (train, test) = if let Some((x, y)) =
-        spec.split_once(':').filter(|_| !Path::new(spec).exists())
-    {
+    let (train, test) = if csv {
+        (Some(read_csv(Path::new(spec), args, expect)?), None)
+    } else if let Some((x, y)) = spec.split_once(':').filter(|_| !Path::new(spec).exists()) {
         (
             Some(Dataset::new(
                 read_inputs(Path::new(x))?,
@@ -110,7 +175,7 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
         read_idx_dir(Path::new(spec))?
     } else {
         return Err(Error::invalid(format!(
-            "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, or X.npy:Y.npy"
+            "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, X.npy:Y.npy, or a .csv table"
         )));
     };
     let (train, test) = match (args.test_split, train, test) {
@@ -126,11 +191,80 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
         }
         (Some(_), None, None) => unreachable!("a dataset has a train or a test set"),
     };
+    let test = match &args.test_data {
+        Some(spec) => Some(load_test(spec, args, expect, &train)?),
+        None => test,
+    };
     let train = match args.limit {
         Some(n) => train.limit(n),
         None => train,
     };
     Ok((train, test))
+}
+
+/// `--test-data`: read as the training data was, a table with the training columns and classes.
+fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> Result<Dataset> {
+    let test_args = DataArgs {
+        data: Some(spec.to_string()),
+        data_dir: args.data_dir.clone(),
+        target: args.target.clone(),
+        ..DataArgs::default()
+    };
+    let like_train = Expect {
+        regression: expect.regression,
+        table: train.table.clone(),
+        classes: train.class_names.clone(),
+    };
+    let (a, b) = load_for(&test_args, &like_train)?;
+    // A directory with both splits gives its test split.
+    Ok(b.unwrap_or(a))
+}
+
+/// A CSV table as a dataset. With `--test-split`, first checks that every class of the test split
+/// is in the training split, naming the line of the first that is not.
+fn read_csv(path: &Path, args: &DataArgs, expect: &Expect) -> Result<Dataset> {
+    let targets = match &expect.table {
+        Some(t) if args.target.is_empty() => t.targets.clone(),
+        _ => args.target.clone(),
+    };
+    let t = table::read(
+        path,
+        &table::Request {
+            targets: &targets,
+            regression: expect.regression,
+            features: expect.table.as_ref().map(|t| t.features.as_slice()),
+            classes: expect.classes.as_deref(),
+            need_targets: true,
+        },
+    )?;
+    let y = t.y.expect("targets were asked for");
+    if let (Some(f), Labels::Classes(c)) = (args.test_split, &y) {
+        let (train, test) = split_indices(c.len(), f, args.split_seed)?;
+        let seen: std::collections::BTreeSet<u32> = train.iter().map(|&i| c[i]).collect();
+        if let Some(&i) = test
+            .iter()
+            .filter(|&&i| !seen.contains(&c[i]))
+            .min_by_key(|&&i| t.lines[i])
+        {
+            let class = t
+                .class_names
+                .as_ref()
+                .map_or(c[i].to_string(), |n| n[c[i] as usize].clone());
+            return Err(Error::format(
+                path,
+                format!(
+                    "line {}: class '{}' falls in the test split (--test-split {f}, --split-seed {}) but never in the training split; give the class more rows, or another --split-seed",
+                    t.lines[i],
+                    class.escape_debug(),
+                    args.split_seed
+                ),
+            ));
+        }
+    }
+    let mut d = Dataset::new(t.x, y)?;
+    d.class_names = t.class_names;
+    d.table = Some(t.info);
+    Ok(d)
 }
 
 /// Reads the standard four files of an MNIST-style directory: the train pair, the test pair, or both.
