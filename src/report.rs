@@ -2,7 +2,7 @@
 
 use crate::data::atomic::atomic_write;
 use crate::data::dataset::{Dataset, Labels};
-use crate::data::input::InputInfo;
+use crate::data::input::{ImageStyle, InputInfo};
 use crate::data::source::Expect;
 use crate::data::table;
 use crate::error::{Error, Result};
@@ -178,35 +178,70 @@ pub fn evaluation(
     Ok(())
 }
 
-/// Loads a checkpoint for 28×28 grayscale inputs: `[1, 28, 28]`, or `[784]` for a model without
-/// Flatten; with the class names it was trained on, if it records them.
-fn image_model(path: &Path, text: Option<&str>) -> Result<(Model, Option<Vec<String>>)> {
+/// Loads a checkpoint for image inputs: of the per-sample shape it records (else `[1, 28, 28]`, or
+/// `[784]` for a model without Flatten), with the look of its training images (else
+/// [`image_io::default_style`]) and the class names it was trained on, if it records them.
+fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
     let ck = checkpoint::read(path)?;
     let text = text.or(ck.model_text()).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
         msg: "the checkpoint has no 'model' metadata; pass --model TEXT".into(),
     })?;
+    let info = InputInfo::of(&ck)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut model = Model::build(text, &[1, 28, 28], &mut rng)
-        .or_else(|e| Model::build(text, &[784], &mut rng).map_err(|_| e))?;
+    let mut model = match &info {
+        Some(i) => Model::build(text, &i.shape, &mut rng)?,
+        None => Model::build(text, &[1, 28, 28], &mut rng)
+            .or_else(|e| Model::build(text, &[784], &mut rng).map_err(|_| e))?,
+    };
     ck.load_into(&mut model)?;
+    let shape = image_io::image_shape(model.input_shape()).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: format!(
+            "the model takes inputs of shape {:?}, which are not images ([1 or 3, H, W])",
+            model.input_shape()
+        ),
+    })?;
+    let style = info
+        .and_then(|i| i.image)
+        .unwrap_or_else(|| image_io::default_style(shape));
     let names = ck
         .metadata
         .get(checkpoint::CLASSES_KEY)
         .and_then(|j| serde_json::from_str(j).ok());
-    Ok((model, names))
+    Ok(ImageModel {
+        model,
+        shape,
+        style,
+        names,
+    })
 }
 
-/// Classifies image files and prints the top classes of each with probabilities.
+/// A model that takes images, with how to prepare them and its class names.
+struct ImageModel {
+    model: Model,
+    shape: [usize; 3],
+    style: ImageStyle,
+    names: Option<Vec<String>>,
+}
+
+/// Classifies image files and prints the top classes of each with probabilities. Each image is
+/// prepared as the training images were ([`image_io::load_for_model`]); `invert` overrides the
+/// guess of whether it must be inverted.
 pub fn predict_images(
     checkpoint: &Path,
     text: Option<&str>,
     images: &[std::path::PathBuf],
-    invert: bool,
+    invert: Option<bool>,
     top: usize,
     classes: Option<&str>,
 ) -> Result<()> {
-    let (mut model, recorded) = image_model(checkpoint, text)?;
+    let ImageModel {
+        mut model,
+        shape,
+        style,
+        names: recorded,
+    } = image_model(checkpoint, text)?;
     let names = classes
         .map(|c| {
             crate::data::source::class_names(c)
@@ -216,12 +251,12 @@ pub fn predict_images(
     // Load every image first, so that a bad file fails before any output.
     let pixels = images
         .iter()
-        .map(|p| image_io::load_gray(p, 28, 28, invert))
+        .map(|p| image_io::load_for_model(p, shape, style, invert))
         .collect::<Result<Vec<_>>>()?;
     for (path, px) in images.iter().zip(pixels) {
-        let mut shape = vec![1];
-        shape.extend_from_slice(model.input_shape());
-        let y = model.forward(Tensor::new(&shape, px)?, Mode::Eval)?;
+        let mut batch = vec![1];
+        batch.extend_from_slice(model.input_shape());
+        let y = model.forward(Tensor::new(&batch, px)?, Mode::Eval)?;
         let p = probabilities(y.data());
         let best: Vec<String> = top_k(&p, top.max(1))
             .iter()

@@ -169,9 +169,14 @@ struct PredictArgs {
     /// Image files (PNG, JPEG, PGM) to classify.
     #[arg(conflicts_with = "input")]
     images: Vec<PathBuf>,
-    /// The images are dark drawings on a light background.
+    /// Invert the images (1 − v) whatever their background; by default they are inverted when
+    /// their background (the outer ring of pixels) is light and the training images' was dark,
+    /// or the other way round.
     #[arg(long)]
     invert: bool,
+    /// Never invert the images.
+    #[arg(long, conflicts_with = "invert")]
+    no_invert: bool,
     /// How many classes to print per image.
     #[arg(long, default_value_t = 3)]
     top: usize,
@@ -564,7 +569,7 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
             &a.checkpoint,
             a.model.as_deref(),
             &a.images,
-            a.invert,
+            (a.invert || a.no_invert).then_some(a.invert),
             a.top,
             a.classes.as_deref(),
         )?),

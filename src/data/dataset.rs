@@ -1,6 +1,6 @@
 //! An in-memory dataset: inputs `[N, …]` and one target per sample, with seeded splits and batches.
 
-use crate::data::input::{ImageStyle, TableInfo};
+use crate::data::input::TableInfo;
 use crate::error::{Error, Result};
 use crate::loss::Targets;
 use crate::tensor::Tensor;
@@ -25,8 +25,6 @@ pub struct Dataset {
     pub class_names: Option<Vec<String>>,
     /// The columns, when the samples are rows of a table.
     pub table: Option<TableInfo>,
-    /// What the images look like, when the samples are images of a known kind.
-    pub image: Option<ImageStyle>,
 }
 
 impl Dataset {
@@ -50,7 +48,6 @@ impl Dataset {
             y,
             class_names: None,
             table: None,
-            image: None,
         })
     }
 
@@ -86,7 +83,6 @@ impl Dataset {
             y,
             class_names: self.class_names.clone(),
             table: self.table.clone(),
-            image: self.image,
         }
     }
 

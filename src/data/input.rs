@@ -57,22 +57,22 @@ pub enum Background {
 }
 
 /// How an image of any size is placed into the model's `H × W`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Fit {
-    /// As MNIST was made: the ink's bounding box scaled to 20/28 of the frame (keeping its aspect
-    /// ratio) and centred by its centre of mass.
-    Digit,
+    /// As MNIST was made: the ink's bounding box scaled (keeping its aspect ratio) until its longer
+    /// side is `extent` of the frame (20/28 for MNIST), then centred by its centre of mass.
+    Digit { extent: f32 },
     /// As Fashion-MNIST was made: the ink's bounding box scaled to fill the frame, centred.
     Object,
-    /// The whole picture scaled to fit, keeping its aspect ratio, and padded.
+    /// The whole picture scaled to fit, keeping its aspect ratio, centred and padded with black.
     Whole,
 }
 
-/// What the training images looked like.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the training images looked like, measured from them when training starts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ImageStyle {
-    /// The background of the training images, if they had one (drawings, not photos): an image of
-    /// the other polarity is inverted before it is predicted.
+    /// The background of the training images, if they share one (drawings, not photos): an image
+    /// with the other polarity is inverted before it is predicted.
     pub background: Option<Background>,
     pub fit: Fit,
 }
@@ -148,7 +148,11 @@ impl InputInfo {
                 .as_ref()
                 .filter(|_| standardize)
                 .map(|t| Standardize::fit(&train.x, t.features.len())),
-            image: train.image,
+            image: train
+                .table
+                .is_none()
+                .then(|| crate::image_io::measure_style(&train.x))
+                .flatten(),
         }
     }
 
@@ -249,7 +253,7 @@ mod tests {
             }),
             image: Some(ImageStyle {
                 background: Some(Background::Dark),
-                fit: Fit::Digit,
+                fit: Fit::Digit { extent: 0.75 },
             }),
         };
         let mut ck = Checkpoint {
