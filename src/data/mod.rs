@@ -7,5 +7,6 @@ pub mod find;
 pub mod idx;
 pub mod input;
 pub mod npy;
+pub mod npz;
 pub mod source;
 pub mod table;

@@ -6,7 +6,8 @@ use crate::data::dataset::{Dataset, Labels, split_indices};
 use crate::data::find::{cache_dir, dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_labels};
 use crate::data::input::{InputInfo, TableInfo};
-use crate::data::npy::{NpyData, read_npy};
+use crate::data::npy::{Npy, NpyData, read_npy};
+use crate::data::npz::read_npz;
 use crate::data::table;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -44,7 +45,8 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 /// The data flags shared by `train`, `eval` and `show`.
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
-    /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, or a CSV table (FILE.csv).
+    /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, FILE.npz (x/y or
+    /// x_train/y_train/x_test/y_test), or a CSV table (FILE.csv).
     #[arg(long)]
     pub data: Option<String>,
     /// CSV: the target column (default: the last); repeat for several numbers to fit (--loss mse).
@@ -154,6 +156,11 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
     }
     let (train, test) = if csv {
         (Some(read_csv(Path::new(spec), args, expect)?), None)
+    } else if Path::new(spec)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+    {
+        read_npz_sets(Path::new(spec))?
     } else if let Some((x, y)) = spec.split_once(':').filter(|_| !Path::new(spec).exists()) {
         (
             Some(Dataset::new(
@@ -175,7 +182,7 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
         read_idx_dir(Path::new(spec))?
     } else {
         return Err(Error::invalid(format!(
-            "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, X.npy:Y.npy, or a .csv table"
+            "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, X.npy:Y.npy, an .npz, or a .csv table"
         )));
     };
     let (train, test) = match (args.test_split, train, test) {
@@ -311,31 +318,86 @@ fn read_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
     Dataset::new(x, Labels::Classes(y.into_iter().map(u32::from).collect()))
 }
 
-/// A float array `(N, …)` from .npy.
+/// Model inputs from .npy: see [`inputs`]. A conversion of the layout is said on stderr.
 ///
 /// # Errors
-/// An integer array, a 0-d array, or a file that does not parse.
+/// As [`inputs`], and a file that does not parse.
 pub fn read_inputs(path: &Path) -> Result<Tensor> {
-    let a = read_npy(path)?;
-    match a.data {
-        NpyData::Float(v) if !a.shape.is_empty() => Tensor::new(&a.shape, v),
-        NpyData::Float(_) => Err(Error::format(
-            path,
-            "is a 0-d array; inputs need shape (N, …)",
-        )),
-        NpyData::Int(_) => Err(Error::format(
-            path,
-            format!("has dtype {}; inputs must be float32 or float64", a.dtype),
-        )),
+    let mut note = None;
+    let x = inputs(read_npy(path)?, path, &mut note)?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(x)
+}
+
+/// Model inputs `[N, …]` from an array as people have them: floats (16, 32 or 64 bit) as they
+/// are, uint8 pixels scaled to [0, 1] as IDX pixels are, `(N, H, W)` images given one channel, and
+/// channels-last `(N, H, W, C)` images (C of 1, 3 or 4, H and W above 4) moved to NCHW, which
+/// `note` then says.
+///
+/// # Errors
+/// A 0-d array; integers other than uint8.
+pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> {
+    let v = match a.data {
+        _ if a.shape.is_empty() => {
+            return Err(Error::format(
+                path,
+                "is a 0-d array; inputs need shape (N, …)",
+            ));
+        }
+        NpyData::Float(v) => v,
+        NpyData::Int(v) if a.dtype.ends_with("u1") => {
+            v.into_iter().map(|p| p as f32 / 255.0).collect()
+        }
+        NpyData::Int(_) => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "has dtype {}; inputs must be floats, or uint8 pixels",
+                    a.dtype
+                ),
+            ));
+        }
+    };
+    match a.shape[..] {
+        [n, h, w] => Tensor::new(&[n, 1, h, w], v),
+        [n, h, w, c] if [1, 3, 4].contains(&c) && h > 4 && w > 4 && ![1, 3, 4].contains(&h) => {
+            note.get_or_insert_with(|| {
+                format!(
+                    "{}: {:?} taken as channels-last (N, H, W, C) images, moved to (N, C, H, W) = {:?}",
+                    path.display(),
+                    a.shape,
+                    [n, c, h, w]
+                )
+            });
+            let mut out = vec![0f32; v.len()];
+            for (i, sample) in v.chunks_exact(h * w * c).enumerate() {
+                for (p, pixel) in sample.chunks_exact(c).enumerate() {
+                    for (ch, &value) in pixel.iter().enumerate() {
+                        out[(i * c + ch) * h * w + p] = value;
+                    }
+                }
+            }
+            Tensor::new(&[n, c, h, w], out)
+        }
+        _ => Tensor::new(&a.shape, v),
     }
 }
 
-/// Targets from .npy: integers are class indices, floats are values.
+/// Targets from .npy: see [`targets`].
 ///
 /// # Errors
-/// A negative class index, a 0-d array, or a file that does not parse.
+/// As [`targets`], and a file that does not parse.
 pub fn read_targets(path: &Path) -> Result<Labels> {
-    let a = read_npy(path)?;
+    targets(read_npy(path)?, path)
+}
+
+/// Targets: integers are class indices, floats are values.
+///
+/// # Errors
+/// A negative class index, integer labels not of shape (N,), or a 0-d array.
+pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     if a.shape.is_empty() {
         return Err(Error::format(
             path,
@@ -368,6 +430,48 @@ pub fn read_targets(path: &Path) -> Result<Labels> {
                 .map(Labels::Classes)
         }
     }
+}
+
+/// The arrays of an .npz as `(train, test)`: `x`/`y` (one set), or `x_train`/`y_train` and
+/// `x_test`/`y_test` as Keras' `mnist.npz` holds them.
+///
+/// # Errors
+/// Other array names; arrays that are not inputs or targets.
+fn read_npz_sets(path: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
+    let mut arrays = read_npz(path)?;
+    let mut note = None;
+    let mut pair = |x: &str, y: &str| -> Result<Option<Dataset>> {
+        match (arrays.remove(x), arrays.remove(y)) {
+            (Some(xa), Some(ya)) => {
+                let member = |k: &str| PathBuf::from(format!("{}[{k}.npy]", path.display()));
+                let inputs = inputs(xa, &member(x), &mut note)?;
+                Dataset::new(inputs, targets(ya, &member(y))?).map(Some)
+            }
+            (None, None) => Ok(None),
+            _ => Err(Error::format(
+                path,
+                format!("holds only one of the arrays '{x}' and '{y}'"),
+            )),
+        }
+    };
+    let sets = match (
+        pair("x", "y")?,
+        pair("x_train", "y_train")?,
+        pair("x_test", "y_test")?,
+    ) {
+        (Some(d), None, None) => (Some(d), None),
+        (None, train, test) if train.is_some() || test.is_some() => (train, test),
+        _ => {
+            return Err(Error::format(
+                path,
+                "expected the arrays x and y, or x_train, y_train, x_test and y_test",
+            ));
+        }
+    };
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(sets)
 }
 
 /// `scratchnet download NAME`: fetches the four files into `dir` (default: the cache).
