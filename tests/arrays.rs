@@ -76,10 +76,7 @@ fn a_keras_style_npz_trains_without_conversion() {
         "{out}"
     );
     let last = out.lines().rev().find(|l| l.starts_with("epoch")).unwrap();
-    assert!(
-        last.ends_with("s") && last.contains("accuracy 20/20"),
-        "{last}"
-    );
+    assert!(last.contains("accuracy 20/20"), "{last}");
     let e = ok(&[
         "eval",
         "--checkpoint",

@@ -1,20 +1,25 @@
 //! The `scratchnet` command line: train, predict, evaluate, look at data, summarise models.
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::input::InputInfo;
 use scratchnet::data::source::{self, DataArgs};
+use scratchnet::dist;
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
+use scratchnet::schedule::LrSchedule;
 use scratchnet::train::{self, Outcome, Schedule, Trainer};
 use scratchnet::{Loss, init::Init};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -38,7 +43,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model and write a checkpoint.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Run a checkpoint on an .npy batch (raw outputs) or on image files (top classes).
     Predict(PredictArgs),
     /// Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset.
@@ -76,15 +81,17 @@ struct BenchArgs {
     peak: Option<usize>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct TrainArgs {
     /// Model text or preset (mlp, seed-cnn, lenet, nielsen).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     model: Option<String>,
     /// Start from the weights of this checkpoint (ours or PyTorch's safetensors).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     init: Option<PathBuf>,
-    /// Continue the run saved in this checkpoint; --epochs is the total to reach.
+    /// Continue the run saved in this checkpoint (the flags that define the run, if given, must
+    /// agree with it; --lr and the other optimiser numbers may change); --epochs is the total to
+    /// reach. Writes back into it unless --out says otherwise.
     #[arg(long)]
     resume: Option<PathBuf>,
     #[command(flatten)]
@@ -92,7 +99,7 @@ struct TrainArgs {
     /// cross-entropy (logits, integer classes), mse (mean over all elements), quadratic (½‖a−y‖² per sample).
     #[arg(long)]
     loss: Option<String>,
-    /// sgd or adam.
+    /// sgd, adam, adamw or rmsprop.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Learning rate.
@@ -107,9 +114,35 @@ struct TrainArgs {
     /// SGD with Nesterov momentum.
     #[arg(long)]
     nesterov: bool,
-    /// L2 penalty added to the gradient (PyTorch's weight_decay).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    weight_decay: f32,
+    /// Weight decay: an L2 penalty added to the gradient (sgd, adam, rmsprop; default 0), or
+    /// decoupled, θ ← θ·(1 − lr·λ) (adamw; default 0.01), as PyTorch.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
+    /// RMSprop's smoothing constant α.
+    #[arg(long, default_value_t = 0.99, allow_negative_numbers = true)]
+    alpha: f32,
+    /// RMSprop: normalise by the centred second moment (an estimate of the variance).
+    #[arg(long)]
+    centered: bool,
+    /// A learning-rate schedule, as PyTorch's constructor call: "StepLR(step_size=2, gamma=0.5)",
+    /// "MultiStepLR(milestones=[3, 6], gamma=0.1)", "ExponentialLR(gamma=0.9)",
+    /// "CosineAnnealingLR(T_max=10, eta_min=0)" (stepped after each epoch), "OneCycleLR(max_lr=0.1)"
+    /// (stepped after each batch).
+    #[arg(long)]
+    lr_schedule: Option<String>,
+    /// Clip the global L2 norm of the gradients to MAX before each step (clip_grad_norm_).
+    #[arg(long, value_name = "MAX")]
+    clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing ε (nn.CrossEntropyLoss(label_smoothing=ε)).
+    #[arg(long)]
+    label_smoothing: Option<f32>,
+    /// Stop when the test loss has not improved for PATIENCE epochs; the checkpoint is then the
+    /// best epoch's.
+    #[arg(long, value_name = "PATIENCE")]
+    early_stopping: Option<usize>,
+    /// Keep the best epoch's weights (lowest test loss) at --out while training goes on.
+    #[arg(long)]
+    save_best: bool,
     /// Adam β₁.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     beta1: f32,
@@ -172,16 +205,16 @@ struct PredictArgs {
     /// Invert the images (1 − v) whatever their background; by default they are inverted when
     /// their background (the outer ring of pixels) is light and the training images' was dark,
     /// or the other way round.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     invert: bool,
     /// Never invert the images.
-    #[arg(long, conflicts_with = "invert")]
+    #[arg(long, conflicts_with_all = ["input", "invert"])]
     no_invert: bool,
     /// How many classes to print per image.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, conflicts_with = "input")]
     top: usize,
     /// Class names for the printout: fashion-mnist, mnist, or a comma-separated list (default: the names the checkpoint records).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     classes: Option<String>,
 }
 
@@ -243,18 +276,71 @@ struct DownloadArgs {
     mirror: Option<String>,
 }
 
+/// The flags of the subcommand that were given on the command line (by clap id), as opposed to
+/// those left at their defaults: a resumed run compares only what the user said.
+struct Given(BTreeSet<String>);
+
+impl Given {
+    fn of(matches: &ArgMatches) -> Given {
+        let sub = matches.subcommand().map_or(matches, |(_, m)| m);
+        Given(
+            sub.ids()
+                .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect(),
+        )
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+}
+
+/// A flag the parser refuses, on one line: the error and its tip, without the usage block (help and
+/// version print as usual).
+fn flag_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    eprintln!("{} (see --help)", said.join("; "));
+    std::process::exit(2)
+}
+
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| flag_error(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(cli, &Given::of(&matches)) {
         eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    if let Some(n) = cli.threads {
+fn run(cli: Cli, given: &Given) -> Result<()> {
+    if let Some(mut n) = cli.threads {
         if n == 0 {
             bail!("--threads must be at least 1");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        if n > cores {
+            eprintln!(
+                "note: --threads {n} is more than the {cores} cores here; using {cores} (the result is the same on any thread count)"
+            );
+            n = cores;
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -262,10 +348,10 @@ fn run(cli: Cli) -> Result<()> {
             .context("setting up threads")?;
     }
     match cli.command {
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => train_cmd(*a, given),
         Command::Predict(a) => predict_cmd(a),
-        Command::Eval(a) => eval_cmd(a),
-        Command::Show(a) => show_cmd(a),
+        Command::Eval(a) => eval_cmd(a, given),
+        Command::Show(a) => show_cmd(a, given),
         Command::Summary(a) => summary_cmd(a),
         Command::Download(a) => download_cmd(a),
         Command::Bench(a) => bench_cmd(a),
@@ -303,6 +389,16 @@ fn load_model(
     input_shape: &[usize],
 ) -> Result<(Model, checkpoint::Checkpoint)> {
     let ck = checkpoint::read(path)?;
+    Ok((model_from(&ck, text, input_shape)?, ck))
+}
+
+/// The model of a checkpoint already read (see [`load_model`]).
+fn model_from(
+    ck: &checkpoint::Checkpoint,
+    text: Option<&str>,
+    input_shape: &[usize],
+) -> Result<Model> {
+    let path = &ck.path;
     let text = match (text, ck.model_text()) {
         (Some(t), _) => t.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -317,16 +413,19 @@ fn load_model(
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
     )?;
     ck.load_into(&mut model)?;
-    Ok((model, ck))
+    Ok(model)
 }
 
 fn optimizer_config(a: &TrainArgs) -> Result<Config> {
+    let weight_decay = a
+        .weight_decay
+        .unwrap_or(if a.optimizer == "adamw" { 0.01 } else { 0.0 });
     let config = match a.optimizer.as_str() {
         "sgd" => Config::Sgd {
             lr: a.lr,
             momentum: a.momentum,
             dampening: a.dampening,
-            weight_decay: a.weight_decay,
+            weight_decay,
             nesterov: a.nesterov,
         },
         "adam" => Config::Adam {
@@ -334,15 +433,48 @@ fn optimizer_config(a: &TrainArgs) -> Result<Config> {
             beta1: a.beta1,
             beta2: a.beta2,
             eps: a.eps,
-            weight_decay: a.weight_decay,
+            weight_decay,
         },
-        other => bail!("unknown optimizer '{other}': expected sgd or adam"),
+        "adamw" => Config::AdamW {
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            weight_decay,
+        },
+        "rmsprop" => Config::RmsProp {
+            lr: a.lr,
+            alpha: a.alpha,
+            eps: a.eps,
+            weight_decay,
+            momentum: a.momentum,
+            centered: a.centered,
+        },
+        other => bail!("unknown optimizer '{other}': expected sgd, adam, adamw or rmsprop"),
     };
     config.validate()?;
     Ok(config)
 }
 
+/// The loss of `--loss` (default cross-entropy) with `--label-smoothing`.
+fn run_loss(a: &TrainArgs) -> Result<Loss> {
+    let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
+    match a.label_smoothing {
+        Some(s) if loss.is_cross_entropy() => Ok(Loss::cross_entropy(s)?),
+        Some(_) => bail!("--label-smoothing applies to cross-entropy, not to --loss {loss}"),
+        None => Ok(loss),
+    }
+}
+
 fn check_train_flags(a: &TrainArgs) -> Result<()> {
+    if a.clip_grad_norm
+        .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+    {
+        bail!("--clip-grad-norm must be > 0");
+    }
+    if a.early_stopping == Some(0) {
+        bail!("--early-stopping needs a patience of at least 1 epoch");
+    }
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -352,40 +484,401 @@ fn check_train_flags(a: &TrainArgs) -> Result<()> {
     if a.checkpoint_every == Some(0) {
         bail!("--checkpoint-every must be at least 1");
     }
-    for (flag, path, exts) in [
-        ("--history", &a.history, ["json", "csv"]),
-        ("--plot", &a.plot, ["png", "svg"]),
-    ] {
-        if let Some(p) = path {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if !exts.contains(&ext) {
-                bail!(
-                    "{flag} {}: the file must end in .{} or .{}",
-                    p.display(),
-                    exts[0],
-                    exts[1]
-                );
-            }
+    Ok(())
+}
+
+/// Checks, before any work, that `path` can be written: a known extension, an existing directory
+/// that takes a new file, and not a directory itself.
+fn check_output(flag: &str, path: &Path, exts: &[&str]) -> Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("{flag} {shown}: is a directory; give a file name");
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !exts.contains(&ext) {
+        let known: Vec<String> = exts.iter().map(|e| format!(".{e}")).collect();
+        bail!(
+            "{flag} {shown}: the file must end in {}",
+            known.join(" or ")
+        );
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "{flag} {shown}: the directory {} does not exist",
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".scratchnet-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .with_context(|| format!("{flag} {shown}: cannot write in {}", dir.display()))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// Refuses data flags that would do nothing: a `--split-seed` without `--test-split`.
+fn check_data_flags(data: &DataArgs, given: &Given) -> Result<()> {
+    if given.has("split_seed") && data.test_split.is_none() {
+        bail!("--split-seed does nothing without --test-split");
+    }
+    Ok(())
+}
+
+/// The model text as it is compared: presets expanded, white space removed.
+fn model_key(text: &str) -> String {
+    scratchnet::spec::expand(text)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// `--resume` continues one run: each flag that defines it, when given, must say what the
+/// checkpoint recorded; a different value is an error naming the flag and both values.
+fn check_same_run(a: &TrainArgs, given: &Given, r: &Resume, model: Option<&str>) -> Result<()> {
+    let quote = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    let loss_of = |l: &str| l.parse::<Loss>().map(|l| l.to_string()).ok();
+    let kind = serde_json::to_value(&r.optimizer)?["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let checks: Vec<(&str, &str, String, String)> = vec![
+        (
+            "model",
+            "--model",
+            quote(&a.model.as_deref().map(model_key)),
+            quote(&model.map(model_key)),
+        ),
+        (
+            "init",
+            "--init",
+            quote(&a.init.as_ref().map(|p| p.display().to_string())),
+            quote(&r.origin.init),
+        ),
+        (
+            "initializer",
+            "--initializer",
+            quote(&a.initializer),
+            quote(&r.origin.initializer),
+        ),
+        ("data", "--data", quote(&a.data.data), quote(&r.data.data)),
+        (
+            "data_dir",
+            "--data-dir",
+            quote(&a.data.data_dir),
+            quote(&r.data.data_dir),
+        ),
+        (
+            "test_split",
+            "--test-split",
+            quote(&a.data.test_split),
+            quote(&r.data.test_split),
+        ),
+        (
+            "split_seed",
+            "--split-seed",
+            quote(&a.data.split_seed),
+            quote(&r.data.split_seed),
+        ),
+        (
+            "limit",
+            "--limit",
+            quote(&a.data.limit),
+            quote(&r.data.limit),
+        ),
+        ("seed", "--seed", quote(&a.seed), quote(&r.schedule.seed)),
+        (
+            "batch_size",
+            "--batch-size",
+            quote(&a.batch_size),
+            quote(&r.schedule.batch_size),
+        ),
+        (
+            "no_shuffle",
+            "--no-shuffle",
+            quote(&a.no_shuffle),
+            quote(&!r.schedule.shuffle),
+        ),
+        (
+            "loss",
+            "--loss",
+            quote(&a.loss.as_deref().and_then(loss_of)),
+            quote(&loss_of(&r.loss).map(|l| l.split('(').next().unwrap_or_default().to_string())),
+        ),
+        (
+            "label_smoothing",
+            "--label-smoothing",
+            quote(&run_loss(a).ok().map(|l| l.to_string())),
+            quote(&loss_of(&r.loss)),
+        ),
+        (
+            "lr_schedule",
+            "--lr-schedule",
+            quote(&a.lr_schedule),
+            quote(&r.controls.lr_schedule.as_ref().map(|s| s.text.clone())),
+        ),
+        (
+            "optimizer",
+            "--optimizer",
+            quote(&a.optimizer),
+            quote(&kind),
+        ),
+    ];
+    for (id, flag, got, saved) in checks {
+        if given.has(id) && got != saved {
+            let show = |v: &str| {
+                v.trim_start_matches("Some(")
+                    .trim_end_matches(')')
+                    .to_string()
+            };
+            bail!(
+                "{flag} {} is not what the run being resumed used ({}): --resume continues the same run; to change {flag}, start a new run from its weights with --init",
+                show(&got),
+                show(&saved)
+            );
         }
     }
     Ok(())
 }
 
-fn train_cmd(a: TrainArgs) -> Result<()> {
+/// Applies to a resumed run the optimiser numbers given on the command line (`--lr`, `--momentum`,
+/// …: each flag is the field of the same name); returns a line for each that changed.
+fn retune(trainer: &mut Trainer, a: &TrainArgs, given: &Given) -> Result<Vec<String>> {
+    let mut saved = serde_json::to_value(&trainer.optimizer.config)?;
+    let kind = saved["kind"].as_str().unwrap_or_default().to_string();
+    let asked = serde_json::to_value(optimizer_config(&TrainArgs {
+        optimizer: kind,
+        ..a.clone()
+    })?)?;
+    let p = &trainer.position;
+    let from = if p.batch > 0 {
+        format!("from epoch {}, batch {}", p.epoch + 1, p.batch + 1)
+    } else {
+        format!("from epoch {}", p.epoch + 1)
+    };
+    let mut changes = Vec::new();
+    if let Some(fields) = saved.as_object_mut() {
+        for (name, value) in fields.iter_mut() {
+            if given.has(name) && asked[name.as_str()] != *value {
+                // The numbers are f32: shown as f32, not as the f64 JSON widened them to.
+                let show = |v: &serde_json::Value| {
+                    v.as_f64().map_or(v.to_string(), |f| (f as f32).to_string())
+                };
+                changes.push(format!(
+                    "{name} {} → {} {from}",
+                    show(value),
+                    show(&asked[name.as_str()])
+                ));
+                *value = asked[name.as_str()].clone();
+            }
+        }
+    }
+    if trainer.controls.lr_schedule.is_some() && changes.iter().any(|c| c.starts_with("lr ")) {
+        bail!("--lr cannot change on resume: the run's --lr-schedule sets it");
+    }
+    trainer.optimizer.config = serde_json::from_value(saved)?;
+    trainer.optimizer.config.validate()?;
+    Ok(changes)
+}
+
+/// A path as a shell word: quoted when it holds anything but plain characters.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:=@".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Saves the checkpoint at `path`; when that fails (a full disk, a vanished directory), saves it
+/// under a name that says so next to it, else in the working or temporary directory, and fails
+/// with a message that says where the weights are.
+fn save_or_rescue(
+    trainer: &mut Trainer,
+    path: &Path,
+    meta: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let Err(e) = checkpoint::save(&mut trainer.model, path, meta) else {
+        return Ok(());
+    };
+    let stem = path
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().to_string());
+    let name = format!("{stem}.rescued.safetensors");
+    let places = [
+        path.with_file_name(&name),
+        PathBuf::from(&name),
+        std::env::temp_dir().join(format!("{stem}.rescued-{}.safetensors", std::process::id())),
+    ];
+    for place in places {
+        if checkpoint::save(&mut trainer.model, &place, meta).is_ok() {
+            bail!(
+                "{e}; the trained weights are saved at {} instead",
+                place.display()
+            );
+        }
+    }
+    bail!("{e}; no other place could be written either, the weights of this run are lost")
+}
+
+/// Writes `--history` and `--plot` after an epoch.
+fn write_reports(a: &TrainArgs, history: &[scratchnet::train::EpochStats]) -> Result<()> {
+    if let Some(h) = &a.history {
+        scratchnet::report::write_history(h, history)?;
+    }
+    if let Some(p) = &a.plot {
+        scratchnet::report::plot_history(p, history)?;
+    }
+    Ok(())
+}
+
+/// The command that continues an interrupted run into the same files.
+fn resume_command(a: &TrainArgs, out: &Path) -> String {
+    let mut cmd = format!(
+        "scratchnet train --resume {} --epochs {}",
+        shell_word(out),
+        a.epochs
+    );
+    for (flag, path) in [("--history", &a.history), ("--plot", &a.plot)] {
+        if let Some(p) = path {
+            cmd += &format!(" {flag} {}", shell_word(p));
+        }
+    }
+    if let Some(k) = a.checkpoint_every {
+        cmd += &format!(" --checkpoint-every {k}");
+    }
+    if a.quiet {
+        cmd += " --quiet";
+    }
+    cmd
+}
+
+/// Installs the handler of Ctrl-C and SIGTERM (what Slurm, Kubernetes and systemd send): the first
+/// sets `flag` (training stops after the batch and saves); another one more than a second later
+/// stops at once without saving. Signals within the second count as one (`timeout -s INT` sends
+/// one to the process and one to its group).
+fn on_interrupt(flag: Arc<AtomicBool>) -> Result<()> {
+    let first: Mutex<Option<Instant>> = Mutex::new(None);
+    ctrlc::set_handler(move || {
+        let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+        match *first {
+            None => {
+                *first = Some(Instant::now());
+                flag.store(true, Ordering::SeqCst);
+            }
+            Some(t) if t.elapsed() > Duration::from_secs(1) => {
+                eprintln!("\nsecond interrupt: stopping without saving");
+                std::process::exit(130);
+            }
+            Some(_) => {}
+        }
+    })
+    .context("installing the interrupt handler")
+}
+
+/// An error every rank of a data-parallel run meets at the same point (so they stop together).
+#[derive(Debug)]
+struct AllRanks(anyhow::Error);
+
+impl std::fmt::Display for AllRanks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for AllRanks {}
+
+/// `train` as one rank of the run `mpirun` started (or alone). An error that only this rank meets
+/// aborts the others, which would wait for it; one that all meet ends each normally, and only rank
+/// 0 reports it.
+fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
+    let group = dist::launch()?;
+    if group.size() == 1 {
+        let code = train_run(a, given, &*group).map_err(|e| match e.downcast::<AllRanks>() {
+            Ok(AllRanks(e)) => e,
+            Err(e) => e,
+        })?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
+    dist::install(&group);
+    let (rank, size) = (group.rank(), group.size());
+    let code = match train_run(a, given, &*group) {
+        Ok(code) => code,
+        // Said by rank 0 before MPI_Finalize, which waits for every rank: a rank that left first
+        // would have mpirun end the job before rank 0's line got out.
+        Err(e) if e.is::<AllRanks>() => {
+            if rank == 0 {
+                eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!(
+                "error: rank {rank} of {size}: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            // mpirun forwards a rank's stderr on its own schedule; give it the line before
+            // MPI_Abort tears the job down.
+            std::thread::sleep(Duration::from_millis(500));
+            group.abort(1)
+        }
+    };
+    // Finalises MPI on every rank before leaving.
+    drop(group);
+    std::process::exit(code)
+}
+
+/// Trains as one rank of `group`; the exit code (0, or 130 when interrupted and saved). Only rank
+/// 0 prints and writes files; checkpoints are read by rank 0 and sent to the others.
+fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result<i32> {
+    let lead = group.rank() == 0;
     check_train_flags(&a)?;
-    // Everything is checked before the first batch: flags, data, model, checkpoint.
-    // A resumed run takes its data flags from the checkpoint unless new ones are given.
-    let resume = a.resume.as_deref().map(Resume::read).transpose()?;
-    let data_args = match &resume {
-        Some(r) if !a.data.is_given() => r.data.clone(),
-        _ => a.data.clone(),
+    check_data_flags(&a.data, given)?;
+    // Everything is checked before the first batch: flags, output paths, data, model, checkpoint.
+    // A resumed run writes back into the checkpoint it continues unless told otherwise.
+    let out = match &a.resume {
+        Some(r) if !given.has("out") => r.clone(),
+        _ => a.out.clone(),
     };
-    let loss: Loss = match &resume {
-        Some(r) => r.loss.parse()?,
-        None => a.loss.as_deref().unwrap_or("cross-entropy").parse()?,
+    check_output("--out", &out, &["safetensors"])?;
+    if let Some(h) = &a.history {
+        check_output("--history", h, &["json", "csv"])?;
+    }
+    if let Some(p) = &a.plot {
+        check_output("--plot", p, &["png", "svg"])?;
+    }
+    let resumed = match &a.resume {
+        Some(path) => {
+            let ck = dist::read_checkpoint(group, path)?;
+            let r = Resume::of(&ck)?;
+            check_same_run(&a, given, &r, ck.model_text())?;
+            // --epochs: the recorded total unless a new one is given.
+            match r.origin.epochs {
+                Some(e) if !given.has("epochs") => a.epochs = e,
+                Some(e) if e != a.epochs && lead => println!("epochs {e} → {}", a.epochs),
+                _ => {}
+            }
+            Some((ck, r))
+        }
+        None => None,
     };
+    // A resumed run reads the data it was trained on (the flags given agree with it).
+    let data_args = resumed
+        .as_ref()
+        .map_or_else(|| a.data.clone(), |(_, r)| r.data.clone());
+    let loss_name = resumed
+        .as_ref()
+        .map_or_else(|| a.loss.clone(), |(_, r)| Some(r.loss.clone()));
     let expect = source::Expect {
-        regression: loss != Loss::CrossEntropy,
+        regression: matches!(loss_name.as_deref(), Some("mse" | "quadratic")),
         ..source::Expect::default()
     };
     let (mut train, mut test) = source::load_for(&data_args, &expect)?;
@@ -396,14 +889,39 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     if let Some(t) = &mut test {
         input.prepare(&mut t.x)?;
     }
-    let mut trainer = match (resume, &a.resume) {
-        (Some(r), Some(path)) => {
-            let (model, ck) = load_model(path, None, train.sample_shape())?;
-            r.into_trainer(model, &ck)?
+    let (mut trainer, origin) = match resumed {
+        Some((ck, r)) => {
+            let origin = resume::Origin {
+                epochs: Some(a.epochs),
+                ..r.origin.clone()
+            };
+            let model = model_from(&ck, None, train.sample_shape())?;
+            let mut trainer = r.into_trainer(model, &ck)?;
+            for change in retune(&mut trainer, &a, given)? {
+                if lead {
+                    println!("{change}");
+                }
+            }
+            if given.has("clip_grad_norm") && a.clip_grad_norm != trainer.controls.clip_grad_norm {
+                if lead {
+                    println!(
+                        "clip_grad_norm {:?} → {:?} from epoch {}",
+                        trainer.controls.clip_grad_norm,
+                        a.clip_grad_norm,
+                        trainer.position.epoch + 1
+                    );
+                }
+                trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            }
+            (trainer, origin)
         }
-        _ => {
+        None => {
+            let loss = run_loss(&a)?;
             let model = match (&a.model, &a.init) {
-                (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
+                (_, Some(init)) => {
+                    let ck = dist::read_checkpoint(group, init)?;
+                    model_from(&ck, a.model.as_deref(), train.sample_shape())?
+                }
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
                     let mut m = Model::build(text, train.sample_shape(), &mut rng)?;
@@ -422,12 +940,51 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 seed: a.seed,
             };
             let optimizer = Optimizer::new(optimizer_config(&a)?)?;
-            Trainer::new(model, optimizer, loss, schedule)
+            let origin = resume::Origin {
+                init: a.init.as_ref().map(|p| p.display().to_string()),
+                initializer: a.initializer.clone(),
+                epochs: Some(a.epochs),
+            };
+            let mut trainer = Trainer::new(model, optimizer, loss, schedule);
+            if let Some(text) = &a.lr_schedule {
+                let batches = train.len().div_ceil(a.batch_size);
+                trainer.controls.lr_schedule = Some(LrSchedule::new(
+                    text,
+                    &mut trainer.optimizer.config,
+                    a.epochs,
+                    batches,
+                )?);
+            }
+            trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            (trainer, origin)
         }
     };
     train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
+    }
+    for w in train::data_warnings(&train).into_iter().filter(|_| lead) {
+        eprintln!("warning: training data: {w}");
+    }
+    trainer
+        .model
+        .check_memory(trainer.schedule.batch_size.min(train.len()))?;
+    if let Some(s) = &trainer.controls.lr_schedule
+        && s.per_batch()
+        && a.epochs * train.len().div_ceil(trainer.schedule.batch_size) > s.total_steps
+    {
+        bail!(
+            "--epochs {}: the run's OneCycleLR was planned for {} steps, fewer than {} epochs take; start a new run with --init",
+            a.epochs,
+            s.total_steps,
+            a.epochs
+        );
+    }
+    let keep_best = a.save_best || a.early_stopping.is_some();
+    if keep_best && test.is_none() {
+        bail!(
+            "--early-stopping and --save-best watch the test loss, and this data has no test split: add --test-split 0.1"
+        );
     }
     if trainer.position.epoch >= a.epochs {
         bail!(
@@ -435,8 +992,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             trainer.position.epoch
         );
     }
+    if group.size() > 1 {
+        dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
+            .map_err(|e| AllRanks(e.into()))?;
+        dist::broadcast_params(group, &mut trainer.model);
+    }
 
-    if !a.quiet {
+    if !a.quiet && lead {
         println!("{}", trainer.model.summary_table());
         println!(
             "training on {} samples{}, {} loss, {}, batch {}, epochs {} → {}",
@@ -452,19 +1014,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
 
     let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: stopping without saving");
-                std::process::exit(130);
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    on_interrupt(interrupt.clone())?;
 
-    let save = |trainer: &mut Trainer, path: &Path| -> Result<()> {
-        let mut meta = resume::metadata(trainer, &data_args)?;
+    let save = |trainer: &mut Trainer| -> Result<()> {
+        let mut meta = resume::metadata(trainer, &data_args, &origin)?;
         meta.extend(input.metadata());
         if let Some(names) = &train.class_names {
             meta.insert(
@@ -472,8 +1025,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 serde_json::to_string(names)?,
             );
         }
-        checkpoint::save(&mut trainer.model, path, &meta)?;
-        Ok(())
+        save_or_rescue(trainer, &out, &meta)
     };
 
     while trainer.position.epoch < a.epochs {
@@ -482,12 +1034,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             epoch,
             a.epochs,
             trainer.schedule.batch_size,
-            a.quiet,
+            a.quiet || !lead,
         );
         // On a pool thread, each product's two halves start at once (the caller runs one, the other
         // core steals the second) instead of both being sent to the pool from outside.
         let outcome = rayon::scope(|_| {
-            trainer.run_epoch(
+            trainer.run_epoch_in(
+                group,
                 &train,
                 test.as_ref(),
                 Some(&interrupt),
@@ -498,49 +1051,144 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                let kept = if a.out.exists() {
-                    format!("; the last good checkpoint is still {}", a.out.display())
+                let kept = if out.exists() {
+                    format!("; the last good checkpoint is still {}", out.display())
                 } else {
                     String::new()
                 };
-                bail!("{e}{kept}");
+                return Err(AllRanks(anyhow::anyhow!("{e}{kept}")).into());
             }
         };
         match outcome {
+            Outcome::Interrupted if !lead => return Ok(130),
             Outcome::Interrupted => {
-                save(&mut trainer, &a.out)?;
+                save(&mut trainer)?;
                 println!(
-                    "interrupted in epoch {epoch} after batch {}; saved {}. Resume with:\n  scratchnet train --resume {} --epochs {}",
+                    "interrupted in epoch {epoch} after batch {}; saved {}. Resume with:\n  {}",
                     trainer.position.batch,
-                    a.out.display(),
-                    a.out.display(),
-                    a.epochs
+                    out.display(),
+                    resume_command(&a, &out)
                 );
-                std::process::exit(130);
+                return Ok(130);
+            }
+            // Every rank decides early stopping from the same (reduced) history.
+            Outcome::Finished(stats) if !lead => {
+                if early_stop(&a, &trainer.history, stats.epoch).is_some() {
+                    break;
+                }
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
-                let last = trainer.position.epoch == a.epochs;
-                if last
-                    || a.checkpoint_every
-                        .is_some_and(|k| trainer.position.epoch % k == 0)
-                {
-                    save(&mut trainer, &a.out)?;
+                let best = best_epoch(&trainer.history);
+                // Keeping the best: --out is written when the test loss improves, and only then.
+                let due = if keep_best {
+                    best.is_some_and(|(e, _)| e == stats.epoch)
+                } else {
+                    trainer.position.epoch == a.epochs
+                        || a.checkpoint_every
+                            .is_some_and(|k| trainer.position.epoch % k == 0)
+                };
+                let reports = write_reports(&a, &trainer.history);
+                // A report that cannot be written does not lose the epoch's weights.
+                if due || (reports.is_err() && !keep_best) {
+                    save(&mut trainer)?;
                 }
-                if let Some(h) = &a.history {
-                    scratchnet::report::write_history(h, &trainer.history)?;
-                }
-                if let Some(p) = &a.plot {
-                    scratchnet::report::plot_history(p, &trainer.history)?;
+                reports.with_context(|| {
+                    format!(
+                        "after epoch {epoch} (the checkpoint is saved at {})",
+                        out.display()
+                    )
+                })?;
+                if let Some(why) = early_stop(&a, &trainer.history, stats.epoch) {
+                    println!("{why}");
+                    break;
                 }
             }
         }
     }
-    println!("saved {}", a.out.display());
-    Ok(())
+    if lead {
+        match best_epoch(&trainer.history).filter(|_| keep_best) {
+            Some((b, loss)) => println!(
+                "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
+                out.display()
+            ),
+            None => println!("saved {}", out.display()),
+        }
+    }
+    Ok(0)
+}
+
+/// With `--early-stopping`, after epoch `epoch`: why the run stops, when the test loss has not
+/// improved for the patience since the best epoch.
+fn early_stop(
+    a: &TrainArgs,
+    history: &[scratchnet::train::EpochStats],
+    epoch: usize,
+) -> Option<String> {
+    let patience = a.early_stopping?;
+    let (b, loss) = best_epoch(history)?;
+    (epoch - b >= patience).then(|| {
+        format!(
+            "early stopping after epoch {epoch}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})"
+        )
+    })
+}
+
+/// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
+fn run_facts(
+    t: &Trainer,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    a: &TrainArgs,
+) -> Vec<(&'static str, String)> {
+    let data = |d: Option<&Dataset>| {
+        d.map_or("none".into(), |d| {
+            format!("{} samples of shape {:?}", d.len(), d.sample_shape())
+        })
+    };
+    let sum = |d: Option<&Dataset>| d.map_or(0, dist::checksum).to_string();
+    vec![
+        ("training data", data(Some(train))),
+        ("training data (checksum)", sum(Some(train))),
+        ("test data", data(test)),
+        ("test data (checksum)", sum(test)),
+        ("model", t.model.text().to_string()),
+        ("loss", t.loss.to_string()),
+        ("optimizer", t.optimizer.config.to_string()),
+        ("--seed", t.schedule.seed.to_string()),
+        ("--batch-size", t.schedule.batch_size.to_string()),
+        ("shuffling", t.schedule.shuffle.to_string()),
+        ("--epochs", a.epochs.to_string()),
+        ("--early-stopping", format!("{:?}", a.early_stopping)),
+        (
+            "controls (--lr-schedule, --clip-grad-norm)",
+            serde_json::to_string(&t.controls).unwrap_or_default(),
+        ),
+        (
+            "starting point (epoch, batch, step)",
+            format!(
+                "{}, {}, {}",
+                t.position.epoch, t.position.batch, t.optimizer.steps
+            ),
+        ),
+    ]
+}
+
+/// The epoch with the lowest test loss so far (the first of equals), and that loss.
+fn best_epoch(history: &[scratchnet::train::EpochStats]) -> Option<(usize, f64)> {
+    history
+        .iter()
+        .filter_map(|h| h.test_loss.filter(|l| l.is_finite()).map(|l| (h.epoch, l)))
+        .fold(None, |best, (e, l)| match best {
+            Some((_, b)) if b <= l => best,
+            _ => Some((e, l)),
+        })
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
+    if a.top == 0 {
+        bail!("--top must be at least 1");
+    }
     match (&a.input, &a.output) {
         (Some(input), output) if source::is_csv(input) => Ok(scratchnet::report::predict_table(
             &a.checkpoint,
@@ -550,7 +1198,12 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         )?),
         (Some(_), None) => bail!("give --output Y.npy for the outputs of an .npy batch"),
         (Some(input), Some(output)) => {
+            check_output("--output", output, &["npy"])?;
             let x = source::read_inputs(input)?;
+            if x.shape()[0] == 0 {
+                bail!("{}: holds no samples", input.display());
+            }
+            train::check_finite(&x, &input.display().to_string(), "inputs")?;
             let (mut model, _) = load_model(&a.checkpoint, a.model.as_deref(), &x.shape()[1..])?;
             let y = model.predict(&x, 100)?;
             scratchnet::data::npy::write_npy_f32(output, y.shape(), y.data())?;
@@ -576,15 +1229,42 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
     }
 }
 
-fn eval_cmd(a: EvalArgs) -> Result<()> {
+fn eval_cmd(a: EvalArgs, given: &Given) -> Result<()> {
+    check_data_flags(&a.data, given)?;
+    if given.has("limit") {
+        bail!("--limit does nothing for eval: it evaluates every sample of the test set");
+    }
+    if let Some(p) = &a.plot {
+        check_output("--plot", p, &["png", "svg"])?;
+    }
+    let ck = checkpoint::read(&a.checkpoint)?;
+    let trained = Resume::of(&ck).ok().map(|r| r.data);
+    // Without --data: the test split of the data the checkpoint was trained on.
+    let args = match (&a.data.data, &trained) {
+        (Some(_), _) => a.data.clone(),
+        (None, Some(t)) => DataArgs {
+            limit: None,
+            ..t.clone()
+        },
+        (None, None) => bail!(
+            "{}: the checkpoint does not record its training data; give --data",
+            a.checkpoint.display()
+        ),
+    };
     // Data is read and prepared as the checkpoint's model was trained on it.
-    let recorded = checkpoint::read(&a.checkpoint)?;
-    let (train, test) = source::load_for(&a.data, &source::Expect::of(&recorded)?)?;
+    let (train, test) = source::load_for(&args, &source::Expect::of(&ck)?)?;
+    let on_test = test.is_some();
     let mut data = test.unwrap_or(train);
-    if let Some(info) = InputInfo::of(&recorded)? {
+    if let Some(info) = InputInfo::of(&ck)? {
         info.prepare(&mut data.x)?;
     }
-    let (mut model, ck) = load_model(&a.checkpoint, a.model.as_deref(), data.sample_shape())?;
+    if let Some(t) = &trained
+        && let Some(why) = overlap(t, &args, on_test)
+    {
+        eprintln!("warning: {why}: the accuracy is not a test accuracy");
+    }
+    let model = model_from(&ck, a.model.as_deref(), data.sample_shape())?;
+    let mut model = model;
     let loss = match &a.loss {
         Some(l) => l.parse()?,
         None => Resume::loss_of(&ck).unwrap_or(Loss::CrossEntropy),
@@ -598,7 +1278,32 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     )?)
 }
 
-fn show_cmd(a: ShowArgs) -> Result<()> {
+/// Why evaluating on `eval` (its test split when `on_test`, else all of it) would reuse samples the
+/// model was trained on with `trained`, if it would.
+fn overlap(trained: &DataArgs, eval: &DataArgs, on_test: bool) -> Option<String> {
+    if trained.data != eval.data {
+        return None;
+    }
+    if !on_test {
+        return Some(
+            "these are the samples the model was trained on (the data has no test split)".into(),
+        );
+    }
+    match (trained.test_split, eval.test_split) {
+        (None, None) => None,
+        (Some(a), Some(b)) if a == b && trained.split_seed == eval.split_seed => None,
+        _ => Some(
+            "this test split is not the one the model was trained beside, and overlaps its training samples"
+                .into(),
+        ),
+    }
+}
+
+fn show_cmd(a: ShowArgs, given: &Given) -> Result<()> {
+    check_data_flags(&a.data, given)?;
+    if let Some(p) = &a.out {
+        check_output("--out", p, &["png"])?;
+    }
     let (train, test) = source::load(&a.data)?;
     let data: &Dataset = if a.train {
         &train

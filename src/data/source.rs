@@ -346,6 +346,16 @@ pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> 
                 "is a 0-d array; inputs need shape (N, …)",
             ));
         }
+        NpyData::Float(_) if a.shape.len() == 1 => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "has shape ({},), one value per sample; inputs need shape (N, features…), one row \
+                     per sample: save one feature per sample as ({}, 1)",
+                    a.shape[0], a.shape[0]
+                ),
+            ));
+        }
         NpyData::Float(v) => v,
         NpyData::Int(v) if a.dtype.ends_with("u1") => {
             v.into_iter().map(|p| p as f32 / 255.0).collect()
