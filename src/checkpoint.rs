@@ -139,8 +139,8 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
     })
 }
 
-/// IEEE half to single precision.
-fn f16_to_f32(h: u16) -> f32 {
+/// IEEE half to single precision (also read by the .npy reader).
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = ((h >> 10) & 0x1f) as i32;
     let frac = (h & 0x3ff) as f32;

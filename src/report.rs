@@ -2,6 +2,9 @@
 
 use crate::data::atomic::atomic_write;
 use crate::data::dataset::{Dataset, Labels};
+use crate::data::input::{ImageStyle, InputInfo};
+use crate::data::source::Expect;
+use crate::data::table;
 use crate::error::{Error, Result};
 use crate::image_io;
 use crate::loss::Loss;
@@ -183,35 +186,70 @@ pub fn evaluation(
     Ok(())
 }
 
-/// Loads a checkpoint for 28×28 grayscale inputs: `[1, 28, 28]`, or `[784]` for a model without
-/// Flatten; with the class names it was trained on, if it records them.
-fn image_model(path: &Path, text: Option<&str>) -> Result<(Model, Option<Vec<String>>)> {
+/// Loads a checkpoint for image inputs: of the per-sample shape it records (else `[1, 28, 28]`, or
+/// `[784]` for a model without Flatten), with the look of its training images (else
+/// [`image_io::default_style`]) and the class names it was trained on, if it records them.
+fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
     let ck = checkpoint::read(path)?;
     let text = text.or(ck.model_text()).ok_or_else(|| Error::Checkpoint {
         path: path.to_path_buf(),
         msg: "the checkpoint has no 'model' metadata; pass --model TEXT".into(),
     })?;
+    let info = InputInfo::of(&ck)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let mut model = Model::build(text, &[1, 28, 28], &mut rng)
-        .or_else(|e| Model::build(text, &[784], &mut rng).map_err(|_| e))?;
+    let mut model = match &info {
+        Some(i) => Model::build(text, &i.shape, &mut rng)?,
+        None => Model::build(text, &[1, 28, 28], &mut rng)
+            .or_else(|e| Model::build(text, &[784], &mut rng).map_err(|_| e))?,
+    };
     ck.load_into(&mut model)?;
+    let shape = image_io::image_shape(model.input_shape()).ok_or_else(|| Error::Checkpoint {
+        path: path.to_path_buf(),
+        msg: format!(
+            "the model takes inputs of shape {:?}, which are not images ([1 or 3, H, W])",
+            model.input_shape()
+        ),
+    })?;
+    let style = info
+        .and_then(|i| i.image)
+        .unwrap_or_else(|| image_io::default_style(shape));
     let names = ck
         .metadata
         .get(checkpoint::CLASSES_KEY)
         .and_then(|j| serde_json::from_str(j).ok());
-    Ok((model, names))
+    Ok(ImageModel {
+        model,
+        shape,
+        style,
+        names,
+    })
 }
 
-/// Classifies image files and prints the top classes of each with probabilities.
+/// A model that takes images, with how to prepare them and its class names.
+struct ImageModel {
+    model: Model,
+    shape: [usize; 3],
+    style: ImageStyle,
+    names: Option<Vec<String>>,
+}
+
+/// Classifies image files and prints the top classes of each with probabilities. Each image is
+/// prepared as the training images were ([`image_io::load_for_model`]); `invert` overrides the
+/// guess of whether it must be inverted.
 pub fn predict_images(
     checkpoint: &Path,
     text: Option<&str>,
     images: &[std::path::PathBuf],
-    invert: bool,
+    invert: Option<bool>,
     top: usize,
     classes: Option<&str>,
 ) -> Result<()> {
-    let (mut model, recorded) = image_model(checkpoint, text)?;
+    let ImageModel {
+        mut model,
+        shape,
+        style,
+        names: recorded,
+    } = image_model(checkpoint, text)?;
     let names = classes
         .map(|c| {
             crate::data::source::class_names(c)
@@ -230,18 +268,82 @@ pub fn predict_images(
     // Load every image first, so that a bad file fails before any output.
     let pixels = images
         .iter()
-        .map(|p| image_io::load_gray(p, 28, 28, invert))
+        .map(|p| image_io::load_for_model(p, shape, style, invert))
         .collect::<Result<Vec<_>>>()?;
     for (path, px) in images.iter().zip(pixels) {
-        let mut shape = vec![1];
-        shape.extend_from_slice(model.input_shape());
-        let y = model.forward(Tensor::new(&shape, px)?, Mode::Eval)?;
+        let mut batch = vec![1];
+        batch.extend_from_slice(model.input_shape());
+        let y = model.forward(Tensor::new(&batch, px)?, Mode::Eval)?;
         let p = probabilities(y.data());
         let best: Vec<String> = top_k(&p, top.max(1))
             .iter()
             .map(|&c| format!("{} {:.1}%", name(&names, c), 100.0 * p[c]))
             .collect();
         println!("{}: {}", path.display(), best.join(", "));
+    }
+    Ok(())
+}
+
+/// Predicts every row of a CSV table with the columns and standardisation the checkpoint records:
+/// prints one line per row (the class and its probability, or the fitted numbers) and, with
+/// `output`, writes the raw outputs `[N, …]` as float32 .npy.
+///
+/// # Errors
+/// A checkpoint not trained on a table; a table without the columns it was trained on.
+pub fn predict_table(
+    checkpoint: &Path,
+    text: Option<&str>,
+    input: &Path,
+    output: Option<&Path>,
+) -> Result<()> {
+    let ck = checkpoint::read(checkpoint)?;
+    let info = InputInfo::of(&ck)?;
+    let Some(t) = info.as_ref().and_then(|i| i.table.as_ref()) else {
+        return Err(Error::Checkpoint {
+            path: checkpoint.to_path_buf(),
+            msg: format!(
+                "was not trained on a CSV table, so it cannot read {}; give it an .npy batch or images",
+                input.display()
+            ),
+        });
+    };
+    let mut table = table::read(
+        input,
+        &table::Request {
+            features: Some(&t.features),
+            ..table::Request::default()
+        },
+    )?;
+    info.as_ref().map_or(Ok(()), |i| i.prepare(&mut table.x))?;
+    let names = Expect::of(&ck)?.classes;
+    let text = text.or(ck.model_text()).ok_or_else(|| Error::Checkpoint {
+        path: checkpoint.to_path_buf(),
+        msg: "the checkpoint has no 'model' metadata; pass --model TEXT".into(),
+    })?;
+    let mut model = Model::build(
+        text,
+        &table.x.shape()[1..],
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+    )?;
+    ck.load_into(&mut model)?;
+    let y = model.predict(&table.x, 100)?;
+    let k = y.len() / y.shape()[0].max(1);
+    for (row, line) in y.data().chunks_exact(k.max(1)).zip(&table.lines) {
+        let shown = if t.regression {
+            row.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            let p = probabilities(row);
+            let best = top_k(&p, 1)[0];
+            format!("{} {:.1}%", name(&names, best), 100.0 * p[best])
+        };
+        println!("line {line}: {shown}");
+    }
+    if let Some(out) = output {
+        crate::data::npy::write_npy_f32(out, y.shape(), y.data())?;
+        println!("wrote {} outputs to {}", y.shape()[0], out.display());
     }
     Ok(())
 }

@@ -304,7 +304,7 @@ fn bad_input_is_one_line_and_exit_1() {
         &p("o.safetensors"),
     ]);
     assert!(
-        e.contains("has dtype <i8; inputs must be float32 or float64"),
+        e.contains("has dtype <i8; inputs must be floats, or uint8 pixels"),
         "{e}"
     );
     let e = fails(&[

@@ -163,7 +163,15 @@ fn every_endpoint_answers_what_the_model_computes() {
     let png = stroke_png();
     let (status, v) = post(&s.addr, "image/png", &png);
     assert_eq!(status, 200, "{v}");
-    let pixels = image_io::decode_gray(&png, Path::new("x"), 28, 28, false, 1 << 20).unwrap();
+    let pixels = image_io::decode_for_model(
+        &png,
+        Path::new("x"),
+        [1, 28, 28],
+        image_io::default_style([1, 28, 28]),
+        None,
+        1 << 20,
+    )
+    .unwrap();
     let seen: Vec<f32> = serde_json::from_value(v["input"].clone()).unwrap();
     assert_eq!(seen, pixels);
     let y = model

@@ -6,6 +6,7 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand}
 use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
+use scratchnet::data::input::InputInfo;
 use scratchnet::data::source::{self, DataArgs};
 use scratchnet::dist;
 use scratchnet::model::Model;
@@ -268,8 +269,9 @@ struct PredictArgs {
     /// Model text, if the checkpoint does not carry one.
     #[arg(long)]
     model: Option<String>,
-    /// A float32 .npy batch (N, …); writes the raw outputs to --output.
-    #[arg(long, requires = "output")]
+    /// A float32 .npy batch (N, …), whose raw outputs go to --output; or a CSV table with the
+    /// columns the model was trained on, whose rows are predicted one per line.
+    #[arg(long)]
     input: Option<PathBuf>,
     /// Where to write the outputs (float32 .npy).
     #[arg(long, requires = "input")]
@@ -277,9 +279,14 @@ struct PredictArgs {
     /// Image files (PNG, JPEG, PGM) to classify.
     #[arg(conflicts_with = "input")]
     images: Vec<PathBuf>,
-    /// The images are dark drawings on a light background.
+    /// Invert the images (1 − v) whatever their background; by default they are inverted when
+    /// their background (the outer ring of pixels) is light and the training images' was dark,
+    /// or the other way round.
     #[arg(long, conflicts_with = "input")]
     invert: bool,
+    /// Never invert the images.
+    #[arg(long, conflicts_with_all = ["input", "invert"])]
+    no_invert: bool,
     /// How many classes to print per image.
     #[arg(long, default_value_t = 3, conflicts_with = "input")]
     top: usize,
@@ -954,7 +961,21 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     let data_args = resumed
         .as_ref()
         .map_or_else(|| a.data.clone(), |(_, r)| r.data.clone());
-    let (train, test) = source::load(&data_args)?;
+    let loss_name = resumed
+        .as_ref()
+        .map_or_else(|| a.loss.clone(), |(_, r)| Some(r.loss.clone()));
+    let expect = source::Expect {
+        regression: matches!(loss_name.as_deref(), Some("mse" | "quadratic")),
+        ..source::Expect::default()
+    };
+    let (mut train, mut test) = source::load_for(&data_args, &expect)?;
+    // A table's features are standardised with the training split's statistics, recorded in the
+    // checkpoint for eval and predict.
+    let input = InputInfo::for_training(&train, !data_args.no_standardize);
+    input.prepare(&mut train.x)?;
+    if let Some(t) = &mut test {
+        input.prepare(&mut t.x)?;
+    }
     let (mut trainer, origin) = match resumed {
         Some((ck, r)) => {
             let origin = resume::Origin {
@@ -1084,6 +1105,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
 
     let save = |trainer: &mut Trainer| -> Result<()> {
         let mut meta = resume::metadata(trainer, &data_args, &origin)?;
+        meta.extend(input.metadata());
         if let Some(names) = &train.class_names {
             meta.insert(
                 checkpoint::CLASSES_KEY.into(),
@@ -1338,6 +1360,13 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         bail!("--top must be at least 1");
     }
     match (&a.input, &a.output) {
+        (Some(input), output) if source::is_csv(input) => Ok(scratchnet::report::predict_table(
+            &a.checkpoint,
+            a.model.as_deref(),
+            input,
+            output.as_deref(),
+        )?),
+        (Some(_), None) => bail!("give --output Y.npy for the outputs of an .npy batch"),
         (Some(input), Some(output)) => {
             check_output("--output", output, &["npy"])?;
             let x = source::read_inputs(input)?;
@@ -1363,7 +1392,7 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
             &a.checkpoint,
             a.model.as_deref(),
             &a.images,
-            a.invert,
+            (a.invert || a.no_invert).then_some(a.invert),
             a.top,
             a.classes.as_deref(),
         )?),
@@ -1392,9 +1421,13 @@ fn eval_cmd(a: EvalArgs, given: &Given) -> Result<()> {
             a.checkpoint.display()
         ),
     };
-    let (train, test) = source::load(&args)?;
+    // Data is read and prepared as the checkpoint's model was trained on it.
+    let (train, test) = source::load_for(&args, &source::Expect::of(&ck)?)?;
     let on_test = test.is_some();
-    let data = test.unwrap_or(train);
+    let mut data = test.unwrap_or(train);
+    if let Some(info) = InputInfo::of(&ck)? {
+        info.prepare(&mut data.x)?;
+    }
     if let Some(t) = &trained
         && let Some(why) = overlap(t, &args, on_test)
     {

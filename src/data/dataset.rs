@@ -1,5 +1,6 @@
 //! An in-memory dataset: inputs `[N, …]` and one target per sample, with seeded splits and batches.
 
+use crate::data::input::TableInfo;
 use crate::error::{Error, Result};
 use crate::loss::Targets;
 use crate::tensor::Tensor;
@@ -20,8 +21,10 @@ pub enum Labels {
 pub struct Dataset {
     pub x: Tensor,
     pub y: Labels,
-    /// Class names, when known (Fashion-MNIST's, MNIST's digits).
+    /// Class names, when known (Fashion-MNIST's, MNIST's digits, a table's target names).
     pub class_names: Option<Vec<String>>,
+    /// The columns, when the samples are rows of a table.
+    pub table: Option<TableInfo>,
 }
 
 impl Dataset {
@@ -44,6 +47,7 @@ impl Dataset {
             x,
             y,
             class_names: None,
+            table: None,
         })
     }
 
@@ -78,6 +82,7 @@ impl Dataset {
             x,
             y,
             class_names: self.class_names.clone(),
+            table: self.table.clone(),
         }
     }
 
@@ -91,22 +96,8 @@ impl Dataset {
     /// # Errors
     /// A fraction outside (0, 1), or a split that leaves either side empty.
     pub fn split(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset)> {
-        if !(fraction > 0.0 && fraction < 1.0) {
-            return Err(Error::invalid(format!(
-                "--test-split must be between 0 and 1 (exclusive), got {fraction}"
-            )));
-        }
-        let n = self.len();
-        let n_test = (fraction * n as f64).round() as usize;
-        if n_test == 0 || n_test == n {
-            return Err(Error::invalid(format!(
-                "--test-split {fraction} of {n} samples leaves one side empty"
-            )));
-        }
-        let mut idx: Vec<usize> = (0..n).collect();
-        idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
-        let (test, train) = idx.split_at(n_test);
-        Ok((self.select(train), self.select(test)))
+        let (train, test) = split_indices(self.len(), fraction, seed)?;
+        Ok((self.select(&train), self.select(&test)))
     }
 
     /// The targets of the samples at `idx` (class targets borrow a scratch buffer).
@@ -128,6 +119,28 @@ impl Dataset {
             }
         }
     }
+}
+
+/// The sample indices `(train, test)` of [`Dataset::split`].
+///
+/// # Errors
+/// As [`Dataset::split`].
+pub fn split_indices(n: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>)> {
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Error::invalid(format!(
+            "--test-split must be between 0 and 1 (exclusive), got {fraction}"
+        )));
+    }
+    let n_test = (fraction * n as f64).round() as usize;
+    if n_test == 0 || n_test == n {
+        return Err(Error::invalid(format!(
+            "--test-split {fraction} of {n} samples leaves one side empty"
+        )));
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    let train = idx.split_off(n_test);
+    Ok((train, idx))
 }
 
 /// Copies rows `idx` of `src` into `dst` (reusing its buffer): `dst[k] = src[idx[k]]`.

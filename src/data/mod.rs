@@ -1,9 +1,12 @@
-//! Data: file formats (IDX, .npy), datasets, where to find them, and how to fetch them.
+//! Data: file formats (IDX, .npy, CSV tables), datasets, where to find them, and how to fetch them.
 
 pub mod atomic;
 pub mod dataset;
 pub mod download;
 pub mod find;
 pub mod idx;
+pub mod input;
 pub mod npy;
+pub mod npz;
 pub mod source;
+pub mod table;

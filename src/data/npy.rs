@@ -10,7 +10,7 @@
 //! then       the elements in C order: product(shape) · itemsize bytes, nothing after them
 //! ```
 //!
-//! Reading accepts little-endian floats (`<f4`, `<f8` → [`NpyData::Float`]), integers (`|i1`,
+//! Reading accepts little-endian floats (`<f2`, `<f4`, `<f8` → [`NpyData::Float`]), integers (`|i1`,
 //! `<i2`, `<i4`, `<i8`, `|u1`, `<u2`, `<u4`, `<u8` → [`NpyData::Int`]) and booleans (`|b1` → 0 or 1).
 //! Writing produces version 1.0 `<f4` with the header padded so that the data starts at a multiple
 //! of 64 bytes, as NumPy does.
@@ -23,12 +23,12 @@ use crate::error::{Error, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 const ALIGN: usize = 64;
-const SUPPORTED: &str = "<f4, <f8, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, |b1";
+const SUPPORTED: &str = "<f2, <f4, <f8, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, |b1";
 
 /// The elements of an array, widened to one of two types.
 #[derive(Debug, Clone, PartialEq)]
 pub enum NpyData {
-    /// From `<f4` or `<f8` (the latter rounded to `f32`).
+    /// From `<f2`, `<f4` or `<f8` (the last rounded to `f32`).
     Float(Vec<f32>),
     /// From any supported integer or boolean dtype.
     Int(Vec<i64>),
@@ -384,6 +384,7 @@ impl<'a> HeaderParser<'a> {
 /// The supported element types.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Dtype {
+    F2,
     F4,
     F8,
     I1,
@@ -403,6 +404,7 @@ impl Dtype {
         Ok(match descr {
             "<f4" => Dtype::F4,
             "<f8" => Dtype::F8,
+            "<f2" => Dtype::F2,
             "|i1" | "<i1" => Dtype::I1,
             "<i2" => Dtype::I2,
             "<i4" => Dtype::I4,
@@ -431,7 +433,7 @@ impl Dtype {
     fn size(self) -> usize {
         match self {
             Dtype::I1 | Dtype::U1 | Dtype::B1 => 1,
-            Dtype::I2 | Dtype::U2 => 2,
+            Dtype::F2 | Dtype::I2 | Dtype::U2 => 2,
             Dtype::F4 | Dtype::I4 | Dtype::U4 => 4,
             Dtype::F8 | Dtype::I8 | Dtype::U8 => 8,
         }
@@ -445,6 +447,11 @@ impl Dtype {
         let ints = |values: Vec<i64>| Ok(NpyData::Int(values));
         match self {
             Dtype::F4 => Ok(NpyData::Float(le(body).map(f32::from_le_bytes).collect())),
+            Dtype::F2 => Ok(NpyData::Float(
+                le(body)
+                    .map(|b| crate::checkpoint::f16_to_f32(u16::from_le_bytes(b)))
+                    .collect(),
+            )),
             Dtype::F8 => Ok(NpyData::Float(
                 le(body).map(|b| f64::from_le_bytes(b) as f32).collect(),
             )),
@@ -615,6 +622,11 @@ mod tests {
                 ints(&[i64::MIN, 42]),
             ),
             ("|u1", vec![0, 255], ints(&[0, 255])),
+            (
+                "<f2",
+                vec![0x00, 0x3c, 0x00, 0xc0],
+                NpyData::Float(vec![1.0, -2.0]),
+            ),
             ("<u2", vec![0xff, 0xff, 0x01, 0x00], ints(&[65535, 1])),
             (
                 "<u4",
@@ -829,11 +841,11 @@ mod tests {
 
     #[test]
     fn unsupported_dtypes_are_named() {
-        for descr in ["<c8", "|O", "<U3", "|S4", "<f2", "|f4", "=f4"] {
+        for descr in ["<c8", "|O", "<U3", "|S4", "<e2", "|f4", "=f4"] {
             assert_eq!(
                 error_of(&simple(descr, "(1,)", &[0; 4])),
                 format!(
-                    "unsupported dtype '{descr}'; expected one of <f4, <f8, |i1, <i2, <i4, \
+                    "unsupported dtype '{descr}'; expected one of <f2, <f4, <f8, |i1, <i2, <i4, \
                      <i8, |u1, <u2, <u4, <u8, |b1"
                 )
             );
@@ -845,7 +857,7 @@ mod tests {
         assert_eq!(
             error_of(&simple(">f4", "(1,)", &[0; 4])),
             "unsupported dtype '>f4' (big-endian; convert with a.astype('<f4') before saving); \
-             expected one of <f4, <f8, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, |b1"
+             expected one of <f2, <f4, <f8, |i1, <i2, <i4, <i8, |u1, <u2, <u4, <u8, |b1"
         );
     }
 

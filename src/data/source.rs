@@ -1,10 +1,14 @@
-//! Where training data comes from: `--data fashion-mnist|mnist|DIR|X.npy:Y.npy`, with `--data-dir`,
-//! `--test-split` and `--limit`.
+//! Where training data comes from: `--data fashion-mnist|mnist|DIR|X.npy:Y.npy|FILE.csv`, with
+//! `--data-dir`, `--test-split`, `--limit`, and a table's `--target`.
 
-use crate::data::dataset::{Dataset, Labels};
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::dataset::{Dataset, Labels, split_indices};
 use crate::data::find::{cache_dir, dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_labels};
-use crate::data::npy::{NpyData, read_npy};
+use crate::data::input::{InputInfo, TableInfo};
+use crate::data::npy::{Npy, NpyData, read_npy};
+use crate::data::npz::read_npz;
+use crate::data::table;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -41,12 +45,27 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 /// The data flags shared by `train`, `eval` and `show`.
 #[derive(clap::Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
-    /// fashion-mnist, mnist, a directory of IDX files, or X.npy:Y.npy.
+    /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, FILE.npz (x/y or
+    /// x_train/y_train/x_test/y_test), or a CSV table (FILE.csv).
     #[arg(long)]
     pub data: Option<String>,
+    /// CSV: the target column (default: the last); repeat for several numbers to fit (--loss mse).
+    #[arg(long)]
+    #[serde(default)]
+    pub target: Vec<String>,
+    /// CSV: keep the feature columns as they are instead of standardising them with the training
+    /// split's mean and standard deviation.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_standardize: bool,
     /// Look for named datasets here first.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// A separate test set, in any of the forms of --data (a table's classes and columns are
+    /// matched to the training data's).
+    #[arg(long, conflicts_with = "test_split")]
+    #[serde(default)]
+    pub test_data: Option<String>,
     /// Split this fraction off as the test set (seeded by --split-seed); needed when a directory
     /// holds only a test split.
     #[arg(long)]
@@ -66,17 +85,65 @@ impl DataArgs {
     }
 }
 
+/// What loaded data must agree with: the kind of loss (a regression reads a table's targets as
+/// numbers) and, for data a trained model is run on, the columns and classes it was trained with.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub regression: bool,
+    pub table: Option<TableInfo>,
+    pub classes: Option<Vec<String>>,
+}
+
+impl Expect {
+    /// What a checkpoint's model was trained on.
+    ///
+    /// # Errors
+    /// An unreadable record of the inputs.
+    pub fn of(ck: &Checkpoint) -> Result<Expect> {
+        let table = InputInfo::of(ck)?.and_then(|i| i.table);
+        Ok(Expect {
+            regression: table.as_ref().is_some_and(|t| t.regression),
+            table,
+            classes: ck
+                .metadata
+                .get(checkpoint::CLASSES_KEY)
+                .and_then(|j| serde_json::from_str(j).ok()),
+        })
+    }
+}
+
+/// Whether `path` names a CSV table.
+pub fn is_csv(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
+}
+
 /// The training set and, when there is one, the test set.
 ///
 /// # Errors
-/// No `--data`; a dataset that cannot be found (with how to get it); files that do not parse; a
-/// split out of range; `--limit 0`.
+/// As [`load_for`].
 pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
+    load_for(args, &Expect::default())
+}
+
+/// The training set and, when there is one, the test set, read as `expect` says.
+///
+/// # Errors
+/// No `--data`; a dataset that cannot be found (with how to get it); files that do not parse; a
+/// split out of range; `--limit 0`; `--target` for data that is not a table; a class in the test
+/// split of a table that the training split never had.
+pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dataset>)> {
     let spec = args.data.as_deref().ok_or_else(|| {
         Error::invalid(
-            "give --data: fashion-mnist, mnist, a directory of IDX files, or X.npy:Y.npy",
+            "give --data: fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, or FILE.csv",
         )
     })?;
+    let csv = is_csv(Path::new(spec));
+    if !csv && !args.target.is_empty() {
+        return Err(Error::invalid(format!(
+            "--target names a column of a CSV table; --data {spec} is not a .csv file"
+        )));
+    }
     if args.limit == Some(0) {
         return Err(Error::invalid("--limit must be at least 1"));
     }
@@ -87,9 +154,14 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
             "--test-split must be between 0 and 1 (exclusive), got {f}"
         )));
     }
-    let (train, test) = if let Some((x, y)) =
-        spec.split_once(':').filter(|_| !Path::new(spec).exists())
+    let (train, test) = if csv {
+        (Some(read_csv(Path::new(spec), args, expect)?), None)
+    } else if Path::new(spec)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
     {
+        read_npz_sets(Path::new(spec))?
+    } else if let Some((x, y)) = spec.split_once(':').filter(|_| !Path::new(spec).exists()) {
         (
             Some(Dataset::new(
                 read_inputs(Path::new(x))?,
@@ -110,7 +182,7 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
         read_idx_dir(Path::new(spec))?
     } else {
         return Err(Error::invalid(format!(
-            "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, or X.npy:Y.npy"
+            "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, X.npy:Y.npy, an .npz, or a .csv table"
         )));
     };
     let (train, test) = match (args.test_split, train, test) {
@@ -126,11 +198,80 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
         }
         (Some(_), None, None) => unreachable!("a dataset has a train or a test set"),
     };
+    let test = match &args.test_data {
+        Some(spec) => Some(load_test(spec, args, expect, &train)?),
+        None => test,
+    };
     let train = match args.limit {
         Some(n) => train.limit(n),
         None => train,
     };
     Ok((train, test))
+}
+
+/// `--test-data`: read as the training data was, a table with the training columns and classes.
+fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> Result<Dataset> {
+    let test_args = DataArgs {
+        data: Some(spec.to_string()),
+        data_dir: args.data_dir.clone(),
+        target: args.target.clone(),
+        ..DataArgs::default()
+    };
+    let like_train = Expect {
+        regression: expect.regression,
+        table: train.table.clone(),
+        classes: train.class_names.clone(),
+    };
+    let (a, b) = load_for(&test_args, &like_train)?;
+    // A directory with both splits gives its test split.
+    Ok(b.unwrap_or(a))
+}
+
+/// A CSV table as a dataset. With `--test-split`, first checks that every class of the test split
+/// is in the training split, naming the line of the first that is not.
+fn read_csv(path: &Path, args: &DataArgs, expect: &Expect) -> Result<Dataset> {
+    let targets = match &expect.table {
+        Some(t) if args.target.is_empty() => t.targets.clone(),
+        _ => args.target.clone(),
+    };
+    let t = table::read(
+        path,
+        &table::Request {
+            targets: &targets,
+            regression: expect.regression,
+            features: expect.table.as_ref().map(|t| t.features.as_slice()),
+            classes: expect.classes.as_deref(),
+            need_targets: true,
+        },
+    )?;
+    let y = t.y.expect("targets were asked for");
+    if let (Some(f), Labels::Classes(c)) = (args.test_split, &y) {
+        let (train, test) = split_indices(c.len(), f, args.split_seed)?;
+        let seen: std::collections::BTreeSet<u32> = train.iter().map(|&i| c[i]).collect();
+        if let Some(&i) = test
+            .iter()
+            .filter(|&&i| !seen.contains(&c[i]))
+            .min_by_key(|&&i| t.lines[i])
+        {
+            let class = t
+                .class_names
+                .as_ref()
+                .map_or(c[i].to_string(), |n| n[c[i] as usize].clone());
+            return Err(Error::format(
+                path,
+                format!(
+                    "line {}: class '{}' falls in the test split (--test-split {f}, --split-seed {}) but never in the training split; give the class more rows, or another --split-seed",
+                    t.lines[i],
+                    class.escape_debug(),
+                    args.split_seed
+                ),
+            ));
+        }
+    }
+    let mut d = Dataset::new(t.x, y)?;
+    d.class_names = t.class_names;
+    d.table = Some(t.info);
+    Ok(d)
 }
 
 /// Reads the standard four files of an MNIST-style directory: the train pair, the test pair, or both.
@@ -177,39 +318,96 @@ fn read_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
     Dataset::new(x, Labels::Classes(y.into_iter().map(u32::from).collect()))
 }
 
-/// A float array `(N, …)` from .npy.
+/// Model inputs from .npy: see [`inputs`]. A conversion of the layout is said on stderr.
 ///
 /// # Errors
-/// An integer array, a 0-d array, or a file that does not parse.
+/// As [`inputs`], and a file that does not parse.
 pub fn read_inputs(path: &Path) -> Result<Tensor> {
-    let a = read_npy(path)?;
-    match a.data {
-        NpyData::Float(_) if a.shape.len() == 1 => Err(Error::format(
-            path,
-            format!(
-                "has shape ({},), one value per sample; inputs need shape (N, features…), one row \
-                 per sample: save one feature per sample as ({}, 1)",
-                a.shape[0], a.shape[0]
-            ),
-        )),
-        NpyData::Float(v) if !a.shape.is_empty() => Tensor::new(&a.shape, v),
-        NpyData::Float(_) => Err(Error::format(
-            path,
-            "is a 0-d array; inputs need shape (N, …)",
-        )),
-        NpyData::Int(_) => Err(Error::format(
-            path,
-            format!("has dtype {}; inputs must be float32 or float64", a.dtype),
-        )),
+    let mut note = None;
+    let x = inputs(read_npy(path)?, path, &mut note)?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(x)
+}
+
+/// Model inputs `[N, …]` from an array as people have them: floats (16, 32 or 64 bit) as they
+/// are, uint8 pixels scaled to [0, 1] as IDX pixels are, `(N, H, W)` images given one channel, and
+/// channels-last `(N, H, W, C)` images (C of 1, 3 or 4, H and W above 4) moved to NCHW, which
+/// `note` then says.
+///
+/// # Errors
+/// A 0-d array; integers other than uint8.
+pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> {
+    let v = match a.data {
+        _ if a.shape.is_empty() => {
+            return Err(Error::format(
+                path,
+                "is a 0-d array; inputs need shape (N, …)",
+            ));
+        }
+        NpyData::Float(_) if a.shape.len() == 1 => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "has shape ({},), one value per sample; inputs need shape (N, features…), one row \
+                     per sample: save one feature per sample as ({}, 1)",
+                    a.shape[0], a.shape[0]
+                ),
+            ));
+        }
+        NpyData::Float(v) => v,
+        NpyData::Int(v) if a.dtype.ends_with("u1") => {
+            v.into_iter().map(|p| p as f32 / 255.0).collect()
+        }
+        NpyData::Int(_) => {
+            return Err(Error::format(
+                path,
+                format!(
+                    "has dtype {}; inputs must be floats, or uint8 pixels",
+                    a.dtype
+                ),
+            ));
+        }
+    };
+    match a.shape[..] {
+        [n, h, w] => Tensor::new(&[n, 1, h, w], v),
+        [n, h, w, c] if [1, 3, 4].contains(&c) && h > 4 && w > 4 && ![1, 3, 4].contains(&h) => {
+            note.get_or_insert_with(|| {
+                format!(
+                    "{}: {:?} taken as channels-last (N, H, W, C) images, moved to (N, C, H, W) = {:?}",
+                    path.display(),
+                    a.shape,
+                    [n, c, h, w]
+                )
+            });
+            let mut out = vec![0f32; v.len()];
+            for (i, sample) in v.chunks_exact(h * w * c).enumerate() {
+                for (p, pixel) in sample.chunks_exact(c).enumerate() {
+                    for (ch, &value) in pixel.iter().enumerate() {
+                        out[(i * c + ch) * h * w + p] = value;
+                    }
+                }
+            }
+            Tensor::new(&[n, c, h, w], out)
+        }
+        _ => Tensor::new(&a.shape, v),
     }
 }
 
-/// Targets from .npy: integers are class indices, floats are values.
+/// Targets from .npy: see [`targets`].
 ///
 /// # Errors
-/// A negative class index, a 0-d array, or a file that does not parse.
+/// As [`targets`], and a file that does not parse.
 pub fn read_targets(path: &Path) -> Result<Labels> {
-    let a = read_npy(path)?;
+    targets(read_npy(path)?, path)
+}
+
+/// Targets: integers are class indices, floats are values.
+///
+/// # Errors
+/// A negative class index, integer labels not of shape (N,), or a 0-d array.
+pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     if a.shape.is_empty() {
         return Err(Error::format(
             path,
@@ -242,6 +440,48 @@ pub fn read_targets(path: &Path) -> Result<Labels> {
                 .map(Labels::Classes)
         }
     }
+}
+
+/// The arrays of an .npz as `(train, test)`: `x`/`y` (one set), or `x_train`/`y_train` and
+/// `x_test`/`y_test` as Keras' `mnist.npz` holds them.
+///
+/// # Errors
+/// Other array names; arrays that are not inputs or targets.
+fn read_npz_sets(path: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
+    let mut arrays = read_npz(path)?;
+    let mut note = None;
+    let mut pair = |x: &str, y: &str| -> Result<Option<Dataset>> {
+        match (arrays.remove(x), arrays.remove(y)) {
+            (Some(xa), Some(ya)) => {
+                let member = |k: &str| PathBuf::from(format!("{}[{k}.npy]", path.display()));
+                let inputs = inputs(xa, &member(x), &mut note)?;
+                Dataset::new(inputs, targets(ya, &member(y))?).map(Some)
+            }
+            (None, None) => Ok(None),
+            _ => Err(Error::format(
+                path,
+                format!("holds only one of the arrays '{x}' and '{y}'"),
+            )),
+        }
+    };
+    let sets = match (
+        pair("x", "y")?,
+        pair("x_train", "y_train")?,
+        pair("x_test", "y_test")?,
+    ) {
+        (Some(d), None, None) => (Some(d), None),
+        (None, train, test) if train.is_some() || test.is_some() => (train, test),
+        _ => {
+            return Err(Error::format(
+                path,
+                "expected the arrays x and y, or x_train, y_train, x_test and y_test",
+            ));
+        }
+    };
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(sets)
 }
 
 /// `scratchnet download NAME`: fetches the four files into `dir` (default: the cache).

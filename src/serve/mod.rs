@@ -225,12 +225,18 @@ fn predict(model: &mut Model, info: &Info, body: &[u8], json: bool) -> Response 
             ),
         );
     };
-    let pixels =
-        match image_io::decode_gray(body, Path::new("the body"), h, w, false, info.max_pixels) {
-            Ok(p) => p,
-            Err(e @ Error::Invalid(_)) => return Response::error(413, e.to_string()),
-            Err(e) => return Response::error(415, e.to_string()),
-        };
+    let pixels = match image_io::decode_for_model(
+        body,
+        Path::new("the body"),
+        [1, h, w],
+        image_io::default_style([1, h, w]),
+        None,
+        info.max_pixels,
+    ) {
+        Ok(p) => p,
+        Err(e @ Error::Invalid(_)) => return Response::error(413, e.to_string()),
+        Err(e) => return Response::error(415, e.to_string()),
+    };
     let mut shape = vec![1];
     shape.extend_from_slice(&info.input_shape);
     let y = match Tensor::new(&shape, pixels.clone()).and_then(|x| model.forward(x, Mode::Eval)) {
