@@ -41,7 +41,7 @@ impl Replica {
     /// batches of two or more, at most `MAX_PARAMS` (65,536) parameters, no Dropout.
     pub fn for_model(model: &mut Model, batch_size: usize) -> Option<Replica> {
         let params = param_count(model.net());
-        if batch_size < 2 || params > MAX_PARAMS || model.net_ref().draws_per_row() {
+        if batch_size < 2 || params > MAX_PARAMS || model.net_ref().needs_whole_batch() {
             return None;
         }
         // The weights drawn here are overwritten before every batch.

@@ -4,14 +4,15 @@
 //! model := layer ("," layer)* [","]
 //! layer := NAME ["(" [arg ("," arg)* [","]] ")"]       NAME may carry "nn." / "torch.nn."
 //! arg   := [NAME "="] value
-//! value := number | True | False | None | "(" value ("," value)* ")" | layer
+//! value := number | True | False | None | 'string' | "(" value ("," value)* ")" | layer
 //! ```
 //! `Sequential(...)` and `Parallel(...)` take layers as their arguments and nest.
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Elementwise, Flatten, Layer, LeakyReLU, Linear, MaxPool2d,
-    Parallel, ReLU, Sequential, Sigmoid, Softmax, Tanh, Window,
+    AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Elementwise, Flatten, GELU,
+    Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Sequential, SiLU, Sigmoid,
+    Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
 use rand::Rng;
@@ -56,6 +57,8 @@ pub enum Value {
     Float(f64),
     Bool(bool),
     None,
+    /// A quoted string (`'tanh'` or `"tanh"`).
+    Str(String),
     Tuple(Vec<Value>),
     Layer(Call),
 }
@@ -215,6 +218,14 @@ impl Parser<'_> {
                 } else {
                     self.err(col, format!("'{s}' is not a number"))
                 }
+            }
+            Some(q) if q == '\'' || q == '"' => {
+                let start = self.pos + 1;
+                let Some(len) = self.chars[start..].iter().position(|&c| c == q) else {
+                    return self.err(col, "a string without its closing quote");
+                };
+                self.pos = start + len + 1;
+                Ok(Value::Str(self.chars[start..start + len].iter().collect()))
             }
             Some(c) if c.is_alphabetic() => {
                 let save = self.pos;
@@ -605,7 +616,7 @@ pub fn build(
             let b = bind(vec![("dim", Some(Int(1)))])?;
             Box::new(Softmax::new(b.int("dim")?))
         }
-        "Dropout" => {
+        "Dropout" | "Dropout2d" => {
             let b = bind(vec![
                 ("p", Some(Float(0.5))),
                 ("inplace", Some(Bool(false))),
@@ -616,7 +627,43 @@ pub fn build(
                 return b.bad("p", col, "between 0 and 1");
             }
             b.flag("inplace")?;
-            Box::new(Dropout::new(p as f32))
+            if call.name == "Dropout" {
+                Box::new(Dropout::new(p as f32))
+            } else {
+                Box::new(Dropout2d::new(p as f32))
+            }
+        }
+        "GELU" => {
+            let b = bind(vec![("approximate", Some(Value::Str("none".into())))])?;
+            match b.get("approximate") {
+                (Value::Str(a), _) if a == "none" || a == "tanh" => {
+                    Box::new(Elementwise::new(GELU { tanh: a == "tanh" }))
+                }
+                (_, col) => return b.bad("approximate", col, "'none' or 'tanh'"),
+            }
+        }
+        "SiLU" => {
+            let b = bind(vec![("inplace", Some(Bool(false)))])?;
+            b.flag("inplace")?;
+            Box::new(Elementwise::new(SiLU))
+        }
+        "ELU" => {
+            let b = bind(vec![
+                ("alpha", Some(Float(1.0))),
+                ("inplace", Some(Bool(false))),
+            ])?;
+            b.flag("inplace")?;
+            Box::new(Elementwise::new(ELU {
+                alpha: b.float("alpha")? as f32,
+            }))
+        }
+        "Identity" => {
+            bind(vec![])?;
+            Box::new(Identity)
+        }
+        "AdaptiveAvgPool2d" => {
+            let b = bind(vec![("output_size", None)])?;
+            Box::new(AdaptiveAvgPool2d::new(b.pair("output_size", 1, None)?))
         }
         "Sequential" | "Parallel" => {
             let mut children = Vec::new();
@@ -650,7 +697,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout, Sequential, Parallel)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel)"
                 ),
             });
         }
@@ -812,6 +859,36 @@ mod tests {
                 "Dropout(p=0.5, inplace=False)",
                 "Flatten(start_dim=1, end_dim=-1)",
             ]
+        );
+        let text = "GELU, GELU(approximate='tanh'), SiLU, ELU, ELU(alpha=0.5), Identity(), Dropout2d(0.25), AdaptiveAvgPool2d(1), AdaptiveAvgPool2d((2, 3))";
+        let reprs: Vec<String> = parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
+            .collect();
+        // As PyTorch 2.15 prints them.
+        assert_eq!(
+            reprs,
+            [
+                "GELU(approximate='none')",
+                "GELU(approximate='tanh')",
+                "SiLU()",
+                "ELU(alpha=1.0)",
+                "ELU(alpha=0.5)",
+                "Identity()",
+                "Dropout2d(p=0.25, inplace=False)",
+                "AdaptiveAvgPool2d(output_size=1)",
+                "AdaptiveAvgPool2d(output_size=(2, 3))",
+            ]
+        );
+        assert!(
+            build_err("GELU(approximate='erf')").contains("'approximate' must be 'none' or 'tanh'")
+        );
+        assert!(
+            build_err("GELU(approximate='tanh)").contains("a string without its closing quote")
+        );
+        assert!(
+            build_err("AdaptiveAvgPool2d(0)").contains("'output_size' must be a positive integer")
         );
     }
 }

@@ -12,10 +12,15 @@
 //!   prefix the child's index, so names are `nn.Sequential.state_dict()` keys.
 
 mod activation;
+mod adaptive_avgpool;
 mod avgpool;
 mod conv2d;
 mod dropout;
+mod dropout2d;
+mod elu;
 mod flatten;
+mod gelu;
+mod identity;
 mod leaky_relu;
 mod linear;
 mod maxpool;
@@ -24,14 +29,20 @@ mod pool;
 mod relu;
 mod sequential;
 mod sigmoid;
+mod silu;
 mod softmax;
 mod tanh;
 
 pub use activation::{Activation, Elementwise};
+pub use adaptive_avgpool::AdaptiveAvgPool2d;
 pub use avgpool::AvgPool2d;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
+pub use dropout2d::Dropout2d;
+pub use elu::ELU;
 pub use flatten::Flatten;
+pub use gelu::GELU;
+pub use identity::Identity;
 pub use leaky_relu::LeakyReLU;
 pub use linear::Linear;
 pub use maxpool::{MaxPool2d, PoolSpec};
@@ -40,6 +51,7 @@ pub use pool::Window;
 pub use relu::ReLU;
 pub use sequential::Sequential;
 pub use sigmoid::Sigmoid;
+pub use silu::SiLU;
 pub use softmax::Softmax;
 pub use tanh::Tanh;
 
@@ -176,10 +188,11 @@ pub trait Layer: fmt::Display + Send {
         false
     }
 
-    /// Whether a training forward draws random numbers row after row of the batch (Dropout, or a
-    /// container holding one), so that splitting a batch would change what the rows draw.
-    fn draws_per_row(&self) -> bool {
-        self.children().iter().any(|(_, c)| c.draws_per_row())
+    /// Whether a training forward must see the whole batch at once: it draws random numbers row
+    /// after row (Dropout), or couples the rows (BatchNorm's batch statistics), or a container
+    /// holds such a layer. Splitting the batch (`replica`) would then change the result.
+    fn needs_whole_batch(&self) -> bool {
+        self.children().iter().any(|(_, c)| c.needs_whole_batch())
     }
 }
 
