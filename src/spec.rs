@@ -10,8 +10,8 @@
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, Conv2d, Dropout, Dropout2d, ELU, Elementwise, Flatten, GELU,
-    Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Sequential, SiLU, Sigmoid,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise, Flatten,
+    GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Sequential, SiLU, Sigmoid,
     Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
@@ -661,6 +661,34 @@ pub fn build(
             bind(vec![])?;
             Box::new(Identity)
         }
+        "BatchNorm1d" | "BatchNorm2d" => {
+            let b = bind(vec![
+                ("num_features", None),
+                ("eps", Some(Float(1e-5))),
+                ("momentum", Some(Float(0.1))),
+                ("affine", Some(Bool(true))),
+                ("track_running_stats", Some(Bool(true))),
+            ])?;
+            b.only_default("affine", "True (affine=False is not supported)")?;
+            b.only_default(
+                "track_running_stats",
+                "True (track_running_stats=False is not supported)",
+            )?;
+            let c = b.positive("num_features")?;
+            let eps = b.float("eps")?;
+            if eps <= 0.0 {
+                let col = b.get("eps").1;
+                return b.bad("eps", col, "a positive number");
+            }
+            let momentum = b.float("momentum")?;
+            if !(0.0..=1.0).contains(&momentum) {
+                let col = b.get("momentum").1;
+                return b.bad("momentum", col, "between 0 and 1 (None is not supported)");
+            }
+            b.take(budget, &[c], c)?;
+            let dims = if call.name == "BatchNorm1d" { 1 } else { 2 };
+            Box::new(BatchNorm::new(dims, c, eps as f32, momentum as f32))
+        }
         "AdaptiveAvgPool2d" => {
             let b = bind(vec![("output_size", None)])?;
             Box::new(AdaptiveAvgPool2d::new(b.pair("output_size", 1, None)?))
@@ -697,7 +725,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel)"
                 ),
             });
         }

@@ -14,6 +14,7 @@
 mod activation;
 mod adaptive_avgpool;
 mod avgpool;
+mod batchnorm;
 mod conv2d;
 mod dropout;
 mod dropout2d;
@@ -36,6 +37,7 @@ mod tanh;
 pub use activation::{Activation, Elementwise};
 pub use adaptive_avgpool::AdaptiveAvgPool2d;
 pub use avgpool::AvgPool2d;
+pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
 pub use dropout2d::Dropout2d;
@@ -72,6 +74,15 @@ impl Param {
         let grad = Tensor::zeros(value.shape());
         Param { value, grad }
     }
+}
+
+/// State a layer updates itself rather than by gradient (BatchNorm's running statistics): saved
+/// and loaded with the parameters under its `state_dict` name, never seen by optimisers.
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    pub value: Tensor,
+    /// Whether a checkpoint stores it as int64 (PyTorch's `num_batches_tracked`).
+    pub int: bool,
 }
 
 /// Whether a forward pass is for training (Dropout active, seeded per batch) or for evaluation.
@@ -149,6 +160,9 @@ pub trait Layer: fmt::Display + Send {
 
     /// Visits every parameter with its name under `prefix` (e.g. `"0."`), in PyTorch's order.
     fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    /// Visits every buffer (see [`Buffer`]) with its name under `prefix`, in PyTorch's order.
+    fn visit_buffers(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Buffer)) {}
 
     /// Multiply-accumulates of one sample's forward pass (for FLOP counts in benchmarks); 0 for
     /// layers whose cost is not a product.
