@@ -6,13 +6,13 @@
 //! arg   := [NAME "="] value
 //! value := number | True | False | None | 'string' | "(" value ("," value)* ")" | layer
 //! ```
-//! `Sequential(...)` and `Parallel(...)` take layers as their arguments and nest.
+//! `Sequential(...)`, `Parallel(...)` and `Residual(...)` take layers as their arguments and nest.
 
 use crate::error::{Error, Result};
 use crate::layers::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise, Flatten,
-    GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Sequential, SiLU, Sigmoid,
-    Softmax, Tanh, Window,
+    GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Residual, Sequential,
+    SiLU, Sigmoid, Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
 use rand::Rng;
@@ -693,7 +693,7 @@ pub fn build(
             let b = bind(vec![("output_size", None)])?;
             Box::new(AdaptiveAvgPool2d::new(b.pair("output_size", 1, None)?))
         }
-        "Sequential" | "Parallel" => {
+        "Sequential" | "Parallel" | "Residual" => {
             let mut children = Vec::new();
             for (key, value, col) in &call.args {
                 match (key, value) {
@@ -714,10 +714,10 @@ pub fn build(
                     msg: format!("{} needs at least one layer", call.name),
                 });
             }
-            if call.name == "Sequential" {
-                Box::new(Sequential::new(children))
-            } else {
-                Box::new(Parallel::new(children))
+            match call.name.as_str() {
+                "Sequential" => Box::new(Sequential::new(children)),
+                "Parallel" => Box::new(Parallel::new(children)),
+                _ => Box::new(Residual::new(children)),
             }
         }
         other => {
@@ -725,7 +725,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel, Residual)"
                 ),
             });
         }
