@@ -252,7 +252,7 @@ fn resume_equals_one_go_bit_for_bit() {
         "--data",
         &data,
         "--model",
-        "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)",
+        "Linear(4,16), BatchNorm1d(16), ReLU, Dropout(0.2), Linear(16,3)",
         "--optimizer",
         "adam",
         "--lr",
@@ -285,6 +285,8 @@ fn resume_equals_one_go_bit_for_bit() {
         checkpoint::read(Path::new(&p("resumed.safetensors"))).unwrap(),
     );
     assert_eq!(a.tensors, b.tensors);
+    // BatchNorm's running statistics went through the checkpoint too.
+    assert_eq!(a.tensors["1.num_batches_tracked"].data(), &[48.0]);
 }
 
 #[test]
