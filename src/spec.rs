@@ -39,6 +39,29 @@ pub const PRESETS: &[(&str, &str)] = &[
         "nielsen",
         "Flatten, Linear(784,30), Sigmoid, Linear(30,10), Sigmoid",
     ),
+    // For 28×28: a stem conv, three stages of two residual blocks (16, 32, 64 channels; the
+    // second and third start with a stride-2 conv), a global average pool and a linear layer.
+    (
+        "resnet",
+        concat!(
+            "Conv2d(1,16,3,padding=1,bias=False), BatchNorm2d(16), ReLU, ",
+            "Residual(Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16), ReLU, ",
+            "Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16)), ReLU, ",
+            "Residual(Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16), ReLU, ",
+            "Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16)), ReLU, ",
+            "Conv2d(16,32,3,stride=2,padding=1,bias=False), BatchNorm2d(32), ReLU, ",
+            "Residual(Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32), ReLU, ",
+            "Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32)), ReLU, ",
+            "Residual(Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32), ReLU, ",
+            "Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32)), ReLU, ",
+            "Conv2d(32,64,3,stride=2,padding=1,bias=False), BatchNorm2d(64), ReLU, ",
+            "Residual(Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64), ReLU, ",
+            "Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64)), ReLU, ",
+            "Residual(Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64), ReLU, ",
+            "Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64)), ReLU, ",
+            "AdaptiveAvgPool2d(1), Flatten, Linear(64,10)"
+        ),
+    ),
 ];
 
 /// The text of a preset, or the text itself when it names none.
