@@ -42,6 +42,7 @@ pub mod progress;
 pub mod replica;
 pub mod report;
 pub mod resume;
+pub mod schedule;
 pub mod spec;
 pub mod tensor;
 pub mod train;

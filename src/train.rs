@@ -11,6 +11,7 @@ use crate::loss::Loss;
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::replica::Replica;
+use crate::schedule::LrSchedule;
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -34,6 +35,12 @@ pub struct Position {
     pub loss_sum: f64,
     pub correct: usize,
     pub seen: usize,
+    /// The learning rate of the last step taken.
+    #[serde(default)]
+    pub lr: f64,
+    /// The sum of the pre-clip gradient norms of the epoch's batches so far.
+    #[serde(default)]
+    pub grad_norm_sum: f64,
 }
 
 /// The figures of one finished epoch. Accuracies are fractions; `None` for regression targets.
@@ -50,6 +57,22 @@ pub struct EpochStats {
     pub test_total: usize,
     pub train_seconds: f64,
     pub test_seconds: f64,
+    /// The learning rate of the epoch's last optimiser step.
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// With gradient clipping: the mean over the epoch's batches of the gradient norm before
+    /// clipping.
+    #[serde(default)]
+    pub grad_norm: Option<f64>,
+}
+
+/// What shapes the updates beyond the optimiser: a learning-rate schedule, and a bound on the
+/// global gradient norm.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Controls {
+    pub lr_schedule: Option<LrSchedule>,
+    /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` before every step.
+    pub clip_grad_norm: Option<f32>,
 }
 
 /// Loss and accuracy of a model over a dataset.
@@ -86,6 +109,33 @@ pub struct Trainer {
     pub schedule: Schedule,
     pub position: Position,
     pub history: Vec<EpochStats>,
+    pub controls: Controls,
+}
+
+/// Scales every gradient of `model` by `min(1, max_norm / (‖g‖ + 1e-6))`, `‖g‖` the L2 norm of all of
+/// them together, as `torch.nn.utils.clip_grad_norm_`; returns `‖g‖` before clipping. The norm is
+/// that of the per-tensor norms, each summed in f64 in parameter order (a fixed order: the same bits
+/// on any thread count).
+pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> f64 {
+    let mut squares = 0.0f64;
+    model.visit_params("", &mut |_, p| {
+        let norm = p
+            .grad
+            .data()
+            .iter()
+            .map(|&g| g as f64 * g as f64)
+            .sum::<f64>()
+            .sqrt() as f32;
+        squares += norm as f64 * norm as f64;
+    });
+    let total = squares.sqrt() as f32;
+    let coef = (max_norm / (total + 1e-6)).min(1.0);
+    if coef < 1.0 {
+        model.visit_params("", &mut |_, p| {
+            p.grad.data_mut().iter_mut().for_each(|g| *g *= coef);
+        });
+    }
+    total as f64
 }
 
 /// The arg-max of each row of `y: [N, C]`.
@@ -188,7 +238,7 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
     match (&data.y, loss) {
         (Labels::Classes(c), _) => crate::loss::check_classes(c, outputs)
             .map_err(|e| Error::invalid(format!("{what}: {e}"))),
-        (Labels::Values(_), Loss::CrossEntropy) => Err(Error::invalid(format!(
+        (Labels::Values(_), l) if l.is_cross_entropy() => Err(Error::invalid(format!(
             "{what}: cross-entropy needs integer class labels, the targets are floats \
              (for regression targets use --loss mse)"
         ))),
@@ -260,6 +310,7 @@ impl Trainer {
             schedule,
             position: Position::default(),
             history: Vec::new(),
+            controls: Controls::default(),
         }
     }
 
@@ -304,6 +355,10 @@ impl Trainer {
             if !loss.is_finite() {
                 return Err(self.diverged(train, idx, b, "the loss"));
             }
+            if let Some(max) = self.controls.clip_grad_norm {
+                self.position.grad_norm_sum += clip_grad_norm(self.model.net(), max);
+            }
+            let lr = self.optimizer.config.lr();
             if let Some(bad) = self.optimizer.step(self.model.net()) {
                 return Err(self.diverged(
                     train,
@@ -312,6 +367,15 @@ impl Trainer {
                     &format!("parameter {bad} after the update"),
                 ));
             }
+            // OneCycleLR: stepped after every optimiser step but the run's last (PyTorch errors
+            // on a step past total_steps).
+            if let Some(s) = &mut self.controls.lr_schedule
+                && s.per_batch()
+                && s.last + 1 < s.total_steps
+            {
+                s.step(&mut self.optimizer.config);
+            }
+            self.position.lr = lr as f64;
             self.position.loss_sum += loss * idx.len() as f64;
             self.position.seen += idx.len();
             self.position.batch += 1;
@@ -324,6 +388,11 @@ impl Trainer {
             {
                 return Ok(Outcome::Interrupted);
             }
+        }
+        if let Some(s) = &mut self.controls.lr_schedule
+            && !s.per_batch()
+        {
+            s.step(&mut self.optimizer.config);
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
@@ -348,6 +417,11 @@ impl Trainer {
             } else {
                 0.0
             },
+            lr: Some(p.lr),
+            grad_norm: self
+                .controls
+                .clip_grad_norm
+                .map(|_| p.grad_norm_sum / batches.max(1) as f64),
         };
         self.position.epoch = p.epoch + 1;
         self.history.push(stats.clone());
@@ -426,6 +500,7 @@ mod tests {
             },
             position: Position::default(),
             history: Vec::new(),
+            controls: Controls::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use scratchnet::data::source::{self, DataArgs};
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
+use scratchnet::schedule::LrSchedule;
 use scratchnet::train::{self, Outcome, Schedule, Trainer};
 use scratchnet::{Loss, init::Init};
 use std::collections::BTreeSet;
@@ -40,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model and write a checkpoint.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Run a checkpoint on an .npy batch (raw outputs) or on image files (top classes).
     Predict(PredictArgs),
     /// Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset.
@@ -96,7 +97,7 @@ struct TrainArgs {
     /// cross-entropy (logits, integer classes), mse (mean over all elements), quadratic (½‖a−y‖² per sample).
     #[arg(long)]
     loss: Option<String>,
-    /// sgd or adam.
+    /// sgd, adam, adamw or rmsprop.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Learning rate.
@@ -111,9 +112,35 @@ struct TrainArgs {
     /// SGD with Nesterov momentum.
     #[arg(long)]
     nesterov: bool,
-    /// L2 penalty added to the gradient (PyTorch's weight_decay).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    weight_decay: f32,
+    /// Weight decay: an L2 penalty added to the gradient (sgd, adam, rmsprop; default 0), or
+    /// decoupled, θ ← θ·(1 − lr·λ) (adamw; default 0.01), as PyTorch.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
+    /// RMSprop's smoothing constant α.
+    #[arg(long, default_value_t = 0.99, allow_negative_numbers = true)]
+    alpha: f32,
+    /// RMSprop: normalise by the centred second moment (an estimate of the variance).
+    #[arg(long)]
+    centered: bool,
+    /// A learning-rate schedule, as PyTorch's constructor call: "StepLR(step_size=2, gamma=0.5)",
+    /// "MultiStepLR(milestones=[3, 6], gamma=0.1)", "ExponentialLR(gamma=0.9)",
+    /// "CosineAnnealingLR(T_max=10, eta_min=0)" (stepped after each epoch), "OneCycleLR(max_lr=0.1)"
+    /// (stepped after each batch).
+    #[arg(long)]
+    lr_schedule: Option<String>,
+    /// Clip the global L2 norm of the gradients to MAX before each step (clip_grad_norm_).
+    #[arg(long, value_name = "MAX")]
+    clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing ε (nn.CrossEntropyLoss(label_smoothing=ε)).
+    #[arg(long)]
+    label_smoothing: Option<f32>,
+    /// Stop when the test loss has not improved for PATIENCE epochs; the checkpoint is then the
+    /// best epoch's.
+    #[arg(long, value_name = "PATIENCE")]
+    early_stopping: Option<usize>,
+    /// Keep the best epoch's weights (lowest test loss) at --out while training goes on.
+    #[arg(long)]
+    save_best: bool,
     /// Adam β₁.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     beta1: f32,
@@ -313,7 +340,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
             .context("setting up threads")?;
     }
     match cli.command {
-        Command::Train(a) => train_cmd(a, given),
+        Command::Train(a) => train_cmd(*a, given),
         Command::Predict(a) => predict_cmd(a),
         Command::Eval(a) => eval_cmd(a, given),
         Command::Show(a) => show_cmd(a, given),
@@ -382,12 +409,15 @@ fn model_from(
 }
 
 fn optimizer_config(a: &TrainArgs) -> Result<Config> {
+    let weight_decay = a
+        .weight_decay
+        .unwrap_or(if a.optimizer == "adamw" { 0.01 } else { 0.0 });
     let config = match a.optimizer.as_str() {
         "sgd" => Config::Sgd {
             lr: a.lr,
             momentum: a.momentum,
             dampening: a.dampening,
-            weight_decay: a.weight_decay,
+            weight_decay,
             nesterov: a.nesterov,
         },
         "adam" => Config::Adam {
@@ -395,15 +425,48 @@ fn optimizer_config(a: &TrainArgs) -> Result<Config> {
             beta1: a.beta1,
             beta2: a.beta2,
             eps: a.eps,
-            weight_decay: a.weight_decay,
+            weight_decay,
         },
-        other => bail!("unknown optimizer '{other}': expected sgd or adam"),
+        "adamw" => Config::AdamW {
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            weight_decay,
+        },
+        "rmsprop" => Config::RmsProp {
+            lr: a.lr,
+            alpha: a.alpha,
+            eps: a.eps,
+            weight_decay,
+            momentum: a.momentum,
+            centered: a.centered,
+        },
+        other => bail!("unknown optimizer '{other}': expected sgd, adam, adamw or rmsprop"),
     };
     config.validate()?;
     Ok(config)
 }
 
+/// The loss of `--loss` (default cross-entropy) with `--label-smoothing`.
+fn run_loss(a: &TrainArgs) -> Result<Loss> {
+    let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
+    match a.label_smoothing {
+        Some(s) if loss.is_cross_entropy() => Ok(Loss::cross_entropy(s)?),
+        Some(_) => bail!("--label-smoothing applies to cross-entropy, not to --loss {loss}"),
+        None => Ok(loss),
+    }
+}
+
 fn check_train_flags(a: &TrainArgs) -> Result<()> {
+    if a.clip_grad_norm
+        .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+    {
+        bail!("--clip-grad-norm must be > 0");
+    }
+    if a.early_stopping == Some(0) {
+        bail!("--early-stopping needs a patience of at least 1 epoch");
+    }
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -534,7 +597,19 @@ fn check_same_run(a: &TrainArgs, given: &Given, r: &Resume, model: Option<&str>)
             "loss",
             "--loss",
             quote(&a.loss.as_deref().and_then(loss_of)),
+            quote(&loss_of(&r.loss).map(|l| l.split('(').next().unwrap_or_default().to_string())),
+        ),
+        (
+            "label_smoothing",
+            "--label-smoothing",
+            quote(&run_loss(a).ok().map(|l| l.to_string())),
             quote(&loss_of(&r.loss)),
+        ),
+        (
+            "lr_schedule",
+            "--lr-schedule",
+            quote(&a.lr_schedule),
+            quote(&r.controls.lr_schedule.as_ref().map(|s| s.text.clone())),
         ),
         (
             "optimizer",
@@ -591,6 +666,9 @@ fn retune(trainer: &mut Trainer, a: &TrainArgs, given: &Given) -> Result<Vec<Str
                 *value = asked[name.as_str()].clone();
             }
         }
+    }
+    if trainer.controls.lr_schedule.is_some() && changes.iter().any(|c| c.starts_with("lr ")) {
+        bail!("--lr cannot change on resume: the run's --lr-schedule sets it");
     }
     trainer.optimizer.config = serde_json::from_value(saved)?;
     trainer.optimizer.config.validate()?;
@@ -742,10 +820,19 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
             for change in retune(&mut trainer, &a, given)? {
                 println!("{change}");
             }
+            if given.has("clip_grad_norm") && a.clip_grad_norm != trainer.controls.clip_grad_norm {
+                println!(
+                    "clip_grad_norm {:?} → {:?} from epoch {}",
+                    trainer.controls.clip_grad_norm,
+                    a.clip_grad_norm,
+                    trainer.position.epoch + 1
+                );
+                trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            }
             (trainer, origin)
         }
         None => {
-            let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
+            let loss = run_loss(&a)?;
             let model = match (&a.model, &a.init) {
                 (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
                 (Some(text), None) => {
@@ -771,7 +858,18 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                 initializer: a.initializer.clone(),
                 epochs: Some(a.epochs),
             };
-            (Trainer::new(model, optimizer, loss, schedule), origin)
+            let mut trainer = Trainer::new(model, optimizer, loss, schedule);
+            if let Some(text) = &a.lr_schedule {
+                let batches = train.len().div_ceil(a.batch_size);
+                trainer.controls.lr_schedule = Some(LrSchedule::new(
+                    text,
+                    &mut trainer.optimizer.config,
+                    a.epochs,
+                    batches,
+                )?);
+            }
+            trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            (trainer, origin)
         }
     };
     train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
@@ -784,6 +882,23 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
     trainer
         .model
         .check_memory(trainer.schedule.batch_size.min(train.len()))?;
+    if let Some(s) = &trainer.controls.lr_schedule
+        && s.per_batch()
+        && a.epochs * train.len().div_ceil(trainer.schedule.batch_size) > s.total_steps
+    {
+        bail!(
+            "--epochs {}: the run's OneCycleLR was planned for {} steps, fewer than {} epochs take; start a new run with --init",
+            a.epochs,
+            s.total_steps,
+            a.epochs
+        );
+    }
+    let keep_best = a.save_best || a.early_stopping.is_some();
+    if keep_best && test.is_none() {
+        bail!(
+            "--early-stopping and --save-best watch the test loss, and this data has no test split: add --test-split 0.1"
+        );
+    }
     if trainer.position.epoch >= a.epochs {
         bail!(
             "the checkpoint has already trained {} epochs; ask for more with --epochs",
@@ -863,12 +978,18 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
-                let due = trainer.position.epoch == a.epochs
-                    || a.checkpoint_every
-                        .is_some_and(|k| trainer.position.epoch % k == 0);
+                let best = best_epoch(&trainer.history);
+                // Keeping the best: --out is written when the test loss improves, and only then.
+                let due = if keep_best {
+                    best.is_some_and(|(e, _)| e == stats.epoch)
+                } else {
+                    trainer.position.epoch == a.epochs
+                        || a.checkpoint_every
+                            .is_some_and(|k| trainer.position.epoch % k == 0)
+                };
                 let reports = write_reports(&a, &trainer.history);
                 // A report that cannot be written does not lose the epoch's weights.
-                if due || reports.is_err() {
+                if due || (reports.is_err() && !keep_best) {
                     save(&mut trainer)?;
                 }
                 reports.with_context(|| {
@@ -877,11 +998,37 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                         out.display()
                     )
                 })?;
+                if let (Some(patience), Some((b, loss))) = (a.early_stopping, best)
+                    && stats.epoch - b >= patience
+                {
+                    println!(
+                        "early stopping after epoch {}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})",
+                        stats.epoch
+                    );
+                    break;
+                }
             }
         }
     }
-    println!("saved {}", out.display());
+    match best_epoch(&trainer.history).filter(|_| keep_best) {
+        Some((b, loss)) => println!(
+            "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
+            out.display()
+        ),
+        None => println!("saved {}", out.display()),
+    }
     Ok(())
+}
+
+/// The epoch with the lowest test loss so far (the first of equals), and that loss.
+fn best_epoch(history: &[scratchnet::train::EpochStats]) -> Option<(usize, f64)> {
+    history
+        .iter()
+        .filter_map(|h| h.test_loss.filter(|l| l.is_finite()).map(|l| (h.epoch, l)))
+        .fold(None, |best, (e, l)| match best {
+            Some((_, b)) if b <= l => best,
+            _ => Some((e, l)),
+        })
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
