@@ -272,7 +272,7 @@ mod tests {
         let mut a = model(text, 1);
         let x = Tensor::new(&[4, 1, 6, 6], (0..144).map(|v| (v % 7) as f32).collect()).unwrap();
         for _ in 0..3 {
-            a.forward(x.clone(), Mode::Train { seed: 0 }).unwrap();
+            a.forward(x.clone(), Mode::train(0)).unwrap();
         }
         save(&mut a, &p, &BTreeMap::new()).unwrap();
         // As PyTorch writes them: num_batches_tracked is an int64 scalar.

@@ -14,7 +14,7 @@
 //! let classes = [1, 1, 2, 0];
 //! let mut first = None;
 //! for _ in 0..50 {
-//!     let y = model.forward(x.clone(), Mode::Train { seed: 0 })?;
+//!     let y = model.forward(x.clone(), Mode::train(0))?;
 //!     let (loss, grad) = Loss::CrossEntropy.compute(y, Targets::Classes(&classes))?;
 //!     first.get_or_insert(loss);
 //!     model.backward(grad)?;
@@ -29,6 +29,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod image_io;
 pub mod init;

@@ -5,6 +5,7 @@
 //! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
 
 use crate::data::dataset::{Dataset, Labels, gather};
+use crate::dist::{Group, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode};
 use crate::loss::Loss;
@@ -172,8 +173,21 @@ pub fn pass(
     scale: f32,
     s: &mut Scratch,
 ) -> Result<(f64, usize)> {
+    pass_at(model, loss, train, idx, Mode::train(seed), scale, s)
+}
+
+/// [`pass`] in a given training `mode` (a share of a batch names where its rows start).
+pub fn pass_at(
+    model: &mut Model,
+    loss: Loss,
+    train: &Dataset,
+    idx: &[usize],
+    mode: Mode,
+    scale: f32,
+    s: &mut Scratch,
+) -> Result<(f64, usize)> {
     gather(&train.x, idx, &mut s.x);
-    let y = model.forward(std::mem::take(&mut s.x), Mode::Train { seed })?;
+    let y = model.forward(std::mem::take(&mut s.x), mode)?;
     let right = match &train.y {
         Labels::Classes(c) => argmax_rows(&y)
             .zip(idx)
@@ -274,16 +288,30 @@ pub fn data_warnings(data: &Dataset) -> Vec<String> {
 
 /// Evaluates `model` on `data` in batches of `batch` samples.
 pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> Result<Evaluation> {
-    let n = data.len();
+    let mut eval = eval_sum(model, loss, data, 0..data.len(), batch)?;
+    eval.loss /= data.len().max(1) as f64;
+    Ok(eval)
+}
+
+/// [`evaluate`] over samples `rows` of `data`, with `loss` the sum of the per-sample losses (not
+/// yet divided by their number) and `total` the number of samples.
+pub fn eval_sum(
+    model: &mut Model,
+    loss: Loss,
+    data: &Dataset,
+    rows: std::ops::Range<usize>,
+    batch: usize,
+) -> Result<Evaluation> {
     let mut s = Scratch::default();
     let mut eval = Evaluation {
         loss: 0.0,
         correct: 0,
-        total: n,
+        total: rows.len(),
         predictions: Vec::new(),
     };
-    for start in (0..n).step_by(batch.max(1)) {
-        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+    let end = rows.end;
+    for start in rows.step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
         gather(&data.x, &idx, &mut s.x);
         let y = model.forward(std::mem::take(&mut s.x), Mode::Eval)?;
         if let Labels::Classes(c) = &data.y {
@@ -296,7 +324,6 @@ pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> 
         eval.loss += l * idx.len() as f64;
         s.x = buf;
     }
-    eval.loss /= n.max(1) as f64;
     Ok(eval)
 }
 
@@ -326,30 +353,60 @@ impl Trainer {
         interrupt: Option<&AtomicBool>,
         on_batch: &mut dyn FnMut(usize, usize, f64),
     ) -> Result<Outcome> {
+        self.run_epoch_in(&Single, train, test, interrupt, on_batch)
+    }
+
+    /// [`Trainer::run_epoch`] as one rank of `group`: each batch split across the ranks and its
+    /// gradient summed over them (see [`crate::dist`]), the test set likewise; every rank ends
+    /// with the same weights and figures. An interrupt on any rank stops all after the same batch.
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch`]; ranks whose weights came apart.
+    pub fn run_epoch_in(
+        &mut self,
+        group: &dyn Group,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        interrupt: Option<&AtomicBool>,
+        on_batch: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Outcome> {
         let n = train.len();
         let bs = self.schedule.batch_size;
         let batches = n.div_ceil(bs);
         let order = epoch_order(n, &self.schedule, self.position.epoch);
         let mut scratch = Scratch::default();
-        let mut replica = Replica::for_model(&mut self.model, bs);
+        let mut ranks = (group.size() > 1).then(Reducer::default);
+        let mut replica = match ranks {
+            None => Replica::for_model(&mut self.model, bs),
+            Some(_) => None,
+        };
         let started = Instant::now();
         while self.position.batch < batches {
             let b = self.position.batch;
             let idx = &order[b * bs..((b + 1) * bs).min(n)];
             let seed = crate::layers::mix(self.schedule.seed, self.position.epoch as u64, b as u64);
-            let (loss, right) = match &mut replica {
-                Some(r) if idx.len() >= 2 => {
-                    r.pass(&mut self.model, self.loss, train, idx, seed)?
+            let stop = interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
+            let (loss, right, stop) = match (&mut ranks, &mut replica) {
+                (Some(r), _) => {
+                    let s = r.pass(group, &mut self.model, self.loss, train, idx, seed, stop)?;
+                    (s.loss, s.right, s.stop)
                 }
-                _ => pass(
-                    &mut self.model,
-                    self.loss,
-                    train,
-                    idx,
-                    seed,
-                    1.0,
-                    &mut scratch,
-                )?,
+                (None, Some(r)) if idx.len() >= 2 => {
+                    let (l, right) = r.pass(&mut self.model, self.loss, train, idx, seed)?;
+                    (l, right, stop)
+                }
+                _ => {
+                    let (l, right) = pass(
+                        &mut self.model,
+                        self.loss,
+                        train,
+                        idx,
+                        seed,
+                        1.0,
+                        &mut scratch,
+                    )?;
+                    (l, right, stop)
+                }
             };
             self.position.correct += right;
             if !loss.is_finite() {
@@ -384,8 +441,7 @@ impl Trainer {
                 batches,
                 self.position.loss_sum / self.position.seen as f64,
             );
-            if interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && self.position.batch < batches
-            {
+            if stop && self.position.batch < batches {
                 return Ok(Outcome::Interrupted);
             }
         }
@@ -397,8 +453,9 @@ impl Trainer {
         let train_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let eval = test
-            .map(|t| evaluate(&mut self.model, self.loss, t, bs.max(100)))
+            .map(|t| evaluate_in(group, &mut self.model, self.loss, t, bs.max(100)))
             .transpose()?;
+        check_same_weights(group, &mut self.model, self.position.epoch + 1)?;
         let p = std::mem::take(&mut self.position);
         let classes = matches!(train.y, Labels::Classes(_));
         let stats = EpochStats {
@@ -408,7 +465,11 @@ impl Trainer {
             train_correct: p.correct,
             train_total: p.seen,
             test_loss: eval.as_ref().map(|e| e.loss),
-            test_accuracy: eval.as_ref().and_then(|e| e.accuracy()),
+            // From the labels: a rank's share of the predictions may be empty.
+            test_accuracy: eval
+                .as_ref()
+                .filter(|_| classes)
+                .map(|e| e.correct as f64 / e.total.max(1) as f64),
             test_correct: eval.as_ref().map_or(0, |e| e.correct),
             test_total: eval.as_ref().map_or(0, |e| e.total),
             train_seconds,

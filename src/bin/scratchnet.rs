@@ -7,6 +7,7 @@ use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::source::{self, DataArgs};
+use scratchnet::dist;
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
@@ -773,7 +774,65 @@ fn on_interrupt(flag: Arc<AtomicBool>) -> Result<()> {
     .context("installing the interrupt handler")
 }
 
-fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
+/// An error every rank of a data-parallel run meets at the same point (so they stop together).
+#[derive(Debug)]
+struct AllRanks(anyhow::Error);
+
+impl std::fmt::Display for AllRanks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for AllRanks {}
+
+/// `train` as one rank of the run `mpirun` started (or alone). An error that only this rank meets
+/// aborts the others, which would wait for it; one that all meet ends each normally, and only rank
+/// 0 reports it.
+fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
+    let group = dist::launch()?;
+    if group.size() == 1 {
+        let code = train_run(a, given, &*group).map_err(|e| match e.downcast::<AllRanks>() {
+            Ok(AllRanks(e)) => e,
+            Err(e) => e,
+        })?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
+    dist::install(&group);
+    let (rank, size) = (group.rank(), group.size());
+    let code = match train_run(a, given, &*group) {
+        Ok(code) => code,
+        // Said by rank 0 before MPI_Finalize, which waits for every rank: a rank that left first
+        // would have mpirun end the job before rank 0's line got out.
+        Err(e) if e.is::<AllRanks>() => {
+            if rank == 0 {
+                eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!(
+                "error: rank {rank} of {size}: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            // mpirun forwards a rank's stderr on its own schedule; give it the line before
+            // MPI_Abort tears the job down.
+            std::thread::sleep(Duration::from_millis(500));
+            group.abort(1)
+        }
+    };
+    // Finalises MPI on every rank before leaving.
+    drop(group);
+    std::process::exit(code)
+}
+
+/// Trains as one rank of `group`; the exit code (0, or 130 when interrupted and saved). Only rank
+/// 0 prints and writes files; checkpoints are read by rank 0 and sent to the others.
+fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result<i32> {
+    let lead = group.rank() == 0;
     check_train_flags(&a)?;
     check_data_flags(&a.data, given)?;
     // Everything is checked before the first batch: flags, output paths, data, model, checkpoint.
@@ -791,13 +850,13 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
     }
     let resumed = match &a.resume {
         Some(path) => {
-            let ck = checkpoint::read(path)?;
+            let ck = dist::read_checkpoint(group, path)?;
             let r = Resume::of(&ck)?;
             check_same_run(&a, given, &r, ck.model_text())?;
             // --epochs: the recorded total unless a new one is given.
             match r.origin.epochs {
                 Some(e) if !given.has("epochs") => a.epochs = e,
-                Some(e) if e != a.epochs => println!("epochs {e} → {}", a.epochs),
+                Some(e) if e != a.epochs && lead => println!("epochs {e} → {}", a.epochs),
                 _ => {}
             }
             Some((ck, r))
@@ -818,15 +877,19 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
             let model = model_from(&ck, None, train.sample_shape())?;
             let mut trainer = r.into_trainer(model, &ck)?;
             for change in retune(&mut trainer, &a, given)? {
-                println!("{change}");
+                if lead {
+                    println!("{change}");
+                }
             }
             if given.has("clip_grad_norm") && a.clip_grad_norm != trainer.controls.clip_grad_norm {
-                println!(
-                    "clip_grad_norm {:?} → {:?} from epoch {}",
-                    trainer.controls.clip_grad_norm,
-                    a.clip_grad_norm,
-                    trainer.position.epoch + 1
-                );
+                if lead {
+                    println!(
+                        "clip_grad_norm {:?} → {:?} from epoch {}",
+                        trainer.controls.clip_grad_norm,
+                        a.clip_grad_norm,
+                        trainer.position.epoch + 1
+                    );
+                }
                 trainer.controls.clip_grad_norm = a.clip_grad_norm;
             }
             (trainer, origin)
@@ -834,7 +897,10 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
         None => {
             let loss = run_loss(&a)?;
             let model = match (&a.model, &a.init) {
-                (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
+                (_, Some(init)) => {
+                    let ck = dist::read_checkpoint(group, init)?;
+                    model_from(&ck, a.model.as_deref(), train.sample_shape())?
+                }
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
                     let mut m = Model::build(text, train.sample_shape(), &mut rng)?;
@@ -876,7 +942,7 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
     }
-    for w in train::data_warnings(&train) {
+    for w in train::data_warnings(&train).into_iter().filter(|_| lead) {
         eprintln!("warning: training data: {w}");
     }
     trainer
@@ -905,8 +971,13 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
             trainer.position.epoch
         );
     }
+    if group.size() > 1 {
+        dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
+            .map_err(|e| AllRanks(e.into()))?;
+        dist::broadcast_params(group, &mut trainer.model);
+    }
 
-    if !a.quiet {
+    if !a.quiet && lead {
         println!("{}", trainer.model.summary_table());
         println!(
             "training on {} samples{}, {} loss, {}, batch {}, epochs {} → {}",
@@ -941,12 +1012,13 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
             epoch,
             a.epochs,
             trainer.schedule.batch_size,
-            a.quiet,
+            a.quiet || !lead,
         );
         // On a pool thread, each product's two halves start at once (the caller runs one, the other
         // core steals the second) instead of both being sent to the pool from outside.
         let outcome = rayon::scope(|_| {
-            trainer.run_epoch(
+            trainer.run_epoch_in(
+                group,
                 &train,
                 test.as_ref(),
                 Some(&interrupt),
@@ -962,10 +1034,11 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                 } else {
                     String::new()
                 };
-                bail!("{e}{kept}");
+                return Err(AllRanks(anyhow::anyhow!("{e}{kept}")).into());
             }
         };
         match outcome {
+            Outcome::Interrupted if !lead => return Ok(130),
             Outcome::Interrupted => {
                 save(&mut trainer)?;
                 println!(
@@ -974,7 +1047,13 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                     out.display(),
                     resume_command(&a, &out)
                 );
-                std::process::exit(130);
+                return Ok(130);
+            }
+            // Every rank decides early stopping from the same (reduced) history.
+            Outcome::Finished(stats) if !lead => {
+                if early_stop(&a, &trainer.history, stats.epoch).is_some() {
+                    break;
+                }
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
@@ -998,26 +1077,79 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                         out.display()
                     )
                 })?;
-                if let (Some(patience), Some((b, loss))) = (a.early_stopping, best)
-                    && stats.epoch - b >= patience
-                {
-                    println!(
-                        "early stopping after epoch {}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})",
-                        stats.epoch
-                    );
+                if let Some(why) = early_stop(&a, &trainer.history, stats.epoch) {
+                    println!("{why}");
                     break;
                 }
             }
         }
     }
-    match best_epoch(&trainer.history).filter(|_| keep_best) {
-        Some((b, loss)) => println!(
-            "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
-            out.display()
-        ),
-        None => println!("saved {}", out.display()),
+    if lead {
+        match best_epoch(&trainer.history).filter(|_| keep_best) {
+            Some((b, loss)) => println!(
+                "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
+                out.display()
+            ),
+            None => println!("saved {}", out.display()),
+        }
     }
-    Ok(())
+    Ok(0)
+}
+
+/// With `--early-stopping`, after epoch `epoch`: why the run stops, when the test loss has not
+/// improved for the patience since the best epoch.
+fn early_stop(
+    a: &TrainArgs,
+    history: &[scratchnet::train::EpochStats],
+    epoch: usize,
+) -> Option<String> {
+    let patience = a.early_stopping?;
+    let (b, loss) = best_epoch(history)?;
+    (epoch - b >= patience).then(|| {
+        format!(
+            "early stopping after epoch {epoch}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})"
+        )
+    })
+}
+
+/// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
+fn run_facts(
+    t: &Trainer,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    a: &TrainArgs,
+) -> Vec<(&'static str, String)> {
+    let data = |d: Option<&Dataset>| {
+        d.map_or("none".into(), |d| {
+            format!("{} samples of shape {:?}", d.len(), d.sample_shape())
+        })
+    };
+    let sum = |d: Option<&Dataset>| d.map_or(0, dist::checksum).to_string();
+    vec![
+        ("training data", data(Some(train))),
+        ("training data (checksum)", sum(Some(train))),
+        ("test data", data(test)),
+        ("test data (checksum)", sum(test)),
+        ("model", t.model.text().to_string()),
+        ("loss", t.loss.to_string()),
+        ("optimizer", t.optimizer.config.to_string()),
+        ("--seed", t.schedule.seed.to_string()),
+        ("--batch-size", t.schedule.batch_size.to_string()),
+        ("shuffling", t.schedule.shuffle.to_string()),
+        ("--epochs", a.epochs.to_string()),
+        ("--early-stopping", format!("{:?}", a.early_stopping)),
+        (
+            "controls (--lr-schedule, --clip-grad-norm)",
+            serde_json::to_string(&t.controls).unwrap_or_default(),
+        ),
+        (
+            "starting point (epoch, batch, step)",
+            format!(
+                "{}, {}, {}",
+                t.position.epoch, t.position.batch, t.optimizer.steps
+            ),
+        ),
+    ]
 }
 
 /// The epoch with the lowest test loss so far (the first of equals), and that loss.

@@ -285,7 +285,7 @@ mod tests {
         // x = [[1, 10], [3, 20], [8, 60]]: channel 0 has μ = 4, σ² = 26/3, unbiased 13.
         let mut l = BatchNorm::new(1, 2, 1e-5, 0.1);
         let x = Tensor::new(&[3, 2], vec![1., 10., 3., 20., 8., 60.]).unwrap();
-        let y = l.forward(x.clone(), Mode::Train { seed: 0 }).unwrap();
+        let y = l.forward(x.clone(), Mode::train(0)).unwrap();
         let want = (1.0 - 4.0) / (26.0f32 / 3.0 + 1e-5).sqrt();
         assert!((y.data()[0] - want).abs() < 1e-6, "{}", y.data()[0]);
         assert!((l.running_mean.value.data()[0] - 0.4).abs() < 1e-6);
@@ -302,7 +302,7 @@ mod tests {
     fn one_value_per_channel_in_training_is_pytorchs_error() {
         let mut l = BatchNorm::new(1, 3, 1e-5, 0.1);
         let e = l
-            .forward(Tensor::zeros(&[1, 3]), Mode::Train { seed: 0 })
+            .forward(Tensor::zeros(&[1, 3]), Mode::train(0))
             .unwrap_err()
             .to_string();
         assert!(
@@ -315,7 +315,7 @@ mod tests {
         // One sample of several values per channel is fine, as in PyTorch.
         let mut l = BatchNorm::new(2, 3, 1e-5, 0.1);
         assert!(
-            l.forward(Tensor::zeros(&[1, 3, 2, 2]), Mode::Train { seed: 0 })
+            l.forward(Tensor::zeros(&[1, 3, 2, 2]), Mode::train(0))
                 .is_ok()
         );
     }

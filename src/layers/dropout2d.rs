@@ -54,7 +54,7 @@ impl Layer for Dropout2d {
 
     /// `y[n, c] = x[n, c] · m[n, c] / (1−p)` with `m[n, c] ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        let Mode::Train { seed } = mode else {
+        let Mode::Train { seed, first_row } = mode else {
             self.mask = Some(None);
             return Ok(x);
         };
@@ -63,7 +63,8 @@ impl Layer for Dropout2d {
             _ => Vec::new(),
         };
         let planes = x.shape().iter().take(2).product();
-        draw_mask(self.p, planes, seed, &mut mask);
+        let per_row = x.shape().get(1).copied().unwrap_or(1);
+        draw_mask(self.p, planes, seed, first_row * per_row, &mut mask);
         Self::apply(&mask, &mut x);
         self.mask = Some(Some(mask));
         Ok(x)
@@ -93,7 +94,7 @@ mod tests {
     fn drops_whole_channels_about_p_and_eval_is_identity() {
         let mut d = Dropout2d::new(0.25);
         let x = Tensor::new(&[50, 40, 2, 3], vec![1.0; 12_000]).unwrap();
-        let y = d.forward(x.clone(), Mode::Train { seed: 9 }).unwrap();
+        let y = d.forward(x.clone(), Mode::train(9)).unwrap();
         let planes: Vec<&[f32]> = y.data().chunks(6).collect();
         assert!(planes.iter().all(|p| p.iter().all(|&v| v == p[0])));
         let dropped = planes.iter().filter(|p| p[0] == 0.0).count();
