@@ -41,22 +41,23 @@ fn err(path: &Path, msg: impl Into<String>) -> Error {
 /// # Errors
 /// The file cannot be written.
 pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
-    let mut params: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    model.net().visit_params("", &mut |name, p| {
-        let bytes = p
-            .value
-            .data()
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        params.push((name.to_string(), p.value.shape().to_vec(), bytes));
+    let mut tensors: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
+    each_tensor(model.net(), &mut |name, t, int| {
+        let (dtype, bytes) = if int {
+            let ints = t.data().iter().flat_map(|&v| (v as i64).to_le_bytes());
+            (Dtype::I64, ints.collect())
+        } else {
+            let floats = t.data().iter().flat_map(|v| v.to_le_bytes());
+            (Dtype::F32, floats.collect())
+        };
+        tensors.push((name.to_string(), t.shape().to_vec(), dtype, bytes));
     });
-    let views = params
+    let views = tensors
         .iter()
-        .map(|(name, shape, bytes)| {
+        .map(|(name, shape, dtype, bytes)| {
             Ok((
                 name.as_str(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes)
+                TensorView::new(*dtype, shape.clone(), bytes)
                     .map_err(|e| err(path, e.to_string()))?,
             ))
         })
@@ -67,7 +68,15 @@ pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>)
     atomic_write(path, &bytes)
 }
 
-/// Reads a safetensors file (F32, F64, F16 or BF16 tensors, converted to f32).
+/// Visits every tensor of a `state_dict`: the parameters, then the buffers (running statistics),
+/// with whether the file stores it as int64.
+fn each_tensor(net: &mut dyn Layer, f: &mut dyn FnMut(&str, &mut Tensor, bool)) {
+    net.visit_params("", &mut |name, p| f(name, &mut p.value, false));
+    net.visit_buffers("", &mut |name, b| f(name, &mut b.value, b.int));
+}
+
+/// Reads a safetensors file (F32, F64, F16 or BF16 tensors, and I64 ones such as BatchNorm's
+/// `num_batches_tracked`, converted to f32).
 ///
 /// # Errors
 /// A missing file; a corrupt or truncated file; a dtype we cannot use; a non-finite weight.
@@ -114,10 +123,16 @@ pub fn parse(bytes: &[u8], path: &Path) -> Result<Checkpoint> {
                 .chunks_exact(2)
                 .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
                 .collect(),
+            Dtype::I64 => raw
+                .chunks_exact(8)
+                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
             other => {
                 return Err(err(
                     path,
-                    format!("tensor '{shown}' has dtype {other:?}; expected F32, F64, F16 or BF16"),
+                    format!(
+                        "tensor '{shown}' has dtype {other:?}; expected F32, F64, F16, BF16 or I64"
+                    ),
                 ));
             }
         };
@@ -163,14 +178,14 @@ impl Checkpoint {
         self.metadata.get(MODEL_KEY).map(String::as_str)
     }
 
-    /// Copies the tensors into `model`'s parameters.
+    /// Copies the tensors into `model`'s parameters and buffers.
     ///
     /// # Errors
     /// Lists every missing, unexpected and mis-shaped tensor; nothing is changed then.
     pub fn load_into(&self, model: &mut Model) -> Result<()> {
         let mut expected: Vec<(String, Vec<usize>)> = Vec::new();
-        model.net().visit_params("", &mut |name, p| {
-            expected.push((name.to_string(), p.value.shape().to_vec()))
+        each_tensor(model.net(), &mut |name, t, _| {
+            expected.push((name.to_string(), t.shape().to_vec()))
         });
         let mut problems = Vec::new();
         for (name, shape) in &expected {
@@ -198,9 +213,9 @@ impl Checkpoint {
                 ),
             ));
         }
-        model
-            .net()
-            .visit_params("", &mut |name, p| p.value.clone_from(&self.tensors[name]));
+        each_tensor(model.net(), &mut |name, t, _| {
+            t.clone_from(&self.tensors[name])
+        });
         Ok(())
     }
 }
@@ -246,6 +261,60 @@ mod tests {
         assert_eq!(
             a.forward(x.clone(), Mode::Eval).unwrap(),
             b.forward(x, Mode::Eval).unwrap()
+        );
+    }
+
+    #[test]
+    fn batchnorm_running_statistics_are_saved_and_loaded_beside_the_parameters() {
+        let text = "Conv2d(1,2,3), BatchNorm2d(2), ReLU, Flatten, Linear(32,3), BatchNorm1d(3)";
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut a = model(text, 1);
+        let x = Tensor::new(&[4, 1, 6, 6], (0..144).map(|v| (v % 7) as f32).collect()).unwrap();
+        for _ in 0..3 {
+            a.forward(x.clone(), Mode::train(0)).unwrap();
+        }
+        save(&mut a, &p, &BTreeMap::new()).unwrap();
+        // As PyTorch writes them: num_batches_tracked is an int64 scalar.
+        let bytes = std::fs::read(&p).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let nbt = st.tensor("1.num_batches_tracked").unwrap();
+        assert_eq!((nbt.dtype(), nbt.shape()), (Dtype::I64, &[][..]));
+        assert_eq!(nbt.data(), 3i64.to_le_bytes());
+        let ck = read(&p).unwrap();
+        assert_eq!(
+            ck.tensors.keys().collect::<Vec<_>>(),
+            [
+                "0.bias",
+                "0.weight",
+                "1.bias",
+                "1.num_batches_tracked",
+                "1.running_mean",
+                "1.running_var",
+                "1.weight",
+                "4.bias",
+                "4.weight",
+                "5.bias",
+                "5.num_batches_tracked",
+                "5.running_mean",
+                "5.running_var",
+                "5.weight"
+            ]
+        );
+        let mut b = model(text, 2);
+        ck.load_into(&mut b).unwrap();
+        assert_eq!(
+            a.forward(x.clone(), Mode::Eval).unwrap(),
+            b.forward(x, Mode::Eval).unwrap()
+        );
+        // The running statistics are buffers: optimisers, which visit parameters, never see them.
+        let mut names = Vec::new();
+        b.net()
+            .visit_params("", &mut |n, _| names.push(n.to_string()));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("running") || n.contains("tracked"))
         );
     }
 

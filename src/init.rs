@@ -83,14 +83,21 @@ impl Init {
         }
     }
 
-    /// Re-draws every parameter of `model` (in parameter order) from this distribution.
+    /// Re-draws every parameter of `model` (in parameter order) from this distribution, except a
+    /// normalisation's scale and shift (BatchNorm's 1-D `weight` and its `bias`), which keep their
+    /// 1 and 0: a scale drawn near 0 would silence the layer.
     pub fn apply(&self, model: &mut dyn Layer, rng: &mut impl Rng) {
         // A bias takes the fan-in and fan-out of the weight visited just before it.
         let mut last = (1usize, 1usize);
+        let mut norm = false;
         model.visit_params("", &mut |name, p| {
             let shape = p.value.shape().to_vec();
             if name.ends_with("weight") {
                 last = (shape[0], shape[1..].iter().product());
+                norm = shape.len() == 1;
+            }
+            if norm {
+                return;
             }
             let (out, fan_in) = last;
             p.value = match *self {
@@ -188,6 +195,19 @@ mod tests {
             // U(−b, b) has σ = b/√3 with b = 1/√200.
             let want = (1.0 / 200f64.sqrt()) / 3f64.sqrt();
             assert!((s / want - 1.0).abs() < 0.15, "U(±1/√in): σ {s} vs {want}");
+        });
+    }
+
+    #[test]
+    fn batchnorm_keeps_its_unit_scale_and_zero_shift() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let text = "Linear(4,3), BatchNorm1d(3), Linear(3,2)";
+        let mut m = crate::model::Model::build(text, &[4], &mut rng).unwrap();
+        Init::Normal { std: 0.01 }.apply(m.net(), &mut rng);
+        m.net().visit_params("", &mut |name, p| match name {
+            "1.weight" => assert_eq!(p.value.data(), &[1.0; 3]),
+            "1.bias" => assert_eq!(p.value.data(), &[0.0; 3]),
+            _ => assert!(p.value.data().iter().all(|v| v.abs() < 0.1), "{name}"),
         });
     }
 

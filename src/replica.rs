@@ -12,7 +12,8 @@
 //! Whether a network trains in halves depends on the network and the batch size alone, never on the
 //! thread count (one thread runs the halves in turn), so 1 and 4 threads sum in the same order and
 //! give the same bits. Networks with Dropout are left whole: its masks are drawn row after row of the
-//! batch, and a half batch would draw other ones.
+//! batch, and a half batch would draw other ones; so are networks with BatchNorm, whose rows are
+//! normalised by the whole batch's statistics ([`Layer::needs_whole_batch`]).
 
 use crate::data::dataset::Dataset;
 use crate::error::Result;
@@ -41,7 +42,7 @@ impl Replica {
     /// batches of two or more, at most `MAX_PARAMS` (65,536) parameters, no Dropout.
     pub fn for_model(model: &mut Model, batch_size: usize) -> Option<Replica> {
         let params = param_count(model.net());
-        if batch_size < 2 || params > MAX_PARAMS || model.net_ref().draws_per_row() {
+        if batch_size < 2 || params > MAX_PARAMS || model.net_ref().needs_whole_batch() {
             return None;
         }
         // The weights drawn here are overwritten before every batch.
@@ -169,6 +170,13 @@ mod tests {
         assert!(two.install(|| Replica::for_model(&mut model(NET), 1).is_none()));
         let dropout = "Conv2d(1,4,3,stride=2), ReLU, Flatten, Dropout(0.5), Linear(36,10)";
         assert!(two.install(|| Replica::for_model(&mut model(dropout), 50).is_none()));
+        // BatchNorm normalises by the whole batch's statistics; Dropout2d draws per row.
+        for whole in [
+            "Conv2d(1,4,3,stride=2), BatchNorm2d(4), ReLU, Flatten, Linear(36,10)",
+            "Conv2d(1,4,3,stride=2), Dropout2d(0.5), Flatten, Linear(36,10)",
+        ] {
+            assert!(two.install(|| Replica::for_model(&mut model(whole), 50).is_none()));
+        }
         let big = "Flatten, Linear(64,1100)";
         assert!(two.install(|| Replica::for_model(&mut model(big), 50).is_none()));
     }

@@ -4,14 +4,15 @@
 //! model := layer ("," layer)* [","]
 //! layer := NAME ["(" [arg ("," arg)* [","]] ")"]       NAME may carry "nn." / "torch.nn."
 //! arg   := [NAME "="] value
-//! value := number | True | False | None | "(" value ("," value)* ")" | layer
+//! value := number | True | False | None | 'string' | "(" value ("," value)* ")" | layer
 //! ```
-//! `Sequential(...)` and `Parallel(...)` take layers as their arguments and nest.
+//! `Sequential(...)`, `Parallel(...)` and `Residual(...)` take layers as their arguments and nest.
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Elementwise, Flatten, Layer, LeakyReLU, Linear, MaxPool2d,
-    Parallel, ReLU, Sequential, Sigmoid, Softmax, Tanh, Window,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise, Flatten,
+    GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Residual, Sequential,
+    SiLU, Sigmoid, Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
 use rand::Rng;
@@ -37,6 +38,29 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "nielsen",
         "Flatten, Linear(784,30), Sigmoid, Linear(30,10), Sigmoid",
+    ),
+    // For 28×28: a stem conv, three stages of two residual blocks (16, 32, 64 channels; the
+    // second and third start with a stride-2 conv), a global average pool and a linear layer.
+    (
+        "resnet",
+        concat!(
+            "Conv2d(1,16,3,padding=1,bias=False), BatchNorm2d(16), ReLU, ",
+            "Residual(Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16), ReLU, ",
+            "Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16)), ReLU, ",
+            "Residual(Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16), ReLU, ",
+            "Conv2d(16,16,3,padding=1,bias=False), BatchNorm2d(16)), ReLU, ",
+            "Conv2d(16,32,3,stride=2,padding=1,bias=False), BatchNorm2d(32), ReLU, ",
+            "Residual(Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32), ReLU, ",
+            "Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32)), ReLU, ",
+            "Residual(Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32), ReLU, ",
+            "Conv2d(32,32,3,padding=1,bias=False), BatchNorm2d(32)), ReLU, ",
+            "Conv2d(32,64,3,stride=2,padding=1,bias=False), BatchNorm2d(64), ReLU, ",
+            "Residual(Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64), ReLU, ",
+            "Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64)), ReLU, ",
+            "Residual(Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64), ReLU, ",
+            "Conv2d(64,64,3,padding=1,bias=False), BatchNorm2d(64)), ReLU, ",
+            "AdaptiveAvgPool2d(1), Flatten, Linear(64,10)"
+        ),
     ),
 ];
 
@@ -619,7 +643,7 @@ pub fn build(
             let b = bind(vec![("dim", Some(Int(1)))])?;
             Box::new(Softmax::new(b.int("dim")?))
         }
-        "Dropout" => {
+        "Dropout" | "Dropout2d" => {
             let b = bind(vec![
                 ("p", Some(Float(0.5))),
                 ("inplace", Some(Bool(false))),
@@ -630,9 +654,73 @@ pub fn build(
                 return b.bad("p", col, "between 0 and 1");
             }
             b.flag("inplace")?;
-            Box::new(Dropout::new(p as f32))
+            if call.name == "Dropout" {
+                Box::new(Dropout::new(p as f32))
+            } else {
+                Box::new(Dropout2d::new(p as f32))
+            }
         }
-        "Sequential" | "Parallel" => {
+        "GELU" => {
+            let b = bind(vec![("approximate", Some(Value::Str("none".into())))])?;
+            match b.get("approximate") {
+                (Value::Str(a), _) if a == "none" || a == "tanh" => {
+                    Box::new(Elementwise::new(GELU { tanh: a == "tanh" }))
+                }
+                (_, col) => return b.bad("approximate", col, "'none' or 'tanh'"),
+            }
+        }
+        "SiLU" => {
+            let b = bind(vec![("inplace", Some(Bool(false)))])?;
+            b.flag("inplace")?;
+            Box::new(Elementwise::new(SiLU))
+        }
+        "ELU" => {
+            let b = bind(vec![
+                ("alpha", Some(Float(1.0))),
+                ("inplace", Some(Bool(false))),
+            ])?;
+            b.flag("inplace")?;
+            Box::new(Elementwise::new(ELU {
+                alpha: b.float("alpha")? as f32,
+            }))
+        }
+        "Identity" => {
+            bind(vec![])?;
+            Box::new(Identity)
+        }
+        "BatchNorm1d" | "BatchNorm2d" => {
+            let b = bind(vec![
+                ("num_features", None),
+                ("eps", Some(Float(1e-5))),
+                ("momentum", Some(Float(0.1))),
+                ("affine", Some(Bool(true))),
+                ("track_running_stats", Some(Bool(true))),
+            ])?;
+            b.only_default("affine", "True (affine=False is not supported)")?;
+            b.only_default(
+                "track_running_stats",
+                "True (track_running_stats=False is not supported)",
+            )?;
+            let c = b.positive("num_features")?;
+            let eps = b.float("eps")?;
+            if eps <= 0.0 {
+                let col = b.get("eps").1;
+                return b.bad("eps", col, "a positive number");
+            }
+            let momentum = b.float("momentum")?;
+            if !(0.0..=1.0).contains(&momentum) {
+                let col = b.get("momentum").1;
+                return b.bad("momentum", col, "between 0 and 1 (None is not supported)");
+            }
+            b.take(budget, &[c], c)?;
+            let dims = if call.name == "BatchNorm1d" { 1 } else { 2 };
+            Box::new(BatchNorm::new(dims, c, eps as f32, momentum as f32))
+        }
+        "AdaptiveAvgPool2d" => {
+            let b = bind(vec![("output_size", None)])?;
+            Box::new(AdaptiveAvgPool2d::new(b.pair("output_size", 1, None)?))
+        }
+        "Sequential" | "Parallel" | "Residual" => {
             let mut children = Vec::new();
             for (key, value, col) in &call.args {
                 match (key, value) {
@@ -653,10 +741,10 @@ pub fn build(
                     msg: format!("{} needs at least one layer", call.name),
                 });
             }
-            if call.name == "Sequential" {
-                Box::new(Sequential::new(children))
-            } else {
-                Box::new(Parallel::new(children))
+            match call.name.as_str() {
+                "Sequential" => Box::new(Sequential::new(children)),
+                "Parallel" => Box::new(Parallel::new(children)),
+                _ => Box::new(Residual::new(children)),
             }
         }
         other => {
@@ -664,7 +752,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout, Sequential, Parallel)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel, Residual)"
                 ),
             });
         }
@@ -826,6 +914,36 @@ mod tests {
                 "Dropout(p=0.5, inplace=False)",
                 "Flatten(start_dim=1, end_dim=-1)",
             ]
+        );
+        let text = "GELU, GELU(approximate='tanh'), SiLU, ELU, ELU(alpha=0.5), Identity(), Dropout2d(0.25), AdaptiveAvgPool2d(1), AdaptiveAvgPool2d((2, 3))";
+        let reprs: Vec<String> = parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
+            .collect();
+        // As PyTorch 2.15 prints them.
+        assert_eq!(
+            reprs,
+            [
+                "GELU(approximate='none')",
+                "GELU(approximate='tanh')",
+                "SiLU()",
+                "ELU(alpha=1.0)",
+                "ELU(alpha=0.5)",
+                "Identity()",
+                "Dropout2d(p=0.25, inplace=False)",
+                "AdaptiveAvgPool2d(output_size=1)",
+                "AdaptiveAvgPool2d(output_size=(2, 3))",
+            ]
+        );
+        assert!(
+            build_err("GELU(approximate='erf')").contains("'approximate' must be 'none' or 'tanh'")
+        );
+        assert!(
+            build_err("GELU(approximate='tanh)").contains("a string opened with ' is not closed")
+        );
+        assert!(
+            build_err("AdaptiveAvgPool2d(0)").contains("'output_size' must be a positive integer")
         );
     }
 }

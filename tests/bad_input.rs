@@ -322,3 +322,39 @@ fn images() {
     let e = fails(&["predict", "--checkpoint", s(&ck), s(&d.join("missing.png"))]);
     assert!(e.contains("missing.png"), "{e}");
 }
+
+#[test]
+fn batchnorm_and_residual_that_do_not_fit_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = toy_data(dir.path(), 8);
+    let out = dir.path().join("o.safetensors");
+    let train = |extra: &[&str]| {
+        let mut args = vec!["train", "--data", &data, "--quiet", "--out", s(&out)];
+        args.extend_from_slice(extra);
+        fails(&args)
+    };
+    let e = train(&["--model", "Linear(4,8), BatchNorm1d(6), Linear(8,3)"]);
+    assert!(
+        e.contains("layer 1 (BatchNorm1d(6, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)) expects input [C=6] or [C=6, L], got [8] from layer 0"),
+        "{e}"
+    );
+    let e = train(&[
+        "--model",
+        "Linear(4,8), Residual(Linear(8,5), ReLU), Linear(8,3)",
+    ]);
+    assert!(
+        e.contains("layer 1 (Residual( (0): Linear(in_features=8, out_features=5, bias=True) (1): ReLU() )) expects input layers inside that keep its shape (they give [5]), got [8] from layer 0"),
+        "{e}"
+    );
+    let e = train(&[
+        "--model",
+        "Linear(4,8), BatchNorm1d(8), Linear(8,3)",
+        "--batch-size",
+        "1",
+    ]);
+    assert!(
+        e.contains("Expected more than 1 value per channel when training, got input size [1, 8]"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

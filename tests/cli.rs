@@ -63,6 +63,67 @@ fn train_like_pytorch(case: &str, flags: &[&str]) {
         ours.tensors.keys().collect::<Vec<_>>(),
         torch.tensors.keys().collect::<Vec<_>>()
     );
+    // The trained model's predictions in evaluation (BatchNorm on its running statistics).
+    if g.join("out_after.npy").exists() {
+        let pred = dir.path().join("pred.npy");
+        ok(&[
+            "predict",
+            "--checkpoint",
+            out.to_str().unwrap(),
+            "--input",
+            g.join("x.npy").to_str().unwrap(),
+            "--output",
+            pred.to_str().unwrap(),
+        ]);
+        for (a, b) in floats(&pred).iter().zip(&floats(&g.join("out_after.npy"))) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{case} after training: {a} vs {b}"
+            );
+        }
+    }
+}
+
+#[test]
+fn train_matches_pytorch_batchnorm_residual_and_new_layers() {
+    let sgd = |lr, momentum, epochs, batch| {
+        let flags = [
+            "--lr",
+            lr,
+            "--momentum",
+            momentum,
+            "--epochs",
+            epochs,
+            "--batch-size",
+            batch,
+        ];
+        flags.to_vec()
+    };
+    let ce = ["--loss", "cross-entropy"];
+    let mse = ["--loss", "mse"];
+    for (case, loss, flags) in [
+        ("bn1d_mlp", ce, sgd("0.1", "0.9", "2", "4")),
+        ("bn1d_sequence", mse, sgd("0.05", "0", "3", "3")),
+        ("bn2d_cnn", ce, sgd("0.05", "0.9", "2", "5")),
+        ("activations", mse, sgd("0.1", "0", "2", "5")),
+        ("adaptive_pool", mse, sgd("0.1", "0", "2", "4")),
+        (
+            "residual_bn",
+            ce,
+            vec![
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.01",
+                "--epochs",
+                "2",
+                "--batch-size",
+                "4",
+            ],
+        ),
+    ] {
+        train_like_pytorch(case, &[&loss[..], &flags].concat());
+    }
 }
 
 #[test]
@@ -191,7 +252,7 @@ fn resume_equals_one_go_bit_for_bit() {
         "--data",
         &data,
         "--model",
-        "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)",
+        "Linear(4,16), BatchNorm1d(16), ReLU, Dropout(0.2), Linear(16,3)",
         "--optimizer",
         "adam",
         "--lr",
@@ -224,6 +285,8 @@ fn resume_equals_one_go_bit_for_bit() {
         checkpoint::read(Path::new(&p("resumed.safetensors"))).unwrap(),
     );
     assert_eq!(a.tensors, b.tensors);
+    // BatchNorm's running statistics went through the checkpoint too.
+    assert_eq!(a.tensors["1.num_batches_tracked"].data(), &[48.0]);
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! Fixtures: `tests/fixtures/golden/<case>/`, made by `python3 tools/make_fixtures.py` (the exact
 //! call is in each `case.json`). Per case we check the forward output on all samples, the loss,
 //! ∂L/∂x and ∂L/∂θ of the first batch, and the weights after every optimiser step of the run.
+//! Cases with BatchNorm, Residual and the newer activations come from
+//! `python3 tools/make_layer_fixtures.py`: their running statistics after the run are checked as
+//! weights are, and their trained model's evaluation output too.
 
 use rand::SeedableRng;
 use scratchnet::checkpoint::{self, Checkpoint};
@@ -155,7 +158,17 @@ fn check(name: &str) {
         1e-3
     };
     let after = checkpoint::read(&d.join("after.safetensors")).unwrap();
-    trainer.model.net().visit_params("", &mut |n, p| {
+    // Parameters, then buffers (BatchNorm's running statistics and num_batches_tracked).
+    let mut trained = Vec::new();
+    let net = trainer.model.net();
+    net.visit_params("", &mut |n, p| {
+        trained.push((n.to_string(), p.value.clone()))
+    });
+    net.visit_buffers("", &mut |n, b| {
+        trained.push((n.to_string(), b.value.clone()))
+    });
+    assert_eq!(trained.len(), after.tensors.len(), "{ctx}: state_dict size");
+    for (n, value) in &trained {
         let (start, want) = (init.tensors[n].data(), after.tensors[n].data());
         let update = start
             .iter()
@@ -164,20 +177,31 @@ fn check(name: &str) {
             .max(1e-7);
         let norm =
             |v: &mut dyn Iterator<Item = f32>| v.map(|x| (x as f64).powi(2)).sum::<f64>().sqrt();
-        let err = norm(&mut p.value.data().iter().zip(want).map(|(a, b)| a - b));
+        let err = norm(&mut value.data().iter().zip(want).map(|(a, b)| a - b));
         let moved = norm(&mut start.iter().zip(want).map(|(a, b)| a - b)).max(1e-12);
         assert!(
             err / moved <= 1e-3,
             "{ctx}: {n} after training: ‖ours − PyTorch‖ / ‖update‖ = {}",
             err / moved
         );
-        for (i, (a, b)) in p.value.data().iter().zip(want).enumerate() {
+        for (i, (a, b)) in value.data().iter().zip(want).enumerate() {
             assert!(
                 (a - b).abs() <= elementwise * update + 1e-7,
                 "{ctx}: {n}[{i}] after training: ours {a}, PyTorch {b} (largest update {update})"
             );
         }
-    });
+    }
+
+    // The trained model in evaluation (BatchNorm on its running statistics), where recorded.
+    if d.join("out_after.npy").exists() {
+        let out = trainer.model.predict(&x, 1000).unwrap();
+        assert_close(
+            &format!("{ctx}: forward after training"),
+            out.data(),
+            tensor(&d.join("out_after.npy")).data(),
+            1e-4,
+        );
+    }
 }
 
 #[test]
@@ -223,4 +247,34 @@ fn parallel() {
 #[test]
 fn regression() {
     check("regression");
+}
+
+#[test]
+fn batchnorm1d_mlp() {
+    check("bn1d_mlp");
+}
+
+#[test]
+fn batchnorm1d_on_sequences_with_eps_and_momentum() {
+    check("bn1d_sequence");
+}
+
+#[test]
+fn batchnorm2d_cnn() {
+    check("bn2d_cnn");
+}
+
+#[test]
+fn residual_blocks_with_batchnorm_and_global_average_pool() {
+    check("residual_bn");
+}
+
+#[test]
+fn gelu_silu_elu_identity() {
+    check("activations");
+}
+
+#[test]
+fn adaptive_average_pool_with_uneven_windows() {
+    check("adaptive_pool");
 }

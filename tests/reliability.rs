@@ -257,11 +257,13 @@ fn nan_in_the_data_is_refused_before_training() {
 
 /// Networks that take every parallel path: a CNN with Dropout (products cut across the cores), the
 /// same without (small enough to train in two halves of each batch), and lenet (convolutions that
-/// run their ReLU and max pool image by image, in runs of images).
-const NETS: [&str; 3] = [
+/// run their ReLU and max pool image by image, in runs of images), and one with BatchNorm (channel
+/// sums), a residual block, Dropout2d, GELU, SiLU and an adaptive pool.
+const NETS: [&str; 4] = [
     "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Dropout(0.1), Linear(64,10)",
     "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Linear(64,10)",
     "lenet",
+    "Conv2d(1,8,3,stride=2,bias=False), BatchNorm2d(8), ReLU, Residual(Conv2d(8,8,3,padding=1,bias=False), BatchNorm2d(8), GELU), Dropout2d(0.1), AdaptiveAvgPool2d(2), Flatten, Linear(32,16), BatchNorm1d(16), SiLU, Linear(16,10)",
 ];
 
 /// Trains `model` on 28×28 images with `threads` threads; returns the weights.

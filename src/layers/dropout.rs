@@ -41,7 +41,7 @@ impl Layer for Dropout {
         Ok(input.to_vec())
     }
 
-    fn draws_per_row(&self) -> bool {
+    fn needs_whole_batch(&self) -> bool {
         true
     }
 
@@ -51,27 +51,12 @@ impl Layer for Dropout {
             self.mask = Some(None);
             return Ok(x);
         };
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let per_row = x.len() / x.shape().first().copied().unwrap_or(1).max(1);
-        // One f32 draw is one 32-bit word of the stream.
-        rng.set_word_pos((first_row * per_row) as u128);
-        let keep = if self.p < 1.0 {
-            1.0 / (1.0 - self.p)
-        } else {
-            0.0
-        };
         let mut mask = match self.mask.take() {
             Some(Some(m)) => m,
             _ => Vec::new(),
         };
-        mask.clear();
-        mask.extend((0..x.len()).map(|_| {
-            if rng.r#gen::<f32>() < self.p {
-                0.0
-            } else {
-                keep
-            }
-        }));
+        draw_mask(self.p, x.len(), seed, first_row * per_row, &mut mask);
         x.data_mut()
             .iter_mut()
             .zip(&mask)
@@ -92,6 +77,16 @@ impl Layer for Dropout {
         }
         Ok(grad_y)
     }
+}
+
+/// Fills `mask` with `count` values drawn in order from `ChaCha8(seed)` from word `start` on (one
+/// f32 draw is one 32-bit word): 0 with probability `p`, else `1/(1−p)` (0 when `p = 1`).
+pub(super) fn draw_mask(p: f32, count: usize, seed: u64, start: usize, mask: &mut Vec<f32>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    rng.set_word_pos(start as u128);
+    let keep = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
+    mask.clear();
+    mask.extend((0..count).map(|_| if rng.r#gen::<f32>() < p { 0.0 } else { keep }));
 }
 
 #[cfg(test)]

@@ -12,34 +12,50 @@
 //!   prefix the child's index, so names are `nn.Sequential.state_dict()` keys.
 
 mod activation;
+mod adaptive_avgpool;
 mod avgpool;
+mod batchnorm;
 mod conv2d;
 mod dropout;
+mod dropout2d;
+mod elu;
 mod flatten;
+mod gelu;
+mod identity;
 mod leaky_relu;
 mod linear;
 mod maxpool;
 mod parallel;
 mod pool;
 mod relu;
+mod residual;
 mod sequential;
 mod sigmoid;
+mod silu;
 mod softmax;
 mod tanh;
 
 pub use activation::{Activation, Elementwise};
+pub use adaptive_avgpool::AdaptiveAvgPool2d;
 pub use avgpool::AvgPool2d;
+pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
+pub use dropout2d::Dropout2d;
+pub use elu::ELU;
 pub use flatten::Flatten;
+pub use gelu::GELU;
+pub use identity::Identity;
 pub use leaky_relu::LeakyReLU;
 pub use linear::Linear;
 pub use maxpool::{MaxPool2d, PoolSpec};
 pub use parallel::Parallel;
 pub use pool::Window;
 pub use relu::ReLU;
+pub use residual::Residual;
 pub use sequential::Sequential;
 pub use sigmoid::Sigmoid;
+pub use silu::SiLU;
 pub use softmax::Softmax;
 pub use tanh::Tanh;
 
@@ -60,6 +76,15 @@ impl Param {
         let grad = Tensor::zeros(value.shape());
         Param { value, grad }
     }
+}
+
+/// State a layer updates itself rather than by gradient (BatchNorm's running statistics): saved
+/// and loaded with the parameters under its `state_dict` name, never seen by optimisers.
+#[derive(Clone, Debug)]
+pub struct Buffer {
+    pub value: Tensor,
+    /// Whether a checkpoint stores it as int64 (PyTorch's `num_batches_tracked`).
+    pub int: bool,
 }
 
 /// Whether a forward pass is for training (Dropout active, seeded per batch) or for evaluation.
@@ -150,6 +175,9 @@ pub trait Layer: fmt::Display + Send {
     /// Visits every parameter with its name under `prefix` (e.g. `"0."`), in PyTorch's order.
     fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
 
+    /// Visits every buffer (see [`Buffer`]) with its name under `prefix`, in PyTorch's order.
+    fn visit_buffers(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Buffer)) {}
+
     /// Multiply-accumulates of one sample's forward pass (for FLOP counts in benchmarks); 0 for
     /// layers whose cost is not a product.
     fn macs(&self, _input: &[usize]) -> usize {
@@ -188,10 +216,11 @@ pub trait Layer: fmt::Display + Send {
         false
     }
 
-    /// Whether a training forward draws random numbers row after row of the batch (Dropout, or a
-    /// container holding one), so that splitting a batch would change what the rows draw.
-    fn draws_per_row(&self) -> bool {
-        self.children().iter().any(|(_, c)| c.draws_per_row())
+    /// Whether a training forward must see the whole batch at once: it draws random numbers row
+    /// after row (Dropout), or couples the rows (BatchNorm's batch statistics), or a container
+    /// holds such a layer. Splitting the batch (`replica`) would then change the result.
+    fn needs_whole_batch(&self) -> bool {
+        self.children().iter().any(|(_, c)| c.needs_whole_batch())
     }
 }
 

@@ -8,7 +8,7 @@
 //!         return torch.cat([branch(x) for branch in self], dim=1)
 //! ```
 
-use super::{Layer, Mode, Param, child_path, one_line};
+use super::{Buffer, Layer, Mode, Param, child_path, one_line};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use std::fmt;
@@ -136,6 +136,12 @@ impl Layer for Parallel {
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         for (i, l) in self.branches.iter_mut().enumerate() {
             l.visit_params(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_buffers(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Buffer)) {
+        for (i, l) in self.branches.iter_mut().enumerate() {
+            l.visit_buffers(&format!("{prefix}{i}."), f);
         }
     }
 

@@ -1,6 +1,6 @@
 //! `Sequential(...)`: layers applied in order, as `torch.nn.Sequential` (the tutorials' Series).
 
-use super::{Layer, Mode, Param, child_path, one_line};
+use super::{Buffer, Layer, Mode, Param, child_path, one_line};
 use crate::error::Result;
 use crate::tensor::Tensor;
 use std::fmt;
@@ -161,6 +161,12 @@ impl Layer for Sequential {
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         for (i, l) in self.layers.iter_mut().enumerate() {
             l.visit_params(&format!("{prefix}{i}."), f);
+        }
+    }
+
+    fn visit_buffers(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Buffer)) {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.visit_buffers(&format!("{prefix}{i}."), f);
         }
     }
 

@@ -1,0 +1,339 @@
+//! `BatchNorm1d(num_features, eps=1e-5, momentum=0.1)` and `BatchNorm2d(...)`, as `torch.nn`'s with
+//! `affine=True, track_running_stats=True`: each channel normalised by the batch's statistics in
+//! training, by the running statistics in evaluation.
+
+use super::{Buffer, Layer, Mode, Param, no_forward};
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use rayon::prelude::*;
+use std::fmt;
+
+/// Batch normalisation over channel `c` of `x: [N, C, S…]`, with `M = N·∏S` values per channel:
+///
+/// - training: `μ = (1/M) Σ x`, `σ² = (1/M) Σ (x − μ)²` (biased), `x̂ = (x − μ)/√(σ² + ε)`,
+///   `y = γ·x̂ + β`; then `running_mean ← (1 − m)·running_mean + m·μ`,
+///   `running_var ← (1 − m)·running_var + m·σ²·M/(M − 1)` (unbiased), `num_batches_tracked += 1`.
+/// - evaluation: the same `y` with `μ, σ²` = `running_mean, running_var`.
+///
+/// Running statistics are [`Buffer`]s: checkpoints keep them, optimisers never see them.
+///
+/// # Shapes
+/// `BatchNorm1d`: `[N, C]` or `[N, C, L]`; `BatchNorm2d`: `[N, C, H, W]`; output as input.
+/// `weight, bias, running_mean, running_var: [C]`, `num_batches_tracked: []` (int64 on file).
+pub struct BatchNorm {
+    /// 1 for `BatchNorm1d`, 2 for `BatchNorm2d`.
+    dims: usize,
+    num_features: usize,
+    eps: f32,
+    momentum: f32,
+    weight: Param,
+    bias: Param,
+    running_mean: Buffer,
+    running_var: Buffer,
+    num_batches_tracked: Buffer,
+    /// `x̂` of the last forward, whether it used batch statistics, and `1/√(σ² + ε)` per channel.
+    xhat: Option<(Tensor, bool)>,
+    inv_std: Vec<f32>,
+    spare: Tensor,
+}
+
+impl BatchNorm {
+    /// `BatchNorm{dims}d(num_features, eps, momentum)`: `γ = 1`, `β = 0`, running mean 0 and
+    /// variance 1, as PyTorch's `reset_parameters`.
+    pub fn new(dims: usize, num_features: usize, eps: f32, momentum: f32) -> Self {
+        let c = [num_features];
+        let buffer = |value: Tensor| Buffer { value, int: false };
+        BatchNorm {
+            dims,
+            num_features,
+            eps,
+            momentum,
+            weight: Param::new(Tensor::new(&c, vec![1.0; num_features]).expect("[C]")),
+            bias: Param::new(Tensor::zeros(&c)),
+            running_mean: buffer(Tensor::zeros(&c)),
+            running_var: buffer(Tensor::new(&c, vec![1.0; num_features]).expect("[C]")),
+            num_batches_tracked: Buffer {
+                value: Tensor::zeros(&[]),
+                int: true,
+            },
+            xhat: None,
+            inv_std: Vec::new(),
+            spare: Tensor::default(),
+        }
+    }
+
+    /// `(Σ a, Σ a·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), summed in f64 in a
+    /// fixed order whatever the threads.
+    fn channel_sums(&self, a: &[f32], b: &[f32], s: usize) -> Vec<(f64, f64)> {
+        let c = self.num_features;
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut sa, mut sab) = (0f64, 0f64);
+                for start in (ch * s..a.len()).step_by(c * s) {
+                    for (x, y) in a[start..start + s].iter().zip(&b[start..start + s]) {
+                        sa += *x as f64;
+                        sab += *x as f64 * *y as f64;
+                    }
+                }
+                (sa, sab)
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for BatchNorm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "BatchNorm{}d({}, eps={}, momentum={}, affine=True, bias=True, track_running_stats=True)",
+            self.dims,
+            self.num_features,
+            python_float(self.eps),
+            python_float(self.momentum)
+        )
+    }
+}
+
+/// A float as Python's `repr` writes it (`1e-05`, `0.1`).
+fn python_float(v: f32) -> String {
+    let v = v as f64;
+    let short: f64 = format!("{}", v as f32).parse().unwrap_or(v);
+    if short != 0.0 && short.abs() < 1e-4 {
+        let e = format!("{short:e}");
+        let (m, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        format!("{m}e-{:02}", -exp)
+    } else {
+        format!("{short:?}")
+    }
+}
+
+impl Layer for BatchNorm {
+    fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
+        let c = self.num_features;
+        match (self.dims, input) {
+            (1, [ch] | [ch, _]) | (2, [ch, _, _]) if *ch == c => Ok(input.to_vec()),
+            (1, _) => Err(format!("[C={c}] or [C={c}, L]")),
+            _ => Err(format!("[C={c}, H, W]")),
+        }
+    }
+
+    fn needs_whole_batch(&self) -> bool {
+        true
+    }
+
+    fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
+        let c = self.num_features;
+        let out = self.check("", &x.shape()[1..], "")?;
+        let s: usize = out[1..].iter().product();
+        let m = x.len() / c;
+        let train = matches!(mode, Mode::Train { .. });
+        let (mean, var): (Vec<f32>, Vec<f32>) = if train {
+            if m <= 1 {
+                return Err(Error::invalid(format!(
+                    "{self}: Expected more than 1 value per channel when training, got input size {:?}",
+                    x.shape()
+                )));
+            }
+            let sums = self.channel_sums(x.data(), x.data(), s);
+            let mean: Vec<f64> = sums.iter().map(|(s, _)| s / m as f64).collect();
+            // σ² as Σ(x − μ)²/M, a second pass: E[x²] − μ² loses digits when |μ| ≫ σ.
+            let centred = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let mut sq = 0f64;
+                    for start in (ch * s..x.len()).step_by(c * s) {
+                        for v in &x.data()[start..start + s] {
+                            sq += (*v as f64 - mean[ch]).powi(2);
+                        }
+                    }
+                    sq / m as f64
+                })
+                .collect::<Vec<f64>>();
+            // Running statistics: the unbiased variance, M/(M − 1)·σ².
+            let k = self.momentum;
+            for ch in 0..c {
+                let rm = &mut self.running_mean.value.data_mut()[ch];
+                *rm = (1.0 - k) * *rm + k * mean[ch] as f32;
+                let rv = &mut self.running_var.value.data_mut()[ch];
+                *rv = (1.0 - k) * *rv + k * (centred[ch] * m as f64 / (m - 1) as f64) as f32;
+            }
+            self.num_batches_tracked.value.data_mut()[0] += 1.0;
+            (
+                mean.iter().map(|&v| v as f32).collect(),
+                centred.iter().map(|&v| v as f32).collect(),
+            )
+        } else {
+            (
+                self.running_mean.value.data().to_vec(),
+                self.running_var.value.data().to_vec(),
+            )
+        };
+        self.inv_std.clear();
+        self.inv_std
+            .extend(var.iter().map(|v| 1.0 / (v + self.eps).sqrt()));
+
+        // x̂ in the input's buffer, y = γ·x̂ + β in a spare one.
+        let shape = x.shape().to_vec();
+        let mut y = Tensor::reuse(std::mem::take(&mut self.spare), &shape);
+        let (inv_std, gamma, beta) = (
+            &self.inv_std,
+            self.weight.value.data(),
+            self.bias.value.data(),
+        );
+        x.data_mut()
+            .par_chunks_mut(s)
+            .zip(y.data_mut().par_chunks_mut(s))
+            .enumerate()
+            .for_each(|(row, (xs, ys))| {
+                let ch = row % c;
+                for (x, y) in xs.iter_mut().zip(ys) {
+                    *x = (*x - mean[ch]) * inv_std[ch];
+                    *y = gamma[ch] * *x + beta[ch];
+                }
+            });
+        self.xhat = Some((x, train));
+        Ok(y)
+    }
+
+    /// With `g = ∂L/∂y` and sums over the `M` values of channel `c`:
+    /// `∂L/∂γ += Σ g·x̂`, `∂L/∂β += Σ g`;
+    /// training: `∂L/∂x = γ/√(σ² + ε) · (g − Σg/M − x̂·Σ(g·x̂)/M)` (μ and σ² depend on every x);
+    /// evaluation: `∂L/∂x = γ/√(running_var + ε) · g`.
+    fn backward(&mut self, mut grad_y: Tensor) -> Result<Tensor> {
+        let (xhat, train) = self.xhat.take().ok_or_else(|| no_forward(self))?;
+        let c = self.num_features;
+        let s = xhat.len() / xhat.shape()[0].max(1) / c;
+        let m = (xhat.len() / c) as f64;
+
+        // Parameter gradients.
+        let sums = self.channel_sums(grad_y.data(), xhat.data(), s);
+        for (ch, (sg, sgx)) in sums.iter().enumerate() {
+            self.weight.grad.data_mut()[ch] += *sgx as f32;
+            self.bias.grad.data_mut()[ch] += *sg as f32;
+        }
+
+        // Input gradient, in place in ∂L/∂y's buffer.
+        let gamma = self.weight.value.data();
+        let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * self.inv_std[ch]).collect();
+        let means: Vec<(f32, f32)> = sums
+            .iter()
+            .map(|(sg, sgx)| {
+                if train {
+                    ((sg / m) as f32, (sgx / m) as f32)
+                } else {
+                    (0.0, 0.0)
+                }
+            })
+            .collect();
+        grad_y
+            .data_mut()
+            .par_chunks_mut(s)
+            .zip(xhat.data().par_chunks(s))
+            .enumerate()
+            .for_each(|(row, (gs, xs))| {
+                let ch = row % c;
+                let (mg, mgx) = means[ch];
+                for (g, x) in gs.iter_mut().zip(xs) {
+                    *g = scale[ch] * (*g - mg - x * mgx);
+                }
+            });
+        self.spare = xhat;
+        Ok(grad_y)
+    }
+
+    fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
+        f(&format!("{prefix}weight"), &mut self.weight);
+        f(&format!("{prefix}bias"), &mut self.bias);
+    }
+
+    fn visit_buffers(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Buffer)) {
+        f(&format!("{prefix}running_mean"), &mut self.running_mean);
+        f(&format!("{prefix}running_var"), &mut self.running_var);
+        f(
+            &format!("{prefix}num_batches_tracked"),
+            &mut self.num_batches_tracked,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::gradcheck::check_layer;
+    use rand::SeedableRng;
+
+    /// A layer with γ, β away from their defaults, so that the check sees them act.
+    fn bn(dims: usize, c: usize) -> BatchNorm {
+        let mut l = BatchNorm::new(dims, c, 1e-5, 0.1);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        l.weight.value = crate::init::uniform(&[c], 0.5, 1.5, &mut rng);
+        l.bias.value = crate::init::uniform(&[c], -0.5, 0.5, &mut rng);
+        l
+    }
+
+    #[test]
+    fn gradients_match_central_differences_in_training() {
+        check_layer(&mut bn(1, 3), &[5, 3], 0.0);
+        check_layer(&mut bn(1, 2), &[3, 2, 4], 0.0);
+        check_layer(&mut bn(2, 3), &[2, 3, 2, 3], 0.0);
+    }
+
+    #[test]
+    fn training_normalises_and_updates_running_statistics_as_pytorch() {
+        // x = [[1, 10], [3, 20], [8, 60]]: channel 0 has μ = 4, σ² = 26/3, unbiased 13.
+        let mut l = BatchNorm::new(1, 2, 1e-5, 0.1);
+        let x = Tensor::new(&[3, 2], vec![1., 10., 3., 20., 8., 60.]).unwrap();
+        let y = l.forward(x.clone(), Mode::train(0)).unwrap();
+        let want = (1.0 - 4.0) / (26.0f32 / 3.0 + 1e-5).sqrt();
+        assert!((y.data()[0] - want).abs() < 1e-6, "{}", y.data()[0]);
+        assert!((l.running_mean.value.data()[0] - 0.4).abs() < 1e-6);
+        assert!((l.running_var.value.data()[0] - (0.9 + 1.3)).abs() < 1e-5);
+        assert_eq!(l.num_batches_tracked.value.data(), &[1.0]);
+        // Evaluation uses the running statistics and leaves them alone.
+        let y = l.forward(x, Mode::Eval).unwrap();
+        let want = (1.0 - 0.4) / (2.2f32 + 1e-5).sqrt();
+        assert!((y.data()[0] - want).abs() < 1e-5, "{}", y.data()[0]);
+        assert_eq!(l.num_batches_tracked.value.data(), &[1.0]);
+    }
+
+    #[test]
+    fn one_value_per_channel_in_training_is_pytorchs_error() {
+        let mut l = BatchNorm::new(1, 3, 1e-5, 0.1);
+        let e = l
+            .forward(Tensor::zeros(&[1, 3]), Mode::train(0))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "Expected more than 1 value per channel when training, got input size [1, 3]"
+            ),
+            "{e}"
+        );
+        assert!(l.forward(Tensor::zeros(&[1, 3]), Mode::Eval).is_ok());
+        // One sample of several values per channel is fine, as in PyTorch.
+        let mut l = BatchNorm::new(2, 3, 1e-5, 0.1);
+        assert!(
+            l.forward(Tensor::zeros(&[1, 3, 2, 2]), Mode::train(0))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn shapes_and_repr() {
+        let l = BatchNorm::new(2, 4, 1e-5, 0.1);
+        assert_eq!(
+            l.to_string(),
+            "BatchNorm2d(4, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
+        );
+        assert_eq!(l.output_shape(&[3, 5, 5]).unwrap_err(), "[C=4, H, W]");
+        let l = BatchNorm::new(1, 3, 1e-3, 0.01);
+        assert!(
+            l.to_string()
+                .starts_with("BatchNorm1d(3, eps=0.001, momentum=0.01,")
+        );
+        assert!(l.output_shape(&[3]).is_ok() && l.output_shape(&[3, 7]).is_ok());
+        assert_eq!(l.output_shape(&[4]).unwrap_err(), "[C=3] or [C=3, L]");
+    }
+}
