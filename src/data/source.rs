@@ -332,13 +332,14 @@ pub fn read_inputs(path: &Path) -> Result<Tensor> {
 }
 
 /// Model inputs `[N, …]` from an array as people have them: floats (16, 32 or 64 bit) as they
-/// are, uint8 pixels scaled to [0, 1] as IDX pixels are, `(N, H, W)` images given one channel, and
-/// channels-last `(N, H, W, C)` images (C of 1, 3 or 4, H and W above 4) moved to NCHW, which
-/// `note` then says.
+/// are (a float `(N, T, F)` or `(N, C, L)` is a sequence, kept), uint8 pixels scaled to [0, 1] as
+/// IDX pixels are (a uint8 `(N, H, W)` given one channel), and channels-last `(N, H, W, C)` images
+/// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says.
 ///
 /// # Errors
 /// A 0-d array; integers other than uint8.
 pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> {
+    let pixels = matches!(a.data, NpyData::Int(_));
     let v = match a.data {
         _ if a.shape.is_empty() => {
             return Err(Error::format(
@@ -371,7 +372,7 @@ pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> 
         }
     };
     match a.shape[..] {
-        [n, h, w] => Tensor::new(&[n, 1, h, w], v),
+        [n, h, w] if pixels => Tensor::new(&[n, 1, h, w], v),
         [n, h, w, c] if [1, 3, 4].contains(&c) && h > 4 && w > 4 && ![1, 3, 4].contains(&h) => {
             note.get_or_insert_with(|| {
                 format!(
