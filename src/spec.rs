@@ -10,8 +10,8 @@
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Elementwise, Flatten, Layer, LeakyReLU, Linear, MaxPool2d,
-    Parallel, ReLU, Sequential, Sigmoid, Softmax, Tanh, Window,
+    AvgPool2d, Conv2d, Dropout, Elementwise, Embedding, Flatten, Layer, LeakyReLU, Linear,
+    MaxPool2d, Parallel, ReLU, Select, Sequential, Sigmoid, Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
 use rand::Rng;
@@ -590,6 +590,24 @@ pub fn build(
             ])?;
             Box::new(Flatten::new(b.int("start_dim")?, b.int("end_dim")?))
         }
+        "Embedding" => {
+            let b = bind(vec![
+                ("num_embeddings", None),
+                ("embedding_dim", None),
+                ("padding_idx", Some(Value::None)),
+            ])?;
+            let (rows, dim) = (b.positive("num_embeddings")?, b.positive("embedding_dim")?);
+            let padding_idx = match b.get("padding_idx").0 {
+                Value::None => None,
+                _ => Some(b.int("padding_idx")?),
+            };
+            b.take(budget, &[rows, dim], 0)?;
+            Box::new(Embedding::new(rows, dim, padding_idx, rng)?)
+        }
+        "Select" => {
+            let b = bind(vec![("dim", None), ("index", None)])?;
+            Box::new(Select::new(b.int("dim")?, b.int("index")?))
+        }
         "ReLU" | "Sigmoid" | "Tanh" => {
             let b = bind(if call.name == "ReLU" {
                 vec![("inplace", Some(Bool(false)))]
@@ -664,7 +682,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout, Sequential, Parallel)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, Flatten, ReLU, LeakyReLU, Sigmoid, Tanh, Softmax, Dropout, Embedding, Select, Sequential, Parallel)"
                 ),
             });
         }
@@ -827,5 +845,26 @@ mod tests {
                 "Flatten(start_dim=1, end_dim=-1)",
             ]
         );
+    }
+
+    #[test]
+    fn builds_sequence_layers() {
+        let text = "Embedding(50, 8, padding_idx=0), Select(1, -1), Embedding(4, 2)";
+        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
+        let reprs: Vec<String> = parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
+            .collect();
+        assert_eq!(
+            reprs,
+            [
+                "Embedding(50, 8, padding_idx=0)",
+                "Select(dim=1, index=-1)",
+                "Embedding(4, 2)"
+            ]
+        );
+        assert!(build_err("Embedding(5, 2, padding_idx=7)").contains("padding_idx 7"));
+        assert!(build_err("Select(1)").contains("index"));
     }
 }
