@@ -415,3 +415,24 @@ fn embedding_model_trains_and_predicts_on_id_sequences() {
     ]);
     assert!(err.contains("id 10 at row 2, step 3"), "{err}");
 }
+
+#[test]
+fn train_matches_pytorch_embedding_select() {
+    train_like_pytorch(
+        "embedding_select",
+        &[
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.9",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    );
+}

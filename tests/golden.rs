@@ -224,3 +224,8 @@ fn parallel() {
 fn regression() {
     check("regression");
 }
+
+#[test]
+fn embedding_select() {
+    check("embedding_select");
+}
