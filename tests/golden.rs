@@ -229,3 +229,8 @@ fn regression() {
 fn embedding_select() {
     check("embedding_select");
 }
+
+#[test]
+fn embedding_select_adam() {
+    check("embedding_select_adam");
+}

@@ -54,6 +54,10 @@ CASES = {
         model="Embedding(7, 4, padding_idx=2), Select(1, -1), Tanh(), Linear(4, 3)",
         input_shape=[5], loss="cross-entropy", optimizer=mf.sgd(0.1, momentum=0.9),
         batch_size=4, n=10, epochs=2, seed=11, data=id_sequences(7), outs=3),
+    "embedding_select_adam": dict(
+        model="Embedding(6, 3), Select(1, 2), Linear(3, 2)",
+        input_shape=[4], loss="cross-entropy", optimizer=mf.adam(0.01),
+        batch_size=3, n=7, epochs=2, seed=12, data=id_sequences(6), outs=2),
 }
 
 
