@@ -703,6 +703,16 @@ mod tests {
             .collect()
     }
 
+    /// The PyTorch reprs of the layers `text` builds.
+    fn reprs(text: &str) -> Vec<String> {
+        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
+        parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
+            .collect()
+    }
+
     fn build_err(text: &str) -> String {
         let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
         match parse(text) {
@@ -827,14 +837,8 @@ mod tests {
     #[test]
     fn builds_with_pytorch_defaults() {
         let text = "Conv2d(3, 4, (3, 2), stride=(3, 1), padding=2), MaxPool2d(2), AvgPool2d((2, 1), stride=1), LeakyReLU, Softmax, Dropout, Flatten(1)";
-        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
-        let reprs: Vec<String> = parse(text)
-            .unwrap()
-            .iter()
-            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
-            .collect();
         assert_eq!(
-            reprs,
+            reprs(text),
             [
                 "Conv2d(3, 4, kernel_size=(3, 2), stride=(3, 1), padding=(2, 2))",
                 "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
@@ -850,14 +854,8 @@ mod tests {
     #[test]
     fn builds_sequence_layers() {
         let text = "Embedding(50, 8, padding_idx=0), Select(1, -1), Embedding(4, 2)";
-        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
-        let reprs: Vec<String> = parse(text)
-            .unwrap()
-            .iter()
-            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
-            .collect();
         assert_eq!(
-            reprs,
+            reprs(text),
             [
                 "Embedding(50, 8, padding_idx=0)",
                 "Select(dim=1, index=-1)",
