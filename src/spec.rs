@@ -10,9 +10,9 @@
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise, Flatten,
-    GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU, Residual, Sequential,
-    SiLU, Sigmoid, Softmax, Tanh, Window,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
+    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU,
+    Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
 use rand::Rng;
@@ -614,6 +614,24 @@ pub fn build(
             ])?;
             Box::new(Flatten::new(b.int("start_dim")?, b.int("end_dim")?))
         }
+        "Embedding" => {
+            let b = bind(vec![
+                ("num_embeddings", None),
+                ("embedding_dim", None),
+                ("padding_idx", Some(Value::None)),
+            ])?;
+            let (rows, dim) = (b.positive("num_embeddings")?, b.positive("embedding_dim")?);
+            let padding_idx = match b.get("padding_idx").0 {
+                Value::None => None,
+                _ => Some(b.int("padding_idx")?),
+            };
+            b.take(budget, &[rows, dim], 0)?;
+            Box::new(Embedding::new(rows, dim, padding_idx, rng)?)
+        }
+        "Select" => {
+            let b = bind(vec![("dim", None), ("index", None)])?;
+            Box::new(Select::new(b.int("dim")?, b.int("index")?))
+        }
         "ReLU" | "Sigmoid" | "Tanh" => {
             let b = bind(if call.name == "ReLU" {
                 vec![("inplace", Some(Bool(false)))]
@@ -752,7 +770,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Sequential, Parallel, Residual)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Embedding, Select, Sequential, Parallel, Residual)"
                 ),
             });
         }
@@ -770,6 +788,16 @@ mod tests {
             .unwrap()
             .iter()
             .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// The PyTorch reprs of the layers `text` builds.
+    fn reprs(text: &str) -> Vec<String> {
+        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
+        parse(text)
+            .unwrap()
+            .iter()
+            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
             .collect()
     }
 
@@ -897,14 +925,8 @@ mod tests {
     #[test]
     fn builds_with_pytorch_defaults() {
         let text = "Conv2d(3, 4, (3, 2), stride=(3, 1), padding=2), MaxPool2d(2), AvgPool2d((2, 1), stride=1), LeakyReLU, Softmax, Dropout, Flatten(1)";
-        let (mut rng, mut budget) = (rand_chacha::ChaCha8Rng::seed_from_u64(0), MAX_VALUES);
-        let reprs: Vec<String> = parse(text)
-            .unwrap()
-            .iter()
-            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
-            .collect();
         assert_eq!(
-            reprs,
+            reprs(text),
             [
                 "Conv2d(3, 4, kernel_size=(3, 2), stride=(3, 1), padding=(2, 2))",
                 "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)",
@@ -916,14 +938,9 @@ mod tests {
             ]
         );
         let text = "GELU, GELU(approximate='tanh'), SiLU, ELU, ELU(alpha=0.5), Identity(), Dropout2d(0.25), AdaptiveAvgPool2d(1), AdaptiveAvgPool2d((2, 3))";
-        let reprs: Vec<String> = parse(text)
-            .unwrap()
-            .iter()
-            .map(|c| build(c, text, &mut budget, &mut rng).unwrap().to_string())
-            .collect();
         // As PyTorch 2.15 prints them.
         assert_eq!(
-            reprs,
+            reprs(text),
             [
                 "GELU(approximate='none')",
                 "GELU(approximate='tanh')",
@@ -945,5 +962,20 @@ mod tests {
         assert!(
             build_err("AdaptiveAvgPool2d(0)").contains("'output_size' must be a positive integer")
         );
+    }
+
+    #[test]
+    fn builds_sequence_layers() {
+        let text = "Embedding(50, 8, padding_idx=0), Select(1, -1), Embedding(4, 2)";
+        assert_eq!(
+            reprs(text),
+            [
+                "Embedding(50, 8, padding_idx=0)",
+                "Select(dim=1, index=-1)",
+                "Embedding(4, 2)"
+            ]
+        );
+        assert!(build_err("Embedding(5, 2, padding_idx=7)").contains("padding_idx 7"));
+        assert!(build_err("Select(1)").contains("index"));
     }
 }

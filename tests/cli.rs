@@ -6,7 +6,7 @@ use scratchnet::data::npy::{NpyData, read_npy, write_npy_f32};
 use std::path::Path;
 
 mod common;
-use common::{fails, golden, ok, toy_data};
+use common::{fails, golden, labels_npy, ok, toy_data};
 
 fn floats(path: &Path) -> Vec<f32> {
     match read_npy(path).unwrap().data {
@@ -434,5 +434,68 @@ fn several_mpi_ranks_need_the_mpi_feature() {
     assert!(
         err.contains("started as one of 2 MPI ranks, but this scratchnet was built without MPI"),
         "{err}"
+    );
+}
+
+/// Token ids (as floats, `[N, T]`) through `Embedding, Select, Linear`: train, predict, and an id
+/// out of range is a one-line error naming its row and step.
+#[test]
+fn embedding_model_trains_and_predicts_on_id_sequences() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ids: Vec<f32> = (0..40).map(|i| ((i * 7) % 10) as f32).collect();
+    write_npy_f32(Path::new(&p("x.npy")), &[8, 5], &ids).unwrap();
+    let labels: Vec<i64> = (0..8).map(|n| ids[n * 5 + 4] as i64 % 3).collect();
+    labels_npy(&dir.path().join("y.npy"), &labels);
+    let data = format!("{}:{}", p("x.npy"), p("y.npy"));
+    let model = "Embedding(10, 4, padding_idx=0), Select(1, -1), Linear(4, 3)";
+    let (ckpt, out) = (p("m.safetensors"), p("out.npy"));
+    ok(&[
+        "train", "--model", model, "--data", &data, "--epochs", "2", "--quiet", "--out", &ckpt,
+    ]);
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &ckpt,
+        "--input",
+        &p("x.npy"),
+        "--output",
+        &out,
+    ]);
+    assert_eq!(read_npy(Path::new(&out)).unwrap().shape, vec![8, 3]);
+
+    let mut bad = ids.clone();
+    bad[2 * 5 + 3] = 10.0;
+    write_npy_f32(Path::new(&p("bad.npy")), &[8, 5], &bad).unwrap();
+    let err = fails(&[
+        "predict",
+        "--checkpoint",
+        &ckpt,
+        "--input",
+        &p("bad.npy"),
+        "--output",
+        &out,
+    ]);
+    assert!(err.contains("id 10 at row 2, step 3"), "{err}");
+}
+
+#[test]
+fn train_matches_pytorch_embedding_select() {
+    train_like_pytorch(
+        "embedding_select",
+        &[
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.1",
+            "--momentum",
+            "0.9",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+        ],
     );
 }

@@ -278,3 +278,13 @@ fn gelu_silu_elu_identity() {
 fn adaptive_average_pool_with_uneven_windows() {
     check("adaptive_pool");
 }
+
+#[test]
+fn embedding_select() {
+    check("embedding_select");
+}
+
+#[test]
+fn embedding_select_adam() {
+    check("embedding_select_adam");
+}
