@@ -1079,6 +1079,13 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             trainer.position.epoch
         );
     }
+    if group.size() > 1 && trainer.model.text().contains("BatchNorm") {
+        // Each rank would normalise with its own share's statistics: not the one-process model.
+        return Err(AllRanks(anyhow::anyhow!(
+            "BatchNorm does not yet synchronise its batch statistics across MPI ranks: train this model in one process"
+        ))
+        .into());
+    }
     if group.size() > 1 {
         dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
             .map_err(|e| AllRanks(e.into()))?;
