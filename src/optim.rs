@@ -283,9 +283,7 @@ impl Optimizer {
                 } => {
                     // g ← g + λθ;  b ← g (first step) or μb + (1−τ)g;  d ← g + μb (Nesterov) or b;  θ ← θ − η·d
                     if weight_decay != 0.0 {
-                        g.iter_mut()
-                            .zip(w.iter())
-                            .for_each(|(g, w)| *g += weight_decay * w);
+                        l2_penalty(g, w, weight_decay);
                     }
                     if momentum != 0.0 {
                         let key = format!("momentum_buffer/{name}");
@@ -329,9 +327,7 @@ impl Optimizer {
                             let keep = (1.0 - lr as f64 * weight_decay as f64) as f32;
                             w.iter_mut().for_each(|w| *w *= keep);
                         } else {
-                            g.iter_mut()
-                                .zip(w.iter())
-                                .for_each(|(g, w)| *g += weight_decay * w);
+                            l2_penalty(g, w, weight_decay);
                         }
                     }
                     let (km, kv) = (format!("exp_avg/{name}"), format!("exp_avg_sq/{name}"));
@@ -373,9 +369,7 @@ impl Optimizer {
                     // g ← g + λθ;  s ← αs + (1−α)g²;  centered: ḡ ← ḡ + (1−α)(g − ḡ), s̃ = s − ḡ²;
                     // d = √s̃ + ε;  momentum: b ← μb + g/d, θ ← θ − ηb;  else θ ← θ − η·g/d
                     if weight_decay != 0.0 {
-                        g.iter_mut()
-                            .zip(w.iter())
-                            .for_each(|(g, w)| *g += weight_decay * w);
+                        l2_penalty(g, w, weight_decay);
                     }
                     let len = g.len();
                     let buffer = |state: &mut BTreeMap<String, Vec<f32>>, key: String| {
@@ -426,6 +420,13 @@ impl Optimizer {
         });
         first_bad
     }
+}
+
+/// PyTorch's coupled weight decay (SGD, Adam, RMSprop): `g ← g + λθ`.
+fn l2_penalty(g: &mut [f32], w: &[f32], weight_decay: f32) {
+    g.iter_mut()
+        .zip(w)
+        .for_each(|(g, w)| *g += weight_decay * w);
 }
 
 /// NaN or ±inf: every exponent bit set. Folding this with `|` (no early exit) vectorises, where

@@ -4,11 +4,7 @@
 use std::path::Path;
 
 mod common;
-use common::{fails, idx_bytes, idx_split, npy_bytes, ok, toy_data};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{fails, idx_bytes, idx_split, npy_bytes, ok, s, toy_data};
 
 /// `train --data DIR` with a small model for 28×28 inputs.
 fn train_dir(dir: &Path) -> String {

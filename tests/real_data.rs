@@ -8,11 +8,7 @@
 use std::path::Path;
 
 mod common;
-use common::ok;
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{ok, s};
 
 #[test]
 fn short_training_on_fashion_mnist_then_eval_show_and_predict() {

@@ -8,19 +8,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 mod common;
-use common::{bin, fails, idx_split, ok, toy_data};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {sig} {pid}");
-}
+use common::{bin, fails, idx_split, ok, s, signal, toy_data};
 
 const MODEL: &str = "Linear(4,64), ReLU, Linear(64,3)";
 

@@ -7,11 +7,7 @@ use scratchnet::checkpoint;
 use std::path::{Path, PathBuf};
 
 mod common;
-use common::{fails, ok, toy_data};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{fails, ok, s, toy_data};
 
 fn case_dir(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

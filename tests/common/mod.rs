@@ -112,3 +112,17 @@ pub fn toy_data(dir: &Path, n: usize) -> String {
         dir.join("y.npy").display()
     )
 }
+
+/// A path as the `&str` an argument list takes.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Sends `sig` (e.g. `-INT`) to process `pid` with kill(1).
+pub fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
