@@ -21,6 +21,12 @@ pub const CLASSES_KEY: &str = "classes";
 /// The metadata key that holds the model text.
 pub const MODEL_KEY: &str = "model";
 
+/// The metadata key that holds the per-sample input shape the model was built for (a JSON array).
+pub const INPUT_SHAPE_KEY: &str = "input_shape";
+
+/// The metadata key that says, in words, how the training data became model inputs.
+pub const PREPROCESSING_KEY: &str = "preprocessing";
+
 /// The contents of a checkpoint file.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
@@ -63,6 +69,7 @@ pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>)
         .collect::<Result<Vec<_>>>()?;
     let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     meta.insert(MODEL_KEY.into(), model.text().to_string());
+    meta.insert(INPUT_SHAPE_KEY.into(), format!("{:?}", model.input_shape()));
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e.to_string()))?;
     atomic_write(path, &bytes)
 }
@@ -163,6 +170,26 @@ impl Checkpoint {
         self.metadata.get(MODEL_KEY).map(String::as_str)
     }
 
+    /// The per-sample input shape stored in the file, if any.
+    ///
+    /// # Errors
+    /// A value that is not a list of positive integers like `[1, 28, 28]`.
+    pub fn input_shape(&self) -> Result<Option<Vec<usize>>> {
+        let Some(text) = self.metadata.get(INPUT_SHAPE_KEY) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Vec<usize>>(text) {
+            Ok(shape) if !shape.is_empty() && !shape.contains(&0) => Ok(Some(shape)),
+            _ => Err(err(
+                &self.path,
+                format!(
+                    "metadata '{INPUT_SHAPE_KEY}' is \"{}\"; expected positive integers like [1, 28, 28]",
+                    text.escape_debug()
+                ),
+            )),
+        }
+    }
+
     /// Copies the tensors into `model`'s parameters.
     ///
     /// # Errors
@@ -235,6 +262,7 @@ mod tests {
         .unwrap();
         let ck = read(&p).unwrap();
         assert_eq!(ck.model_text(), Some(TEXT));
+        assert_eq!(ck.input_shape().unwrap(), Some(vec![1, 6, 6]));
         assert_eq!(ck.metadata["note"], "hi");
         assert_eq!(
             ck.tensors.keys().collect::<Vec<_>>(),
@@ -308,6 +336,26 @@ mod tests {
             e.contains("tensor '3.bias' holds a non-finite value (NaN) at index 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_input_shape_is_an_error_and_none_is_none() {
+        let mut ck = Checkpoint {
+            path: "m.safetensors".into(),
+            tensors: BTreeMap::new(),
+            metadata: HashMap::new(),
+        };
+        assert_eq!(ck.input_shape().unwrap(), None);
+        for bad in ["[1, 0]", "[]", "1,28,28", "[-1]"] {
+            ck.metadata.insert(INPUT_SHAPE_KEY.into(), bad.into());
+            let e = ck.input_shape().unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "checkpoint m.safetensors: metadata 'input_shape' is \"{bad}\"; expected positive integers like [1, 28, 28]"
+                )
+            );
+        }
     }
 
     #[test]

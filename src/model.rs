@@ -1,10 +1,12 @@
 //! A model: its text, the per-sample input shape it was built for, and the layers.
 
+use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode, Sequential, param_count};
 use crate::spec;
 use crate::tensor::{MAX_VALUES, Tensor, shape_str};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use std::path::Path;
 
 /// A network built from model text for one per-sample input shape.
 ///
@@ -43,6 +45,24 @@ impl Model {
             .iter()
             .map(|c| spec::build(c, &text, &mut budget, rng))
             .collect::<Result<Vec<_>>>()?;
+        Ok(Model {
+            text,
+            ..Model::from_layers(layers, input_shape)?
+        })
+    }
+
+    /// A model of layers built in code, a user's own [`Layer`]s among them, for samples of
+    /// `input_shape`. Its text is the layers' `Display`, one after the other; a checkpoint of it
+    /// loads back through [`checkpoint::Checkpoint::load_into`] into the same layers built again.
+    ///
+    /// # Errors
+    /// Layers that do not fit together, as [`Model::build`].
+    pub fn from_layers(layers: Vec<Box<dyn Layer>>, input_shape: &[usize]) -> Result<Model> {
+        let text = layers
+            .iter()
+            .map(|l| crate::layers::one_line(l.as_ref()))
+            .collect::<Vec<_>>()
+            .join(", ");
         let net = Sequential::new(layers);
         let output_shape = net.check_input(input_shape)?;
         Ok(Model {
@@ -51,6 +71,45 @@ impl Model {
             output_shape,
             net,
         })
+    }
+
+    /// [`Model::build`] with initial weights drawn from a generator seeded with `seed`: the CLI's
+    /// `--seed` (without `--initializer`), so the same seed gives the same model here and there.
+    ///
+    /// # Errors
+    /// As [`Model::build`].
+    pub fn new(text: &str, input_shape: &[usize], seed: u64) -> Result<Model> {
+        Model::build(
+            text,
+            input_shape,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        )
+    }
+
+    /// The model saved in a checkpoint with its weights, ready to predict or to train on: its text
+    /// and input shape come from the file's metadata.
+    ///
+    /// # Errors
+    /// As [`checkpoint::read`]; a file that does not record the model text or the input shape
+    /// (one saved by PyTorch: then build the model with [`Model::build`] and load the weights with
+    /// [`checkpoint::Checkpoint::load_into`]); weights that do not fit the model.
+    pub fn load(path: &Path) -> Result<Model> {
+        let ck = checkpoint::read(path)?;
+        let missing = |key: &str| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg: format!(
+                "has no '{key}' metadata (not saved by scratchnet?): build the model with Model::build and load the weights with Checkpoint::load_into"
+            ),
+        };
+        let text = ck
+            .model_text()
+            .ok_or_else(|| missing(checkpoint::MODEL_KEY))?;
+        let shape = ck
+            .input_shape()?
+            .ok_or_else(|| missing(checkpoint::INPUT_SHAPE_KEY))?;
+        let mut model = Model::new(text, &shape, 0)?;
+        ck.load_into(&mut model)?;
+        Ok(model)
     }
 
     /// The model text (presets expanded).
@@ -342,6 +401,28 @@ mod tests {
         );
         let y = m.forward(Tensor::zeros(&[3, 4]), Mode::Eval).unwrap();
         assert_eq!(y.shape(), &[3, 1]);
+    }
+
+    #[test]
+    fn load_gives_the_saved_model_ready_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut a = Model::new("Conv2d(1,2,3), ReLU, Flatten, Linear(8,3)", &[1, 4, 4], 3).unwrap();
+        checkpoint::save(&mut a, &p, &Default::default()).unwrap();
+        let mut b = Model::load(&p).unwrap();
+        assert_eq!((b.text(), b.input_shape()), (a.text(), a.input_shape()));
+        let x = Tensor::new(&[2, 1, 4, 4], (0..32).map(|v| v as f32 / 9.0).collect()).unwrap();
+        assert_eq!(a.predict(&x, 2).unwrap(), b.predict(&x, 2).unwrap());
+        // A checkpoint without the input shape (as PyTorch writes them) says what to do instead.
+        let golden = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/golden/lenet/init.safetensors"
+        );
+        let e = Model::load(golden.as_ref()).err().unwrap().to_string();
+        assert!(
+            e.ends_with("has no 'input_shape' metadata (not saved by scratchnet?): build the model with Model::build and load the weights with Checkpoint::load_into"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,6 +46,8 @@ enum Command {
     Show(ShowArgs),
     /// Print each layer with its output shape and parameter count.
     Summary(SummaryArgs),
+    /// Write a checkpoint as an ONNX model (input `input`, output `output`, batch size free).
+    Export(ExportArgs),
     /// Fetch a dataset (fashion-mnist, mnist) from its official mirror into the cache.
     Download(DownloadArgs),
     /// Time training epochs (batch 50, SGD lr 0.1) and a test pass of models on Fashion-MNIST.
@@ -225,6 +227,25 @@ struct SummaryArgs {
 }
 
 #[derive(Args)]
+struct ExportArgs {
+    /// The checkpoint to export.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Where to write the ONNX file.
+    #[arg(long)]
+    output: PathBuf,
+    /// ONNX opset (13 to 21).
+    #[arg(long, default_value_t = scratchnet::onnx::DEFAULT_OPSET)]
+    opset: i64,
+    /// Model text, when the checkpoint does not hold it.
+    #[arg(long)]
+    model: Option<String>,
+    /// Per-sample input shape, e.g. 1,28,28, when the checkpoint does not hold it.
+    #[arg(long)]
+    input_shape: Option<String>,
+}
+
+#[derive(Args)]
 struct DownloadArgs {
     /// fashion-mnist or mnist.
     name: String,
@@ -260,6 +281,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => eval_cmd(a),
         Command::Show(a) => show_cmd(a),
         Command::Summary(a) => summary_cmd(a),
+        Command::Export(a) => export_cmd(a),
         Command::Download(a) => download_cmd(a),
         Command::Bench(a) => bench_cmd(a),
     }
@@ -450,6 +472,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 serde_json::to_string(names)?,
             );
         }
+        meta.insert(
+            checkpoint::PREPROCESSING_KEY.into(),
+            source::preprocessing(&data_args).into(),
+        );
         checkpoint::save(&mut trainer.model, path, &meta)?;
         Ok(())
     };
@@ -645,6 +671,37 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn export_cmd(a: ExportArgs) -> Result<()> {
+    let shape = match &a.input_shape {
+        Some(s) => parse_shape(s)?,
+        None => checkpoint::read(&a.checkpoint)?
+            .input_shape()?
+            .with_context(|| {
+                format!(
+                    "{}: the checkpoint does not record its input shape; pass --input-shape, e.g. 1,28,28",
+                    a.checkpoint.display()
+                )
+            })?,
+    };
+    let (model, ck) = load_model(&a.checkpoint, a.model.as_deref(), &shape)?;
+    let metadata = [checkpoint::CLASSES_KEY, checkpoint::PREPROCESSING_KEY]
+        .into_iter()
+        .filter_map(|k| Some((k.to_string(), ck.metadata.get(k)?.clone())))
+        .collect();
+    scratchnet::onnx::save(&model, &a.output, a.opset, &metadata)?;
+    println!(
+        "wrote {} (opset {}, input [batch, {}])",
+        a.output.display(),
+        a.opset,
+        shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 

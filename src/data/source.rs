@@ -66,6 +66,20 @@ impl DataArgs {
     }
 }
 
+/// `X.npy:Y.npy` of `--data`, split, unless a file or directory has that very name.
+fn npy_pair(spec: &str) -> Option<(&str, &str)> {
+    spec.split_once(':').filter(|_| !Path::new(spec).exists())
+}
+
+/// How [`load`] turns the files of `--data` into model inputs, in words (it goes into checkpoints
+/// and exported models, so that whoever runs them feeds the same).
+pub fn preprocessing(args: &DataArgs) -> &'static str {
+    match args.data.as_deref().and_then(npy_pair) {
+        Some(_) => "none: the float32 arrays of the .npy file, as they are",
+        None => "x = pixel / 255: grayscale images as float32 [N, 1, H, W] in [0, 1]",
+    }
+}
+
 /// The training set and, when there is one, the test set.
 ///
 /// # Errors
@@ -87,9 +101,7 @@ pub fn load(args: &DataArgs) -> Result<(Dataset, Option<Dataset>)> {
             "--test-split must be between 0 and 1 (exclusive), got {f}"
         )));
     }
-    let (train, test) = if let Some((x, y)) =
-        spec.split_once(':').filter(|_| !Path::new(spec).exists())
-    {
+    let (train, test) = if let Some((x, y)) = npy_pair(spec) {
         (
             Some(Dataset::new(
                 read_inputs(Path::new(x))?,

@@ -46,6 +46,16 @@ impl Linear {
             spare: Tensor::default(),
         }
     }
+
+    /// `W: [out_features, in_features]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight.value
+    }
+
+    /// `b: [out_features]`, if the layer has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref().map(|b| &b.value)
+    }
 }
 
 impl fmt::Display for Linear {

@@ -39,6 +39,11 @@ impl MaxPool2d {
             spare: Tensor::default(),
         }
     }
+
+    /// The window it slides.
+    pub fn window(&self) -> Window {
+        self.window
+    }
 }
 
 impl fmt::Display for MaxPool2d {

@@ -94,7 +94,7 @@ pub fn mix(a: u64, b: u64, c: u64) -> u64 {
 /// A network layer with an explicit forward and backward. See the module docs for the contract.
 ///
 /// `Display` prints like PyTorch's `repr`, e.g. `Linear(in_features=784, out_features=10, bias=True)`.
-pub trait Layer: fmt::Display + Send {
+pub trait Layer: fmt::Display + Send + std::any::Any {
     /// The per-sample output shape for a per-sample input shape, or what the layer expects instead
     /// (e.g. `"[C=3, H, W]"`), which the caller turns into an error naming the layer.
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String>;
@@ -200,7 +200,7 @@ pub fn one_line(layer: &(impl Layer + ?Sized)) -> String {
 }
 
 /// The path of child `name` inside the container at `index` (`"2"`, `"2.0"`).
-fn child_path(index: &str, name: usize) -> String {
+pub(crate) fn child_path(index: &str, name: usize) -> String {
     if index.is_empty() {
         name.to_string()
     } else {
