@@ -19,6 +19,26 @@ pub struct Model {
     net: Sequential,
 }
 
+/// The memory the system can still give (Linux's `MemAvailable`), if it says.
+fn available_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// A byte count in binary units: `1.5 GiB`.
+fn human_bytes(b: usize) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", units[u])
+}
+
 /// One line of a model summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
@@ -180,6 +200,46 @@ impl Model {
             out.extend_from_slice(y.data());
         }
         Tensor::new(&shape, out)
+    }
+
+    /// Checks, before anything is allocated, that training on batches of `batch` samples can fit in
+    /// memory: each layer keeps its output for backward and passes back a gradient of that size, so
+    /// a batch needs about twice the sum of the layers' outputs. Refused when the largest output
+    /// alone cannot be allocated, or the whole would not fit in the memory the machine has free.
+    ///
+    /// # Errors
+    /// Names the sizes, the largest layer and its output shape, and says to lower `--batch-size`.
+    pub fn check_memory(&mut self, batch: usize) -> Result<()> {
+        let rows = self.summary();
+        let bytes = |shape: &[usize]| {
+            shape
+                .iter()
+                .fold(batch.saturating_mul(4), |b, &d| b.saturating_mul(d))
+        };
+        let Some(largest) = rows.iter().rev().max_by_key(|r| bytes(&r.output_shape)) else {
+            return Ok(());
+        };
+        let total = rows
+            .iter()
+            .fold(0usize, |t, r| t.saturating_add(bytes(&r.output_shape)))
+            .saturating_mul(2);
+        let one = bytes(&largest.output_shape);
+        let allocates = Vec::<f32>::new().try_reserve_exact(one / 4).is_ok();
+        let free = available_memory();
+        if allocates && free.is_none_or(|f| total <= f) {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "a batch of {batch} needs about {} for the layers' outputs and gradients, more than \
+             the {} this machine can give; the largest is layer {} ({}): {} for its output of {} \
+             per sample. Lower --batch-size",
+            human_bytes(total),
+            free.map_or("memory".into(), |f| format!("{} free", human_bytes(f))),
+            largest.index,
+            largest.layer,
+            human_bytes(one),
+            shape_str(&largest.output_shape)
+        )))
     }
 
     /// Each top-level layer with its output shape and parameter count.

@@ -210,6 +210,15 @@ pub fn predict_images(
                 .unwrap_or_else(|| c.split(',').map(|s| s.trim().to_string()).collect())
         })
         .or(recorded);
+    let outputs: usize = model.output_shape().iter().product();
+    if let (Some(c), Some(names)) = (classes, &names)
+        && names.len() != outputs
+    {
+        return Err(Error::invalid(format!(
+            "--classes {c}: {} names for a model with {outputs} outputs",
+            names.len()
+        )));
+    }
     // Load every image first, so that a bad file fails before any output.
     let pixels = images
         .iter()

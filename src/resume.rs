@@ -1,6 +1,8 @@
 //! What a checkpoint holds beyond the weights, so that a run can continue exactly where it stopped:
 //! the loss, the optimiser (configuration, step count, state), the batch schedule and seed, the
-//! position (epoch, batch, running sums), the history so far, and the data flags.
+//! position (epoch, batch, running sums), the history so far, the data flags, and how the run
+//! started and how far it goes ([`Origin`]), so that `train --resume` can tell the same run from
+//! another one.
 //!
 //! It is stored as JSON in the safetensors metadata (key `scratchnet.resume`), never as tensors, so
 //! PyTorch's strict `load_state_dict` still accepts the file. Optimiser state is kept bit-exact as
@@ -35,10 +37,29 @@ pub struct Resume {
     pub position: Position,
     pub history: Vec<EpochStats>,
     pub data: DataArgs,
+    /// Absent from checkpoints written before it was recorded.
+    #[serde(default)]
+    pub origin: Origin,
+}
+
+/// What defines a run beyond the trainer's own state: where its weights started, and the epoch
+/// count asked for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// `--init`: the checkpoint the weights started from.
+    pub init: Option<String>,
+    /// `--initializer`.
+    pub initializer: Option<String>,
+    /// `--epochs`: the total the run trains to.
+    pub epochs: Option<usize>,
 }
 
 /// The metadata that makes `trainer`'s checkpoint resumable.
-pub fn metadata(trainer: &Trainer, data: &DataArgs) -> Result<BTreeMap<String, String>> {
+pub fn metadata(
+    trainer: &Trainer,
+    data: &DataArgs,
+    origin: &Origin,
+) -> Result<BTreeMap<String, String>> {
     let state = trainer
         .optimizer
         .state
@@ -59,6 +80,7 @@ pub fn metadata(trainer: &Trainer, data: &DataArgs) -> Result<BTreeMap<String, S
         position: trainer.position.clone(),
         history: trainer.history.clone(),
         data: data.clone(),
+        origin: origin.clone(),
     };
     let json = serde_json::to_string(&r)
         .map_err(|e| Error::invalid(format!("cannot encode the training state: {e}")))?;
@@ -75,7 +97,11 @@ impl Resume {
         Self::of(&checkpoint::read(path)?)
     }
 
-    fn of(ck: &Checkpoint) -> Result<Resume> {
+    /// The resumable state of a checkpoint already read.
+    ///
+    /// # Errors
+    /// As [`Resume::read`].
+    pub fn of(ck: &Checkpoint) -> Result<Resume> {
         let err = |msg: String| Error::Checkpoint {
             path: ck.path.clone(),
             msg,

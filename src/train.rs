@@ -152,38 +152,45 @@ pub fn epoch_order(n: usize, schedule: &Schedule, epoch: usize) -> Vec<usize> {
     idx
 }
 
+/// Checks that every value of `t: [N, …]` is finite.
+///
+/// # Errors
+/// `"{what}: sample i of the {name} holds NaN"`, naming the first bad sample (row).
+pub fn check_finite(t: &Tensor, what: &str, name: &str) -> Result<()> {
+    let per = t.len() / t.shape().first().copied().unwrap_or(1).max(1);
+    match t.data().iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(Error::invalid(format!(
+            "{what}: sample {} of the {name} holds {}",
+            i / per.max(1),
+            t.data()[i]
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks that the data fits the model and the loss before any work is done.
 ///
 /// # Errors
-/// Input shape, class range, target shape that does not fit, or a NaN/infinite input or target.
+/// No samples, input shape, class range, target shape that does not fit, float targets for
+/// cross-entropy, or a NaN/infinite input or target.
 pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Result<()> {
+    if data.is_empty() {
+        return Err(Error::invalid(format!("{what}: there are no samples")));
+    }
     model
         .check_batch(data.x.shape())
         .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
-    let non_finite = |t: &Tensor, name: &str| {
-        let per = t.len() / t.shape()[0].max(1);
-        t.data().iter().position(|v| !v.is_finite()).map(|i| {
-            Error::invalid(format!(
-                "{what}: sample {} of the {name} holds {}",
-                i / per.max(1),
-                t.data()[i]
-            ))
-        })
-    };
-    if let Some(e) = non_finite(&data.x, "inputs") {
-        return Err(e);
-    }
-    if let Labels::Values(v) = &data.y
-        && let Some(e) = non_finite(v, "targets")
-    {
-        return Err(e);
+    check_finite(&data.x, what, "inputs")?;
+    if let Labels::Values(v) = &data.y {
+        check_finite(v, what, "targets")?;
     }
     let outputs: usize = model.output_shape().iter().product();
     match (&data.y, loss) {
         (Labels::Classes(c), _) => crate::loss::check_classes(c, outputs)
             .map_err(|e| Error::invalid(format!("{what}: {e}"))),
         (Labels::Values(_), Loss::CrossEntropy) => Err(Error::invalid(format!(
-            "{what}: cross-entropy needs integer class labels, the targets are floats"
+            "{what}: cross-entropy needs integer class labels, the targets are floats \
+             (for regression targets use --loss mse)"
         ))),
         (Labels::Values(v), _) => {
             let per: usize = v.shape()[1..].iter().product();
@@ -196,6 +203,22 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
             }
             Ok(())
         }
+    }
+}
+
+/// What looks wrong with data that is not certainly wrong: float inputs that look like raw 0–255
+/// pixels (integers up to 255, some above 1), where the model expects them scaled to [0, 1].
+pub fn data_warnings(data: &Dataset) -> Vec<String> {
+    let x = data.x.data();
+    let max = x.iter().copied().fold(f32::MIN, f32::max);
+    let pixels = max > 1.0 && max <= 255.0 && x.iter().all(|&v| v >= 0.0 && v.fract() == 0.0);
+    if pixels {
+        vec![format!(
+            "the inputs are whole numbers from 0 to {max}, like raw pixels; image data is expected \
+             scaled to [0, 1] (divide by 255), as IDX and uint8 pixels are"
+        )]
+    } else {
+        Vec::new()
     }
 }
 

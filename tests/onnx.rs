@@ -218,6 +218,19 @@ fn export_errors_are_one_line() {
         "1,28,28",
     ]);
     assert!(e.contains("no/such/dir"), "{e}");
+    let e = fails(&[
+        "export",
+        "--checkpoint",
+        lenet,
+        "--output",
+        &p("m.pb"),
+        "--input-shape",
+        "1,28,28",
+    ]);
+    assert!(
+        e.contains("--output") && e.contains("must end in .onnx"),
+        "{e}"
+    );
     assert!(!dir.path().join("m.onnx").exists());
 }
 

@@ -22,6 +22,7 @@ neighbour who comes or goes during the run weighs on both sides alike:
 """
 
 import argparse
+import time
 import importlib.util
 import json
 import os
@@ -59,6 +60,26 @@ def fmt(v, spec, missing="—"):
     return missing if v is None else format(v, spec)
 
 
+def markdown(table, args):
+    """The README's table: one row per thread count and model, and the GEMM peaks under it."""
+    out = ["| threads | model | scratchnet | PyTorch | ratio | scratchnet GFLOP/s (% peak) | "
+           "peak RSS, scratchnet / PyTorch |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for t, peak, rows in table:
+        for m, o, p in rows:
+            ratio = o["median_seconds"] / p["median_seconds"] if p else None
+            out.append(f"| {t} | {m} | {o['median_seconds']:.2f} s | "
+                       f"{fmt(p and p['median_seconds'], '.2f')} s | {fmt(ratio, '.2f')} | "
+                       f"{o['gflops']:.1f} ({100 * o['gflops'] / peak['gflops']:.0f}%) | "
+                       f"{o['peak_rss_mib']:.0f} / {fmt(p and p['peak_rss_mib'], '.0f')} MiB |")
+    peaks = ", ".join(f"{peak['gflops']:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}"
+                      for t, peak, _ in table)
+    out.append("")
+    out.append(f"GEMM peak in the same run: {peaks}. Epoch = median of "
+               f"{args.repeats * max(1, args.rounds)} epochs per side, measured "
+               f"{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores.")
+    sys.stdout.write("\n".join(out) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=",".join(MODELS))
@@ -72,13 +93,18 @@ def main():
     ap.add_argument("--scratchnet", default=os.path.join(ROOT, "target", "release", "scratchnet"))
     ap.add_argument("--data-dir", default=None, help="passed to both sides")
     ap.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print only the README's table (for tools/readme.py --all)")
     args = ap.parse_args()
+    table = []
+    # With --markdown only the table is printed, at the end.
+    say = (lambda *a, **k: None) if args.markdown else print
 
     if not os.path.exists(args.scratchnet):
         raise SystemExit(f"{args.scratchnet} not found: run `cargo build --release` first")
     have_torch = all(importlib.util.find_spec(m) for m in ("torch", "numpy"))
     if not have_torch:
-        print("PyTorch is not installed (pip install torch numpy): skipping the PyTorch side")
+        say("PyTorch is not installed (pip install torch numpy): skipping the PyTorch side")
     models = [m.strip() for m in args.models.split(",") if m.strip()]
     threads = [int(t) for t in args.threads.split(",")]
     extra = ["--limit", str(args.limit)] if args.limit else []
@@ -104,21 +130,23 @@ def main():
                         + extra + torch_data)[0])
             raw += ours_runs + their_runs
             rows.append((m, pooled(ours_runs), pooled(their_runs) if their_runs else None))
+        if args.markdown:
+            table.append((t, peak, rows))
 
-        print(f"\n{t} thread(s); GEMM peak {peak['gflops']:.1f} GFLOP/s "
+        say(f"\n{t} thread(s); GEMM peak {peak['gflops']:.1f} GFLOP/s "
               f"({args.peak_size}³ f32, median of 5); epoch = median of "
               f"{args.repeats * max(1, args.rounds)}, "
               f"{rows[0][1]['samples'] if rows else 0} samples, batch 50")
         head = ("model", "ours s", "torch s", "ratio", "target", "ours GF/s", "torch GF/s",
                 "% peak", "ours RSS", "torch RSS", "ours loss", "torch loss")
-        print(("{:<9}" + " {:>10}" * (len(head) - 1)).format(*head))
+        say(("{:<9}" + " {:>10}" * (len(head) - 1)).format(*head))
         for m, o, p in rows:
             ratio = o["median_seconds"] / p["median_seconds"] if p else None
             target = TARGET_2T.get(m) if t > 1 else 1.0
             verdict = None
             if ratio is not None and target is not None:
                 verdict = f"≤{target:g} " + ("met" if ratio <= target else "NOT")
-            print(("{:<9}" + " {:>10}" * (len(head) - 1)).format(
+            say(("{:<9}" + " {:>10}" * (len(head) - 1)).format(
                 m,
                 fmt(o["median_seconds"], ".2f"),
                 fmt(p and p["median_seconds"], ".2f"),
@@ -132,7 +160,9 @@ def main():
                 fmt(o["final_loss"], ".4f"),
                 fmt(p and p["final_loss"], ".4f"),
             ))
-        print("ratio = ours / torch seconds per epoch; RSS in MiB; % peak = ours GF/s / GEMM peak")
+        say("ratio = ours / torch seconds per epoch; RSS in MiB; % peak = ours GF/s / GEMM peak")
+    if args.markdown:
+        markdown(table, args)
     if args.json:
         with open(args.json, "w") as f:
             for r in raw:

@@ -1,7 +1,8 @@
 //! The `scratchnet` command line: train, predict, evaluate, look at data, summarise models.
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
@@ -11,9 +12,11 @@ use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
 use scratchnet::train::{self, Outcome, Schedule, Trainer};
 use scratchnet::{Loss, init::Init};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -77,15 +80,17 @@ struct BenchArgs {
     peak: Option<usize>,
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct TrainArgs {
     /// Model text or preset (mlp, seed-cnn, lenet, nielsen).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     model: Option<String>,
     /// Start from the weights of this checkpoint (ours or PyTorch's safetensors).
-    #[arg(long, conflicts_with = "resume")]
+    #[arg(long)]
     init: Option<PathBuf>,
-    /// Continue the run saved in this checkpoint; --epochs is the total to reach.
+    /// Continue the run saved in this checkpoint (the flags that define the run, if given, must
+    /// agree with it; --lr and the other optimiser numbers may change); --epochs is the total to
+    /// reach. Writes back into it unless --out says otherwise.
     #[arg(long)]
     resume: Option<PathBuf>,
     #[command(flatten)]
@@ -170,13 +175,13 @@ struct PredictArgs {
     #[arg(conflicts_with = "input")]
     images: Vec<PathBuf>,
     /// The images are dark drawings on a light background.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     invert: bool,
     /// How many classes to print per image.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, conflicts_with = "input")]
     top: usize,
     /// Class names for the printout: fashion-mnist, mnist, or a comma-separated list (default: the names the checkpoint records).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "input")]
     classes: Option<String>,
 }
 
@@ -257,18 +262,71 @@ struct DownloadArgs {
     mirror: Option<String>,
 }
 
+/// The flags of the subcommand that were given on the command line (by clap id), as opposed to
+/// those left at their defaults: a resumed run compares only what the user said.
+struct Given(BTreeSet<String>);
+
+impl Given {
+    fn of(matches: &ArgMatches) -> Given {
+        let sub = matches.subcommand().map_or(matches, |(_, m)| m);
+        Given(
+            sub.ids()
+                .filter(|id| sub.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect(),
+        )
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+}
+
+/// A flag the parser refuses, on one line: the error and its tip, without the usage block (help and
+/// version print as usual).
+fn flag_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    let text = e.render().to_string();
+    let said: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:"))
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    eprintln!("{} (see --help)", said.join("; "));
+    std::process::exit(2)
+}
+
 fn main() {
-    let cli = Cli::parse();
-    if let Err(e) = run(cli) {
+    let matches = Cli::command()
+        .try_get_matches()
+        .unwrap_or_else(|e| flag_error(e));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let Err(e) = run(cli, &Given::of(&matches)) {
         eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
         std::process::exit(1);
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
-    if let Some(n) = cli.threads {
+fn run(cli: Cli, given: &Given) -> Result<()> {
+    if let Some(mut n) = cli.threads {
         if n == 0 {
             bail!("--threads must be at least 1");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        if n > cores {
+            eprintln!(
+                "note: --threads {n} is more than the {cores} cores here; using {cores} (the result is the same on any thread count)"
+            );
+            n = cores;
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
@@ -276,10 +334,10 @@ fn run(cli: Cli) -> Result<()> {
             .context("setting up threads")?;
     }
     match cli.command {
-        Command::Train(a) => train_cmd(a),
+        Command::Train(a) => train_cmd(a, given),
         Command::Predict(a) => predict_cmd(a),
-        Command::Eval(a) => eval_cmd(a),
-        Command::Show(a) => show_cmd(a),
+        Command::Eval(a) => eval_cmd(a, given),
+        Command::Show(a) => show_cmd(a, given),
         Command::Summary(a) => summary_cmd(a),
         Command::Export(a) => export_cmd(a),
         Command::Download(a) => download_cmd(a),
@@ -318,6 +376,16 @@ fn load_model(
     input_shape: &[usize],
 ) -> Result<(Model, checkpoint::Checkpoint)> {
     let ck = checkpoint::read(path)?;
+    Ok((model_from(&ck, text, input_shape)?, ck))
+}
+
+/// The model of a checkpoint already read (see [`load_model`]).
+fn model_from(
+    ck: &checkpoint::Checkpoint,
+    text: Option<&str>,
+    input_shape: &[usize],
+) -> Result<Model> {
+    let path = &ck.path;
     let text = match (text, ck.model_text()) {
         (Some(t), _) => t.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -332,7 +400,7 @@ fn load_model(
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
     )?;
     ck.load_into(&mut model)?;
-    Ok((model, ck))
+    Ok(model)
 }
 
 fn optimizer_config(a: &TrainArgs) -> Result<Config> {
@@ -367,41 +435,338 @@ fn check_train_flags(a: &TrainArgs) -> Result<()> {
     if a.checkpoint_every == Some(0) {
         bail!("--checkpoint-every must be at least 1");
     }
-    for (flag, path, exts) in [
-        ("--history", &a.history, ["json", "csv"]),
-        ("--plot", &a.plot, ["png", "svg"]),
-    ] {
-        if let Some(p) = path {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if !exts.contains(&ext) {
-                bail!(
-                    "{flag} {}: the file must end in .{} or .{}",
-                    p.display(),
-                    exts[0],
-                    exts[1]
-                );
-            }
+    Ok(())
+}
+
+/// Checks, before any work, that `path` can be written: a known extension, an existing directory
+/// that takes a new file, and not a directory itself.
+fn check_output(flag: &str, path: &Path, exts: &[&str]) -> Result<()> {
+    let shown = path.display();
+    if path.is_dir() {
+        bail!("{flag} {shown}: is a directory; give a file name");
+    }
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    if !exts.contains(&ext) {
+        let known: Vec<String> = exts.iter().map(|e| format!(".{e}")).collect();
+        bail!(
+            "{flag} {shown}: the file must end in {}",
+            known.join(" or ")
+        );
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        bail!(
+            "{flag} {shown}: the directory {} does not exist",
+            dir.display()
+        );
+    }
+    let probe = dir.join(format!(".scratchnet-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .with_context(|| format!("{flag} {shown}: cannot write in {}", dir.display()))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
+/// Refuses data flags that would do nothing: a `--split-seed` without `--test-split`.
+fn check_data_flags(data: &DataArgs, given: &Given) -> Result<()> {
+    if given.has("split_seed") && data.test_split.is_none() {
+        bail!("--split-seed does nothing without --test-split");
+    }
+    Ok(())
+}
+
+/// The model text as it is compared: presets expanded, white space removed.
+fn model_key(text: &str) -> String {
+    scratchnet::spec::expand(text)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// `--resume` continues one run: each flag that defines it, when given, must say what the
+/// checkpoint recorded; a different value is an error naming the flag and both values.
+fn check_same_run(a: &TrainArgs, given: &Given, r: &Resume, model: Option<&str>) -> Result<()> {
+    let quote = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    let loss_of = |l: &str| l.parse::<Loss>().map(|l| l.to_string()).ok();
+    let kind = serde_json::to_value(&r.optimizer)?["kind"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let checks: Vec<(&str, &str, String, String)> = vec![
+        (
+            "model",
+            "--model",
+            quote(&a.model.as_deref().map(model_key)),
+            quote(&model.map(model_key)),
+        ),
+        (
+            "init",
+            "--init",
+            quote(&a.init.as_ref().map(|p| p.display().to_string())),
+            quote(&r.origin.init),
+        ),
+        (
+            "initializer",
+            "--initializer",
+            quote(&a.initializer),
+            quote(&r.origin.initializer),
+        ),
+        ("data", "--data", quote(&a.data.data), quote(&r.data.data)),
+        (
+            "data_dir",
+            "--data-dir",
+            quote(&a.data.data_dir),
+            quote(&r.data.data_dir),
+        ),
+        (
+            "test_split",
+            "--test-split",
+            quote(&a.data.test_split),
+            quote(&r.data.test_split),
+        ),
+        (
+            "split_seed",
+            "--split-seed",
+            quote(&a.data.split_seed),
+            quote(&r.data.split_seed),
+        ),
+        (
+            "limit",
+            "--limit",
+            quote(&a.data.limit),
+            quote(&r.data.limit),
+        ),
+        ("seed", "--seed", quote(&a.seed), quote(&r.schedule.seed)),
+        (
+            "batch_size",
+            "--batch-size",
+            quote(&a.batch_size),
+            quote(&r.schedule.batch_size),
+        ),
+        (
+            "no_shuffle",
+            "--no-shuffle",
+            quote(&a.no_shuffle),
+            quote(&!r.schedule.shuffle),
+        ),
+        (
+            "loss",
+            "--loss",
+            quote(&a.loss.as_deref().and_then(loss_of)),
+            quote(&loss_of(&r.loss)),
+        ),
+        (
+            "optimizer",
+            "--optimizer",
+            quote(&a.optimizer),
+            quote(&kind),
+        ),
+    ];
+    for (id, flag, got, saved) in checks {
+        if given.has(id) && got != saved {
+            let show = |v: &str| {
+                v.trim_start_matches("Some(")
+                    .trim_end_matches(')')
+                    .to_string()
+            };
+            bail!(
+                "{flag} {} is not what the run being resumed used ({}): --resume continues the same run; to change {flag}, start a new run from its weights with --init",
+                show(&got),
+                show(&saved)
+            );
         }
     }
     Ok(())
 }
 
-fn train_cmd(a: TrainArgs) -> Result<()> {
-    check_train_flags(&a)?;
-    // Everything is checked before the first batch: flags, data, model, checkpoint.
-    // A resumed run takes its data flags from the checkpoint unless new ones are given.
-    let resume = a.resume.as_deref().map(Resume::read).transpose()?;
-    let data_args = match &resume {
-        Some(r) if !a.data.is_given() => r.data.clone(),
-        _ => a.data.clone(),
+/// Applies to a resumed run the optimiser numbers given on the command line (`--lr`, `--momentum`,
+/// …: each flag is the field of the same name); returns a line for each that changed.
+fn retune(trainer: &mut Trainer, a: &TrainArgs, given: &Given) -> Result<Vec<String>> {
+    let mut saved = serde_json::to_value(&trainer.optimizer.config)?;
+    let kind = saved["kind"].as_str().unwrap_or_default().to_string();
+    let asked = serde_json::to_value(optimizer_config(&TrainArgs {
+        optimizer: kind,
+        ..a.clone()
+    })?)?;
+    let p = &trainer.position;
+    let from = if p.batch > 0 {
+        format!("from epoch {}, batch {}", p.epoch + 1, p.batch + 1)
+    } else {
+        format!("from epoch {}", p.epoch + 1)
     };
-    let (train, test) = source::load(&data_args)?;
-    let mut trainer = match (resume, &a.resume) {
-        (Some(r), Some(path)) => {
-            let (model, ck) = load_model(path, None, train.sample_shape())?;
-            r.into_trainer(model, &ck)?
+    let mut changes = Vec::new();
+    if let Some(fields) = saved.as_object_mut() {
+        for (name, value) in fields.iter_mut() {
+            if given.has(name) && asked[name.as_str()] != *value {
+                // The numbers are f32: shown as f32, not as the f64 JSON widened them to.
+                let show = |v: &serde_json::Value| {
+                    v.as_f64().map_or(v.to_string(), |f| (f as f32).to_string())
+                };
+                changes.push(format!(
+                    "{name} {} → {} {from}",
+                    show(value),
+                    show(&asked[name.as_str()])
+                ));
+                *value = asked[name.as_str()].clone();
+            }
         }
-        _ => {
+    }
+    trainer.optimizer.config = serde_json::from_value(saved)?;
+    trainer.optimizer.config.validate()?;
+    Ok(changes)
+}
+
+/// A path as a shell word: quoted when it holds anything but plain characters.
+fn shell_word(path: &Path) -> String {
+    let s = path.display().to_string();
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+,:=@".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Saves the checkpoint at `path`; when that fails (a full disk, a vanished directory), saves it
+/// under a name that says so next to it, else in the working or temporary directory, and fails
+/// with a message that says where the weights are.
+fn save_or_rescue(
+    trainer: &mut Trainer,
+    path: &Path,
+    meta: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let Err(e) = checkpoint::save(&mut trainer.model, path, meta) else {
+        return Ok(());
+    };
+    let stem = path
+        .file_stem()
+        .map_or("model".into(), |s| s.to_string_lossy().to_string());
+    let name = format!("{stem}.rescued.safetensors");
+    let places = [
+        path.with_file_name(&name),
+        PathBuf::from(&name),
+        std::env::temp_dir().join(format!("{stem}.rescued-{}.safetensors", std::process::id())),
+    ];
+    for place in places {
+        if checkpoint::save(&mut trainer.model, &place, meta).is_ok() {
+            bail!(
+                "{e}; the trained weights are saved at {} instead",
+                place.display()
+            );
+        }
+    }
+    bail!("{e}; no other place could be written either, the weights of this run are lost")
+}
+
+/// Writes `--history` and `--plot` after an epoch.
+fn write_reports(a: &TrainArgs, history: &[scratchnet::train::EpochStats]) -> Result<()> {
+    if let Some(h) = &a.history {
+        scratchnet::report::write_history(h, history)?;
+    }
+    if let Some(p) = &a.plot {
+        scratchnet::report::plot_history(p, history)?;
+    }
+    Ok(())
+}
+
+/// The command that continues an interrupted run into the same files.
+fn resume_command(a: &TrainArgs, out: &Path) -> String {
+    let mut cmd = format!(
+        "scratchnet train --resume {} --epochs {}",
+        shell_word(out),
+        a.epochs
+    );
+    for (flag, path) in [("--history", &a.history), ("--plot", &a.plot)] {
+        if let Some(p) = path {
+            cmd += &format!(" {flag} {}", shell_word(p));
+        }
+    }
+    if let Some(k) = a.checkpoint_every {
+        cmd += &format!(" --checkpoint-every {k}");
+    }
+    if a.quiet {
+        cmd += " --quiet";
+    }
+    cmd
+}
+
+/// Installs the handler of Ctrl-C and SIGTERM (what Slurm, Kubernetes and systemd send): the first
+/// sets `flag` (training stops after the batch and saves); another one more than a second later
+/// stops at once without saving. Signals within the second count as one (`timeout -s INT` sends
+/// one to the process and one to its group).
+fn on_interrupt(flag: Arc<AtomicBool>) -> Result<()> {
+    let first: Mutex<Option<Instant>> = Mutex::new(None);
+    ctrlc::set_handler(move || {
+        let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
+        match *first {
+            None => {
+                *first = Some(Instant::now());
+                flag.store(true, Ordering::SeqCst);
+            }
+            Some(t) if t.elapsed() > Duration::from_secs(1) => {
+                eprintln!("\nsecond interrupt: stopping without saving");
+                std::process::exit(130);
+            }
+            Some(_) => {}
+        }
+    })
+    .context("installing the interrupt handler")
+}
+
+fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
+    check_train_flags(&a)?;
+    check_data_flags(&a.data, given)?;
+    // Everything is checked before the first batch: flags, output paths, data, model, checkpoint.
+    // A resumed run writes back into the checkpoint it continues unless told otherwise.
+    let out = match &a.resume {
+        Some(r) if !given.has("out") => r.clone(),
+        _ => a.out.clone(),
+    };
+    check_output("--out", &out, &["safetensors"])?;
+    if let Some(h) = &a.history {
+        check_output("--history", h, &["json", "csv"])?;
+    }
+    if let Some(p) = &a.plot {
+        check_output("--plot", p, &["png", "svg"])?;
+    }
+    let resumed = match &a.resume {
+        Some(path) => {
+            let ck = checkpoint::read(path)?;
+            let r = Resume::of(&ck)?;
+            check_same_run(&a, given, &r, ck.model_text())?;
+            // --epochs: the recorded total unless a new one is given.
+            match r.origin.epochs {
+                Some(e) if !given.has("epochs") => a.epochs = e,
+                Some(e) if e != a.epochs => println!("epochs {e} → {}", a.epochs),
+                _ => {}
+            }
+            Some((ck, r))
+        }
+        None => None,
+    };
+    // A resumed run reads the data it was trained on (the flags given agree with it).
+    let data_args = resumed
+        .as_ref()
+        .map_or_else(|| a.data.clone(), |(_, r)| r.data.clone());
+    let (train, test) = source::load(&data_args)?;
+    let (mut trainer, origin) = match resumed {
+        Some((ck, r)) => {
+            let origin = resume::Origin {
+                epochs: Some(a.epochs),
+                ..r.origin.clone()
+            };
+            let model = model_from(&ck, None, train.sample_shape())?;
+            let mut trainer = r.into_trainer(model, &ck)?;
+            for change in retune(&mut trainer, &a, given)? {
+                println!("{change}");
+            }
+            (trainer, origin)
+        }
+        None => {
             let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
             let model = match (&a.model, &a.init) {
                 (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
@@ -423,13 +788,24 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
                 seed: a.seed,
             };
             let optimizer = Optimizer::new(optimizer_config(&a)?)?;
-            Trainer::new(model, optimizer, loss, schedule)
+            let origin = resume::Origin {
+                init: a.init.as_ref().map(|p| p.display().to_string()),
+                initializer: a.initializer.clone(),
+                epochs: Some(a.epochs),
+            };
+            (Trainer::new(model, optimizer, loss, schedule), origin)
         }
     };
     train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
     }
+    for w in train::data_warnings(&train) {
+        eprintln!("warning: training data: {w}");
+    }
+    trainer
+        .model
+        .check_memory(trainer.schedule.batch_size.min(train.len()))?;
     if trainer.position.epoch >= a.epochs {
         bail!(
             "the checkpoint has already trained {} epochs; ask for more with --epochs",
@@ -453,19 +829,10 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
     }
 
     let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: stopping without saving");
-                std::process::exit(130);
-            }
-        })
-        .context("installing the Ctrl-C handler")?;
-    }
+    on_interrupt(interrupt.clone())?;
 
-    let save = |trainer: &mut Trainer, path: &Path| -> Result<()> {
-        let mut meta = resume::metadata(trainer, &data_args)?;
+    let save = |trainer: &mut Trainer| -> Result<()> {
+        let mut meta = resume::metadata(trainer, &data_args, &origin)?;
         if let Some(names) = &train.class_names {
             meta.insert(
                 checkpoint::CLASSES_KEY.into(),
@@ -476,8 +843,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
             checkpoint::PREPROCESSING_KEY.into(),
             source::preprocessing(&data_args).into(),
         );
-        checkpoint::save(&mut trainer.model, path, &meta)?;
-        Ok(())
+        save_or_rescue(trainer, &out, &meta)
     };
 
     while trainer.position.epoch < a.epochs {
@@ -502,8 +868,8 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                let kept = if a.out.exists() {
-                    format!("; the last good checkpoint is still {}", a.out.display())
+                let kept = if out.exists() {
+                    format!("; the last good checkpoint is still {}", out.display())
                 } else {
                     String::new()
                 };
@@ -512,42 +878,50 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         };
         match outcome {
             Outcome::Interrupted => {
-                save(&mut trainer, &a.out)?;
+                save(&mut trainer)?;
                 println!(
-                    "interrupted in epoch {epoch} after batch {}; saved {}. Resume with:\n  scratchnet train --resume {} --epochs {}",
+                    "interrupted in epoch {epoch} after batch {}; saved {}. Resume with:\n  {}",
                     trainer.position.batch,
-                    a.out.display(),
-                    a.out.display(),
-                    a.epochs
+                    out.display(),
+                    resume_command(&a, &out)
                 );
                 std::process::exit(130);
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
-                let last = trainer.position.epoch == a.epochs;
-                if last
+                let due = trainer.position.epoch == a.epochs
                     || a.checkpoint_every
-                        .is_some_and(|k| trainer.position.epoch % k == 0)
-                {
-                    save(&mut trainer, &a.out)?;
+                        .is_some_and(|k| trainer.position.epoch % k == 0);
+                let reports = write_reports(&a, &trainer.history);
+                // A report that cannot be written does not lose the epoch's weights.
+                if due || reports.is_err() {
+                    save(&mut trainer)?;
                 }
-                if let Some(h) = &a.history {
-                    scratchnet::report::write_history(h, &trainer.history)?;
-                }
-                if let Some(p) = &a.plot {
-                    scratchnet::report::plot_history(p, &trainer.history)?;
-                }
+                reports.with_context(|| {
+                    format!(
+                        "after epoch {epoch} (the checkpoint is saved at {})",
+                        out.display()
+                    )
+                })?;
             }
         }
     }
-    println!("saved {}", a.out.display());
+    println!("saved {}", out.display());
     Ok(())
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {
+    if a.top == 0 {
+        bail!("--top must be at least 1");
+    }
     match (&a.input, &a.output) {
         (Some(input), Some(output)) => {
+            check_output("--output", output, &["npy"])?;
             let x = source::read_inputs(input)?;
+            if x.shape()[0] == 0 {
+                bail!("{}: holds no samples", input.display());
+            }
+            train::check_finite(&x, &input.display().to_string(), "inputs")?;
             let (mut model, _) = load_model(&a.checkpoint, a.model.as_deref(), &x.shape()[1..])?;
             let y = model.predict(&x, 100)?;
             scratchnet::data::npy::write_npy_f32(output, y.shape(), y.data())?;
@@ -573,10 +947,38 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
     }
 }
 
-fn eval_cmd(a: EvalArgs) -> Result<()> {
-    let (train, test) = source::load(&a.data)?;
+fn eval_cmd(a: EvalArgs, given: &Given) -> Result<()> {
+    check_data_flags(&a.data, given)?;
+    if given.has("limit") {
+        bail!("--limit does nothing for eval: it evaluates every sample of the test set");
+    }
+    if let Some(p) = &a.plot {
+        check_output("--plot", p, &["png", "svg"])?;
+    }
+    let ck = checkpoint::read(&a.checkpoint)?;
+    let trained = Resume::of(&ck).ok().map(|r| r.data);
+    // Without --data: the test split of the data the checkpoint was trained on.
+    let args = match (&a.data.data, &trained) {
+        (Some(_), _) => a.data.clone(),
+        (None, Some(t)) => DataArgs {
+            limit: None,
+            ..t.clone()
+        },
+        (None, None) => bail!(
+            "{}: the checkpoint does not record its training data; give --data",
+            a.checkpoint.display()
+        ),
+    };
+    let (train, test) = source::load(&args)?;
+    let on_test = test.is_some();
     let data = test.unwrap_or(train);
-    let (mut model, ck) = load_model(&a.checkpoint, a.model.as_deref(), data.sample_shape())?;
+    if let Some(t) = &trained
+        && let Some(why) = overlap(t, &args, on_test)
+    {
+        eprintln!("warning: {why}: the accuracy is not a test accuracy");
+    }
+    let model = model_from(&ck, a.model.as_deref(), data.sample_shape())?;
+    let mut model = model;
     let loss = match &a.loss {
         Some(l) => l.parse()?,
         None => Resume::loss_of(&ck).unwrap_or(Loss::CrossEntropy),
@@ -590,7 +992,32 @@ fn eval_cmd(a: EvalArgs) -> Result<()> {
     )?)
 }
 
-fn show_cmd(a: ShowArgs) -> Result<()> {
+/// Why evaluating on `eval` (its test split when `on_test`, else all of it) would reuse samples the
+/// model was trained on with `trained`, if it would.
+fn overlap(trained: &DataArgs, eval: &DataArgs, on_test: bool) -> Option<String> {
+    if trained.data != eval.data {
+        return None;
+    }
+    if !on_test {
+        return Some(
+            "these are the samples the model was trained on (the data has no test split)".into(),
+        );
+    }
+    match (trained.test_split, eval.test_split) {
+        (None, None) => None,
+        (Some(a), Some(b)) if a == b && trained.split_seed == eval.split_seed => None,
+        _ => Some(
+            "this test split is not the one the model was trained beside, and overlaps its training samples"
+                .into(),
+        ),
+    }
+}
+
+fn show_cmd(a: ShowArgs, given: &Given) -> Result<()> {
+    check_data_flags(&a.data, given)?;
+    if let Some(p) = &a.out {
+        check_output("--out", p, &["png"])?;
+    }
     let (train, test) = source::load(&a.data)?;
     let data: &Dataset = if a.train {
         &train
@@ -675,6 +1102,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
 }
 
 fn export_cmd(a: ExportArgs) -> Result<()> {
+    check_output("--output", &a.output, &["onnx"])?;
     let shape = match &a.input_shape {
         Some(s) => parse_shape(s)?,
         None => checkpoint::read(&a.checkpoint)?

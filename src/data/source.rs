@@ -196,6 +196,14 @@ fn read_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
 pub fn read_inputs(path: &Path) -> Result<Tensor> {
     let a = read_npy(path)?;
     match a.data {
+        NpyData::Float(_) if a.shape.len() == 1 => Err(Error::format(
+            path,
+            format!(
+                "has shape ({},), one value per sample; inputs need shape (N, features…), one row \
+                 per sample: save one feature per sample as ({}, 1)",
+                a.shape[0], a.shape[0]
+            ),
+        )),
         NpyData::Float(v) if !a.shape.is_empty() => Tensor::new(&a.shape, v),
         NpyData::Float(_) => Err(Error::format(
             path,

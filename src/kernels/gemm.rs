@@ -17,8 +17,11 @@
 //!
 //! Threads: at batch 50 the matrices are small, and cutting one product in many pieces costs more than
 //! it saves. What pays is to cut the output in two halves (along whichever of `m`, `n` is longer,
-//! on tile boundaries) and give each core one single-threaded product: the halves share nothing, and
-//! every output element is still reduced over `k` in the same order.
+//! on tile boundaries) and give each core one single-threaded product: the halves share nothing.
+//! Whether and where a product is cut depends on its shape alone, never on the number of threads (one
+//! thread runs both halves in turn): a half may take another path through the kernel than the whole
+//! would (dot products, a narrow C computed transposed, other block sizes in the `gemm` crate), so a
+//! cut that came and went with the thread count would change the result's last bits.
 
 use gemm::Parallelism;
 use std::cell::RefCell;
@@ -38,7 +41,7 @@ const SPLIT_MIN_WORK: usize = 1 << 17;
 /// `C[m×n] = (accumulate ? C : 0) + op(A)[m×k] · op(B)[k×n]`, all row-major.
 ///
 /// `a` holds `op(A)` stored as `[m, k]` (`Op::N`) or `[k, m]` (`Op::T`); likewise `b` as `[k, n]` or
-/// `[n, k]`. Splits across two rayon tasks when the product is large enough and the pool has threads.
+/// `[n, k]`. Cuts the product in two rayon tasks when it is large enough (whatever the thread count).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     c: &mut [f32],
@@ -51,7 +54,7 @@ pub fn matmul(
     n: usize,
     accumulate: bool,
 ) {
-    let split = m * n * k >= SPLIT_MIN_WORK && rayon::current_num_threads() > 1;
+    let split = m * n * k >= SPLIT_MIN_WORK;
     product(c, a, ta, b, tb, m, k, n, accumulate, split, kernel());
 }
 
@@ -907,6 +910,65 @@ mod tests {
                                 "{m}×{k}×{n} {ta:?}{tb:?}: {x} vs {y}"
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Products of every shape class (dot products, narrow C computed transposed, packed, cut in
+    /// two or not) give the same bits on pools of 1, 2, 3 and 4 threads.
+    #[test]
+    fn the_thread_count_never_changes_a_bit() {
+        let shapes = [
+            (10, 64, 400),
+            (400, 64, 10),
+            (30, 300, 70),
+            (70, 300, 30),
+            (50, 784, 512),
+            (512, 50, 784),
+            (64, 288, 196),
+            (16, 1000, 40),
+            (100, 80, 30),
+            (5, 7, 3),
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let pools: Vec<_> = (1..=4)
+            .map(|t| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(t)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for &(m, k, n) in &shapes {
+            for (ta, tb) in [
+                (Op::N, Op::N),
+                (Op::N, Op::T),
+                (Op::T, Op::N),
+                (Op::T, Op::T),
+            ] {
+                for acc in [false, true] {
+                    let mut r = |len: usize| {
+                        (0..len)
+                            .map(|_| rng.gen_range(-1.0..1.0))
+                            .collect::<Vec<f32>>()
+                    };
+                    let (a, b, c0) = (r(m * k), r(k * n), r(m * n));
+                    let results: Vec<Vec<u32>> = pools
+                        .iter()
+                        .map(|pool| {
+                            let mut c = c0.clone();
+                            pool.install(|| matmul(&mut c, &a, ta, &b, tb, m, k, n, acc));
+                            c.iter().map(|x| x.to_bits()).collect()
+                        })
+                        .collect();
+                    for (t, r) in results.iter().enumerate().skip(1) {
+                        assert!(
+                            *r == results[0],
+                            "{m}×{k}×{n} {ta:?}{tb:?} acc={acc}: {} threads differ from 1",
+                            t + 1
+                        );
                     }
                 }
             }
