@@ -30,8 +30,11 @@ pub const PREPROCESSING_KEY: &str = "preprocessing";
 /// The contents of a checkpoint file.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
+    /// Where it was read from.
     pub path: PathBuf,
+    /// The tensors by name (`0.weight`, …), converted to f32.
     pub tensors: BTreeMap<String, Tensor>,
+    /// The string metadata (`model`, `input_shape`, `classes`, training state).
     pub metadata: HashMap<String, String>,
 }
 
@@ -42,13 +45,15 @@ fn err(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Writes the model's parameters and `metadata` (plus the model text under `model`), atomically.
+/// Writes the model's parameters and `metadata` (plus the model text under `model` and the input
+/// shape under `input_shape`), atomically.
 ///
 /// # Errors
-/// The file cannot be written.
-pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+/// The file cannot be written; a layer of the user's own that holds parameters but does not show
+/// them through [`Layer::params`] (named, rather than saved without them).
+pub fn save(model: &Model, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut params: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    model.net().visit_params("", &mut |name, p| {
+    model.net_ref().params("", &mut |name, p| {
         let bytes = p
             .value
             .data()
@@ -57,6 +62,22 @@ pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>)
             .collect();
         params.push((name.to_string(), p.value.shape().to_vec(), bytes));
     });
+    let shown: Vec<&String> = params.iter().map(|p| &p.0).collect();
+    if shown.len() != model.param_names().len()
+        || shown.iter().zip(model.param_names()).any(|(a, b)| *a != b)
+    {
+        let hidden: Vec<&String> = model
+            .param_names()
+            .iter()
+            .filter(|n| !shown.contains(n))
+            .collect();
+        return Err(err(
+            path,
+            format!(
+                "cannot save: parameters {hidden:?} are not shown by Layer::params (a layer that holds parameters must implement it)"
+            ),
+        ));
+    }
     let views = params
         .iter()
         .map(|(name, shape, bytes)| {
@@ -255,7 +276,7 @@ mod tests {
         let p = dir.path().join("m.safetensors");
         let mut a = model(TEXT, 1);
         save(
-            &mut a,
+            &a,
             &p,
             &BTreeMap::from([("note".to_string(), "hi".to_string())]),
         )
@@ -281,7 +302,7 @@ mod tests {
     fn another_models_checkpoint_lists_what_does_not_fit() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
-        save(&mut model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
+        save(&model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
         let mut other = model("Conv2d(1,4,3), Flatten, Linear(64,3), ReLU, Linear(3,2)", 1);
         let e = read(&p)
             .unwrap()
@@ -302,7 +323,7 @@ mod tests {
     fn corrupt_truncated_and_missing_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
-        save(&mut model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
+        save(&model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
         let e = read(&p).unwrap_err().to_string();
@@ -330,7 +351,7 @@ mod tests {
                 p.value.data_mut()[1] = f32::NAN
             }
         });
-        save(&mut m, &p, &BTreeMap::new()).unwrap();
+        save(&m, &p, &BTreeMap::new()).unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(
             e.contains("tensor '3.bias' holds a non-finite value (NaN) at index 1"),

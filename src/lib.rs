@@ -26,10 +26,10 @@
 //! # Ok::<(), scratchnet::Error>(())
 //! ```
 
-pub mod bench;
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+#[cfg(feature = "cli")]
 pub mod image_io;
 pub mod init;
 pub mod kernels;
@@ -38,9 +38,10 @@ pub mod loss;
 pub mod model;
 pub mod onnx;
 pub mod optim;
+#[cfg(feature = "cli")]
 pub mod plot;
-pub mod progress;
-pub mod replica;
+mod replica;
+#[cfg(feature = "cli")]
 pub mod report;
 pub mod resume;
 pub mod spec;
@@ -51,4 +52,8 @@ pub use error::{Error, Result};
 pub use layers::{Layer, Mode};
 pub use loss::{Loss, Targets};
 pub use model::Model;
+/// The `rand` the API takes generators from (`Model::build`, `Linear::new`), so a user need not pin it.
+pub use rand;
+/// The generator the CLI seeds (`ChaCha8Rng::seed_from_u64(seed)`).
+pub use rand_chacha;
 pub use tensor::Tensor;

@@ -17,6 +17,10 @@ pub struct Model {
     input_shape: Vec<usize>,
     output_shape: Vec<usize>,
     net: Sequential,
+    /// The parameter names, as [`Layer::visit_params`] gives them at construction.
+    param_names: Vec<String>,
+    /// Whether building `text` again gives these very layers (not so for [`Model::from_layers`]).
+    from_text: bool,
 }
 
 /// The memory the system can still give (Linux's `MemAvailable`), if it says.
@@ -42,9 +46,13 @@ fn human_bytes(b: usize) -> String {
 /// One line of a model summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
+    /// The layer's index.
     pub index: usize,
+    /// The layer as PyTorch prints it, on one line.
     pub layer: String,
+    /// Its per-sample output shape.
     pub output_shape: Vec<usize>,
+    /// Its number of learnable values.
     pub params: usize,
 }
 
@@ -67,6 +75,7 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         Ok(Model {
             text,
+            from_text: true,
             ..Model::from_layers(layers, input_shape)?
         })
     }
@@ -83,13 +92,17 @@ impl Model {
             .map(|l| crate::layers::one_line(l.as_ref()))
             .collect::<Vec<_>>()
             .join(", ");
-        let net = Sequential::new(layers);
+        let mut net = Sequential::new(layers);
         let output_shape = net.check_input(input_shape)?;
+        let mut param_names = Vec::new();
+        net.visit_params("", &mut |name, _| param_names.push(name.to_string()));
         Ok(Model {
             text,
             input_shape: input_shape.to_vec(),
             output_shape,
             net,
+            param_names,
+            from_text: false,
         })
     }
 
@@ -155,6 +168,17 @@ impl Model {
     /// The layers, read-only.
     pub fn net_ref(&self) -> &Sequential {
         &self.net
+    }
+
+    /// The parameter names, in order (`0.weight`, `0.bias`, …).
+    pub fn param_names(&self) -> &[String] {
+        &self.param_names
+    }
+
+    /// Whether [`Model::build`] made it from its text, so that building the text again gives the
+    /// same layers (with other weights).
+    pub fn is_from_text(&self) -> bool {
+        self.from_text
     }
 
     /// Checks that a batch of shape `[N, …]` fits the model.
@@ -468,7 +492,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
         let mut a = Model::new("Conv2d(1,2,3), ReLU, Flatten, Linear(8,3)", &[1, 4, 4], 3).unwrap();
-        checkpoint::save(&mut a, &p, &Default::default()).unwrap();
+        checkpoint::save(&a, &p, &Default::default()).unwrap();
         let mut b = Model::load(&p).unwrap();
         assert_eq!((b.text(), b.input_shape()), (a.text(), a.input_shape()));
         let x = Tensor::new(&[2, 1, 4, 4], (0..32).map(|v| v as f32 / 9.0).collect()).unwrap();

@@ -1,5 +1,10 @@
 //! The `scratchnet` command line: train, predict, evaluate, look at data, summarise models.
 
+#[path = "scratchnet/bench.rs"]
+mod bench;
+#[path = "scratchnet/progress.rs"]
+mod progress;
+
 use anyhow::{Context, Result, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -639,7 +644,7 @@ fn save_or_rescue(
     path: &Path,
     meta: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
-    let Err(e) = checkpoint::save(&mut trainer.model, path, meta) else {
+    let Err(e) = checkpoint::save(&trainer.model, path, meta) else {
         return Ok(());
     };
     let stem = path
@@ -652,7 +657,7 @@ fn save_or_rescue(
         std::env::temp_dir().join(format!("{stem}.rescued-{}.safetensors", std::process::id())),
     ];
     for place in places {
-        if checkpoint::save(&mut trainer.model, &place, meta).is_ok() {
+        if checkpoint::save(&trainer.model, &place, meta).is_ok() {
             bail!(
                 "{e}; the trained weights are saved at {} instead",
                 place.display()
@@ -848,12 +853,8 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
 
     while trainer.position.epoch < a.epochs {
         let epoch = trainer.position.epoch + 1;
-        let mut progress = scratchnet::progress::EpochProgress::new(
-            epoch,
-            a.epochs,
-            trainer.schedule.batch_size,
-            a.quiet,
-        );
+        let mut progress =
+            progress::EpochProgress::new(epoch, a.epochs, trainer.schedule.batch_size, a.quiet);
         // On a pool thread, each product's two halves start at once (the caller runs one, the other
         // core steals the second) instead of both being sent to the pool from outside.
         let outcome = rayon::scope(|_| {
@@ -1048,7 +1049,7 @@ fn show_cmd(a: ShowArgs, given: &Given) -> Result<()> {
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
     if let Some(size) = a.peak {
-        let r = scratchnet::bench::gemm_peak(size, a.repeats);
+        let r = bench::gemm_peak(size, a.repeats);
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1078,7 +1079,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         a.model.split(',').map(str::trim).collect()
     };
     for m in models {
-        let r = scratchnet::bench::bench(m, &train, &test, a.repeats)?;
+        let r = bench::bench(m, &train, &test, a.repeats)?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {

@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod dataset;
+#[cfg(feature = "cli")]
 pub mod download;
 pub mod find;
 pub mod idx;

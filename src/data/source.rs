@@ -2,7 +2,7 @@
 //! `--test-split` and `--limit`.
 
 use crate::data::dataset::{Dataset, Labels};
-use crate::data::find::{cache_dir, dataset_file, dataset_info, find_dataset};
+use crate::data::find::{dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_labels};
 use crate::data::npy::{NpyData, read_npy};
 use crate::error::{Error, Result};
@@ -39,23 +39,24 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 }
 
 /// The data flags shared by `train`, `eval` and `show`.
-#[derive(clap::Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
     /// fashion-mnist, mnist, a directory of IDX files, or X.npy:Y.npy.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<String>,
     /// Look for named datasets here first.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
     /// Split this fraction off as the test set (seeded by --split-seed); needed when a directory
     /// holds only a test split.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub test_split: Option<f64>,
     /// Seed of --test-split.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub split_seed: u64,
     /// Train on the first N training samples only.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub limit: Option<usize>,
 }
 
@@ -256,6 +257,7 @@ pub fn read_targets(path: &Path) -> Result<Labels> {
     }
 }
 
+#[cfg(feature = "cli")]
 /// `scratchnet download NAME`: fetches the four files into `dir` (default: the cache).
 pub fn download_cmd(name: &str, dir: Option<&Path>, mirror: Option<&str>) -> Result<PathBuf> {
     let info = dataset_info(name).ok_or_else(|| {
@@ -263,7 +265,10 @@ pub fn download_cmd(name: &str, dir: Option<&Path>, mirror: Option<&str>) -> Res
             "unknown dataset '{name}': expected fashion-mnist or mnist"
         ))
     })?;
-    let dest = dir.map_or_else(|| cache_dir(info.name), Path::to_path_buf);
+    let dest = dir.map_or_else(
+        || crate::data::find::cache_dir(info.name),
+        Path::to_path_buf,
+    );
     crate::data::download::download(info, mirror.unwrap_or(info.mirror), &dest, true)?;
     println!("{} is in {}", info.name, dest.display());
     Ok(dest)

@@ -252,6 +252,13 @@ impl Layer for Conv2d {
             f(&format!("{prefix}bias"), b);
         }
     }
+
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&format!("{prefix}weight"), &self.weight);
+        if let Some(b) = &self.bias {
+            f(&format!("{prefix}bias"), b);
+        }
+    }
 }
 
 impl Conv2d {

@@ -131,6 +131,13 @@ impl Layer for Linear {
             f(&format!("{prefix}bias"), b);
         }
     }
+
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&format!("{prefix}weight"), &self.weight);
+        if let Some(b) = &self.bias {
+            f(&format!("{prefix}bias"), b);
+        }
+    }
 }
 
 impl Linear {

@@ -50,7 +50,9 @@ use std::fmt;
 /// A learnable tensor and the gradient accumulated for it.
 #[derive(Clone, Debug)]
 pub struct Param {
+    /// The value.
     pub value: Tensor,
+    /// ∂L/∂value, accumulated by `backward` until the optimiser step zeroes it.
     pub grad: Tensor,
 }
 
@@ -65,8 +67,13 @@ impl Param {
 /// Whether a forward pass is for training (Dropout active, seeded per batch) or for evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Evaluation: Dropout is the identity.
     Eval,
-    Train { seed: u64 },
+    /// Training: Dropout draws its masks from `seed`.
+    Train {
+        /// The seed of this batch (see [`Mode::child`]).
+        seed: u64,
+    },
 }
 
 impl Mode {
@@ -137,6 +144,16 @@ pub trait Layer: fmt::Display + Send + std::any::Any {
 
     /// Visits every parameter with its name under `prefix` (e.g. `"0."`), in PyTorch's order.
     fn visit_params(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Param)) {}
+
+    /// Every parameter with its name under `prefix`, read-only, as [`Layer::visit_params`] names and
+    /// orders them (for saving a shared model). The default visits the [`Layer::children`]; a layer
+    /// that holds parameters itself overrides it (a model missing some is refused by
+    /// `checkpoint::save`, never saved without them).
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        for (name, child) in self.children() {
+            child.params(&format!("{prefix}{name}."), f);
+        }
+    }
 
     /// Multiply-accumulates of one sample's forward pass (for FLOP counts in benchmarks); 0 for
     /// layers whose cost is not a product.
