@@ -57,7 +57,7 @@ fn main() -> Result<()> {
     println!("loss before training: {before:.6e}");
     let every = (args.steps / 10).max(1);
     for step in 1..=args.steps {
-        let y = model.forward(x.clone(), Mode::Train { seed: 0 })?;
+        let y = model.forward(x.clone(), Mode::train(0))?;
         let (loss, grad) = Loss::Mse.compute(y, Targets::Values(&zeros))?;
         model.backward(grad)?;
         if let Some(bad) = opt.step(model.net()) {

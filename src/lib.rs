@@ -14,7 +14,7 @@
 //! let classes = [1, 1, 2, 0];
 //! let mut first = None;
 //! for _ in 0..50 {
-//!     let y = model.forward(x.clone(), Mode::Train { seed: 0 })?;
+//!     let y = model.forward(x.clone(), Mode::train(0))?;
 //!     let (loss, grad) = Loss::CrossEntropy.compute(y, Targets::Classes(&classes))?;
 //!     first.get_or_insert(loss);
 //!     model.backward(grad)?;
@@ -28,6 +28,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod dist;
 pub mod error;
 #[cfg(feature = "cli")]
 pub mod image_io;
@@ -44,6 +45,7 @@ mod replica;
 #[cfg(feature = "cli")]
 pub mod report;
 pub mod resume;
+pub mod schedule;
 pub mod spec;
 pub mod tensor;
 pub mod train;

@@ -15,12 +15,15 @@ pub enum Targets<'a> {
 }
 
 /// A loss function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Loss {
     /// `L = (1/(N·D)) Σ (a − y)²`, as `nn.MSELoss()` (mean over every element).
     Mse,
     /// `L = (1/N) Σ_n (log Σ_c e^(x_nc) − x_n,y_n)` on logits, as `nn.CrossEntropyLoss()`.
     CrossEntropy,
+    /// `nn.CrossEntropyLoss(label_smoothing=ε)`: the target of sample n is `(1−ε)·onehot(y_n) + ε/C`,
+    /// `L = (1/N) Σ_n Σ_c −q_nc log softmax(x_n)_c`.
+    SmoothedCrossEntropy { label_smoothing: f32 },
     /// `L = (1/N) Σ_n ½‖a_n − y_n‖²`, Nielsen's quadratic cost.
     Quadratic,
 }
@@ -28,10 +31,15 @@ pub enum Loss {
 impl FromStr for Loss {
     type Err = Error;
     fn from_str(s: &str) -> Result<Loss> {
+        let smoothed = s
+            .strip_prefix("cross-entropy(label_smoothing=")
+            .and_then(|r| r.strip_suffix(')'))
+            .and_then(|v| v.parse().ok());
         match s {
             "mse" => Ok(Loss::Mse),
             "cross-entropy" => Ok(Loss::CrossEntropy),
             "quadratic" => Ok(Loss::Quadratic),
+            _ if smoothed.is_some() => Loss::cross_entropy(smoothed.unwrap_or_default()),
             _ => Err(Error::invalid(format!(
                 "unknown loss '{s}': expected cross-entropy, mse or quadratic"
             ))),
@@ -41,11 +49,14 @@ impl FromStr for Loss {
 
 impl fmt::Display for Loss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Loss::Mse => "mse",
-            Loss::CrossEntropy => "cross-entropy",
-            Loss::Quadratic => "quadratic",
-        })
+        match self {
+            Loss::Mse => f.write_str("mse"),
+            Loss::CrossEntropy => f.write_str("cross-entropy"),
+            Loss::SmoothedCrossEntropy { label_smoothing } => {
+                write!(f, "cross-entropy(label_smoothing={label_smoothing})")
+            }
+            Loss::Quadratic => f.write_str("quadratic"),
+        }
     }
 }
 
@@ -70,6 +81,28 @@ pub fn check_classes(classes: &[u32], n_classes: usize) -> Result<()> {
 }
 
 impl Loss {
+    /// Cross-entropy with label smoothing `ε` (plain cross-entropy for 0).
+    ///
+    /// # Errors
+    /// `ε` outside [0, 1].
+    pub fn cross_entropy(label_smoothing: f32) -> Result<Loss> {
+        if !(0.0..=1.0).contains(&label_smoothing) {
+            return Err(Error::invalid(format!(
+                "--label-smoothing must be in [0, 1], got {label_smoothing}"
+            )));
+        }
+        Ok(if label_smoothing == 0.0 {
+            Loss::CrossEntropy
+        } else {
+            Loss::SmoothedCrossEntropy { label_smoothing }
+        })
+    }
+
+    /// Whether the loss takes class indices and logits (cross-entropy, smoothed or not).
+    pub fn is_cross_entropy(&self) -> bool {
+        matches!(self, Loss::CrossEntropy | Loss::SmoothedCrossEntropy { .. })
+    }
+
     /// The mean loss of a batch and ∂L/∂pred (in `pred`'s buffer).
     ///
     /// `pred` is `[N, D]` (any rank; `D` is everything after the batch dimension). Class targets
@@ -81,13 +114,17 @@ impl Loss {
         let n = pred.shape()[0];
         let d = pred.len().checked_div(n).unwrap_or(0);
         let hot;
+        let smoothing = match self {
+            Loss::SmoothedCrossEntropy { label_smoothing } => *label_smoothing as f64,
+            _ => 0.0,
+        };
         let values = match (self, targets) {
-            (Loss::CrossEntropy, Targets::Values(_)) => {
+            (l, Targets::Values(_)) if l.is_cross_entropy() => {
                 return Err(Error::invalid(
                     "cross-entropy needs integer class indices as targets",
                 ));
             }
-            (Loss::CrossEntropy, Targets::Classes(c)) => {
+            (l, Targets::Classes(c)) if l.is_cross_entropy() => {
                 if c.len() != n {
                     return Err(Error::invalid(format!(
                         "{} targets for a batch of {n}",
@@ -95,7 +132,7 @@ impl Loss {
                     )));
                 }
                 check_classes(c, d)?;
-                let loss = cross_entropy(pred.data_mut(), c, d);
+                let loss = cross_entropy(pred.data_mut(), c, d, smoothing);
                 return Ok((loss, pred));
             }
             (_, Targets::Classes(c)) => {
@@ -128,20 +165,28 @@ impl Loss {
     }
 }
 
-/// Mean cross-entropy of logits `x: [N, C]` (in place: becomes ∂L/∂x = (softmax(x) − onehot(y))/N).
+/// Mean cross-entropy of logits `x: [N, C]` against targets `q = (1−ε)·onehot(y) + ε/C` (ε the label
+/// smoothing, 0 for plain cross-entropy): `L = (1/N) Σ_n (log Σ_c e^(x_nc) − Σ_c q_nc x_nc)`; in place,
+/// `x` becomes `∂L/∂x = (softmax(x) − q)/N`.
 ///
 /// `log Σ e^x` is taken as `m + log Σ e^(x−m)` with `m = max x`, so large logits do not overflow.
-fn cross_entropy(x: &mut [f32], classes: &[u32], c: usize) -> f64 {
+fn cross_entropy(x: &mut [f32], classes: &[u32], c: usize, smoothing: f64) -> f64 {
     let n = classes.len();
     let mut total = 0.0f64;
+    let q = |k: usize, y: usize| (1.0 - smoothing) * ((k == y) as u8 as f64) + smoothing / c as f64;
     for (row, &y) in x.chunks_exact_mut(c).zip(classes) {
+        let y = y as usize;
         let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let sum: f64 = row.iter().map(|&v| ((v - m) as f64).exp()).sum();
         let log_z = m as f64 + sum.ln();
-        total += log_z - row[y as usize] as f64;
+        total += if smoothing == 0.0 {
+            log_z - row[y] as f64
+        } else {
+            log_z - (0..c).map(|k| q(k, y) * row[k] as f64).sum::<f64>()
+        };
         for (k, v) in row.iter_mut().enumerate() {
             let p = ((*v as f64) - log_z).exp();
-            *v = ((p - if k == y as usize { 1.0 } else { 0.0 }) / n as f64) as f32;
+            *v = ((p - q(k, y)) / n as f64) as f32;
         }
     }
     total / n as f64
@@ -180,6 +225,11 @@ mod tests {
         gradcheck(Loss::Mse, &[4, 3], Targets::Values(&values));
         gradcheck(Loss::Quadratic, &[3, 4], Targets::Values(&values));
         gradcheck(Loss::CrossEntropy, &[3, 4], Targets::Classes(&[0, 3, 1]));
+        gradcheck(
+            Loss::cross_entropy(0.2).unwrap(),
+            &[3, 4],
+            Targets::Classes(&[0, 3, 1]),
+        );
         gradcheck(Loss::Quadratic, &[3, 4], Targets::Classes(&[2, 3, 0]));
     }
 

@@ -36,6 +36,26 @@ pub enum Config {
         /// L2 penalty added to the gradient.
         weight_decay: f32,
     },
+    /// `torch.optim.AdamW(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)`: Adam with the
+    /// decay decoupled from the gradient, `θ ← θ·(1 − η·λ)` before the Adam update.
+    #[serde(rename = "adamw")]
+    AdamW {
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+    /// `torch.optim.RMSprop(lr, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)`.
+    #[serde(rename = "rmsprop")]
+    RmsProp {
+        lr: f32,
+        alpha: f32,
+        eps: f32,
+        weight_decay: f32,
+        momentum: f32,
+        centered: bool,
+    },
 }
 
 /// PyTorch's spelling: `SGD(lr=0.1, momentum=0.9)`, showing only what differs from the defaults.
@@ -69,17 +89,47 @@ impl std::fmt::Display for Config {
                 beta2,
                 eps,
                 weight_decay,
+            }
+            | Config::AdamW {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
             } => {
+                let adamw = matches!(self, Config::AdamW { .. });
                 if (beta1, beta2) != (0.9, 0.999) {
                     args.push(format!("betas=({beta1}, {beta2})"));
                 }
                 if eps != 1e-8 {
                     args.push(format!("eps={eps}"));
                 }
-                if weight_decay != 0.0 {
+                if weight_decay != if adamw { 0.01 } else { 0.0 } {
                     args.push(format!("weight_decay={weight_decay}"));
                 }
-                ("Adam", lr)
+                (if adamw { "AdamW" } else { "Adam" }, lr)
+            }
+            Config::RmsProp {
+                lr,
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+                centered,
+            } => {
+                [
+                    ("alpha", alpha, 0.99),
+                    ("eps", eps, 1e-8),
+                    ("weight_decay", weight_decay, 0.0),
+                    ("momentum", momentum, 0.0),
+                ]
+                .iter()
+                .filter(|(_, v, default)| v != default)
+                .for_each(|(k, v, _)| args.push(format!("{k}={v}")));
+                if centered {
+                    args.push("centered=True".into());
+                }
+                ("RMSprop", lr)
             }
         };
         args.insert(0, format!("lr={lr}"));
@@ -99,12 +149,44 @@ impl Config {
         }
     }
 
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        let (Config::Sgd { lr, .. }
+        | Config::Adam { lr, .. }
+        | Config::AdamW { lr, .. }
+        | Config::RmsProp { lr, .. }) = *self;
+        lr
+    }
+
+    /// Sets the learning rate (a schedule's step).
+    pub fn set_lr(&mut self, value: f32) {
+        let (Config::Sgd { lr, .. }
+        | Config::Adam { lr, .. }
+        | Config::AdamW { lr, .. }
+        | Config::RmsProp { lr, .. }) = self;
+        *lr = value;
+    }
+
+    /// Sets the momentum a one-cycle schedule cycles: SGD's and RMSprop's `momentum`, Adam's β₁
+    /// (as PyTorch's `OneCycleLR(cycle_momentum=True)` does).
+    pub fn set_momentum(&mut self, value: f32) {
+        let (Config::Sgd { momentum, .. }
+        | Config::RmsProp { momentum, .. }
+        | Config::Adam {
+            beta1: momentum, ..
+        }
+        | Config::AdamW {
+            beta1: momentum, ..
+        }) = self;
+        *momentum = value;
+    }
+
     /// Checks the ranges PyTorch checks, and that `lr > 0`.
     ///
     /// # Errors
     /// A value out of range, named.
     pub fn validate(&self) -> Result<()> {
-        let (Config::Sgd { lr, .. } | Config::Adam { lr, .. }) = *self;
+        let lr = self.lr();
         if !(lr > 0.0 && lr.is_finite()) {
             return Err(Error::invalid(format!("--lr must be > 0, got {lr}")));
         }
@@ -127,7 +209,27 @@ impl Config {
                     ));
                 }
             }
+            Config::RmsProp {
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+                ..
+            } => {
+                if !(alpha >= 0.0 && eps >= 0.0 && weight_decay >= 0.0 && momentum >= 0.0) {
+                    return Err(Error::invalid(format!(
+                        "RMSprop: --alpha, --eps, --weight-decay and --momentum must be ≥ 0, got {alpha}, {eps}, {weight_decay}, {momentum}"
+                    )));
+                }
+            }
             Config::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            }
+            | Config::AdamW {
                 beta1,
                 beta2,
                 eps,
@@ -224,13 +326,26 @@ impl Optimizer {
                     beta2,
                     eps,
                     weight_decay,
+                }
+                | Config::AdamW {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
                 } => {
+                    // Adam: g ← g + λθ.  AdamW: θ ← θ·(1 − ηλ) (the factor a Python float, then f32).
                     // m ← m + (1−β₁)(g − m);  v ← β₂v + (1−β₂)g²;
                     // θ ← θ − (η / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
                     if weight_decay != 0.0 {
-                        g.iter_mut()
-                            .zip(w.iter())
-                            .for_each(|(g, w)| *g += weight_decay * w);
+                        if matches!(config, Config::AdamW { .. }) {
+                            let keep = (1.0 - lr as f64 * weight_decay as f64) as f32;
+                            w.iter_mut().for_each(|w| *w *= keep);
+                        } else {
+                            g.iter_mut()
+                                .zip(w.iter())
+                                .for_each(|(g, w)| *g += weight_decay * w);
+                        }
                     }
                     let (km, kv) = (format!("exp_avg/{name}"), format!("exp_avg_sq/{name}"));
                     for key in [&km, &kv] {
@@ -256,6 +371,63 @@ impl Optimizer {
                     for ((w, m), v) in w.iter_mut().zip(m).zip(v) {
                         let denom = v.sqrt() / bc2_sqrt as f32 + eps;
                         *w += -step_size * (m / denom);
+                    }
+                    g.fill(0.0);
+                    w.iter().fold(false, |acc, &v| acc | non_finite(v))
+                }
+                Config::RmsProp {
+                    lr,
+                    alpha,
+                    eps,
+                    weight_decay,
+                    momentum,
+                    centered,
+                } => {
+                    // g ← g + λθ;  s ← αs + (1−α)g²;  centered: ḡ ← ḡ + (1−α)(g − ḡ), s̃ = s − ḡ²;
+                    // d = √s̃ + ε;  momentum: b ← μb + g/d, θ ← θ − ηb;  else θ ← θ − η·g/d
+                    if weight_decay != 0.0 {
+                        g.iter_mut()
+                            .zip(w.iter())
+                            .for_each(|(g, w)| *g += weight_decay * w);
+                    }
+                    let len = g.len();
+                    let buffer = |state: &mut BTreeMap<String, Vec<f32>>, key: String| {
+                        state.remove(&key).unwrap_or_else(|| vec![0.0; len])
+                    };
+                    let mut square_avg = buffer(state, format!("square_avg/{name}"));
+                    for (s, g) in square_avg.iter_mut().zip(g.iter()) {
+                        *s = *s * alpha + (1.0 - alpha) * g * g;
+                    }
+                    let mut denom: Vec<f32> = if centered {
+                        let mut grad_avg = buffer(state, format!("grad_avg/{name}"));
+                        for (a, g) in grad_avg.iter_mut().zip(g.iter()) {
+                            *a += (1.0 - alpha) * (g - *a);
+                        }
+                        let d = square_avg
+                            .iter()
+                            .zip(&grad_avg)
+                            .map(|(s, a)| (s + -1.0 * a * a).sqrt())
+                            .collect();
+                        state.insert(format!("grad_avg/{name}"), grad_avg);
+                        d
+                    } else {
+                        square_avg.iter().map(|s| s.sqrt()).collect()
+                    };
+                    denom.iter_mut().for_each(|d| *d += eps);
+                    state.insert(format!("square_avg/{name}"), square_avg);
+                    if momentum > 0.0 {
+                        let mut b = buffer(state, format!("momentum_buffer/{name}"));
+                        for ((b, g), d) in b.iter_mut().zip(g.iter()).zip(&denom) {
+                            *b = *b * momentum + g / d;
+                        }
+                        for (w, b) in w.iter_mut().zip(&b) {
+                            *w += -lr * b;
+                        }
+                        state.insert(format!("momentum_buffer/{name}"), b);
+                    } else {
+                        for ((w, g), d) in w.iter_mut().zip(g.iter()).zip(&denom) {
+                            *w += -lr * (g / d);
+                        }
                     }
                     g.fill(0.0);
                     w.iter().fold(false, |acc, &v| acc | non_finite(v))

@@ -37,6 +37,12 @@ pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
         "  |  train {:.2} s  test {:.2} s",
         s.train_seconds, s.test_seconds
     );
+    if let Some(lr) = s.lr {
+        line += &format!("  |  lr {}", lr as f32);
+    }
+    if let Some(n) = s.grad_norm {
+        line += &format!("  grad norm {n:.4}");
+    }
     line
 }
 
@@ -45,11 +51,11 @@ pub fn write_history(path: &Path, history: &[EpochStats]) -> Result<()> {
     let text = if path.extension().is_some_and(|e| e == "csv") {
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
         let mut s = String::from(
-            "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,test_seconds,train_correct,train_total,test_correct,test_total\n",
+            "epoch,train_loss,train_accuracy,test_loss,test_accuracy,train_seconds,test_seconds,train_correct,train_total,test_correct,test_total,lr,grad_norm\n",
         );
         for h in history {
             s += &format!(
-                "{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 h.epoch,
                 h.train_loss,
                 opt(h.train_accuracy),
@@ -60,7 +66,9 @@ pub fn write_history(path: &Path, history: &[EpochStats]) -> Result<()> {
                 h.train_correct,
                 h.train_total,
                 h.test_correct,
-                h.test_total
+                h.test_total,
+                opt(h.lr),
+                opt(h.grad_norm)
             );
         }
         s
@@ -298,6 +306,8 @@ mod tests {
             test_total: 10000,
             train_seconds: 1.5,
             test_seconds: 0.25,
+            lr: None,
+            grad_norm: None,
         }
     }
 

@@ -15,7 +15,7 @@ use crate::layers::Layer;
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::optim::{Config, Optimizer};
-use crate::train::{EpochStats, Position, Schedule, Trainer};
+use crate::train::{Controls, EpochStats, Position, Schedule, Trainer};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,9 @@ pub struct Resume {
     /// Absent from checkpoints written before it was recorded.
     #[serde(default)]
     pub origin: Origin,
+    /// The schedule (where it stands) and clipping.
+    #[serde(default)]
+    pub controls: Controls,
 }
 
 /// What defines a run beyond the trainer's own state: where its weights started, and the epoch
@@ -88,6 +91,7 @@ pub fn metadata(
         history: trainer.history.clone(),
         data: data.clone(),
         origin: origin.clone(),
+        controls: trainer.controls.clone(),
     };
     let json = serde_json::to_string(&r)
         .map_err(|e| Error::invalid(format!("cannot encode the training state: {e}")))?;
@@ -166,6 +170,7 @@ impl Resume {
             schedule: self.schedule,
             position: self.position,
             history: self.history,
+            controls: self.controls,
         })
     }
 }

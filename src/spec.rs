@@ -60,7 +60,9 @@ pub enum Value {
     Bool(bool),
     /// `None`.
     None,
-    /// `(a, b, …)`.
+    /// A quoted string, `'cos'` or `"cos"`.
+    Str(String),
+    /// A tuple `(a, b)` or a list `[a, b]`.
     Tuple(Vec<Value>),
     /// A layer (inside `Sequential(...)`, `Parallel(...)`).
     Layer(Call),
@@ -191,20 +193,31 @@ impl Parser<'_> {
         let c = self.peek();
         let col = self.pos + 1;
         match c {
-            Some('(') => {
+            Some(open @ ('(' | '[')) => {
+                let close = if open == '(' { ')' } else { ']' };
                 self.pos += 1;
                 let mut items = Vec::new();
-                while !self.eat(')') {
+                while !self.eat(close) {
                     items.push(self.value()?);
-                    if !self.eat(',') && self.peek() != Some(')') {
+                    if !self.eat(',') && self.peek() != Some(close) {
                         let found = self.describe();
                         return self.err(
                             self.pos + 1,
-                            format!("expected ',' or ')' in a tuple, found {found}"),
+                            format!("expected ',' or '{close}' in a tuple, found {found}"),
                         );
                     }
                 }
                 Ok(Value::Tuple(items))
+            }
+            Some(quote @ ('\'' | '"')) => {
+                let start = self.pos + 1;
+                match self.chars[start..].iter().position(|&c| c == quote) {
+                    Some(len) => {
+                        self.pos = start + len + 1;
+                        Ok(Value::Str(self.chars[start..start + len].iter().collect()))
+                    }
+                    None => self.err(col, format!("a string opened with {quote} is not closed")),
+                }
             }
             Some(c) if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
                 let start = self.pos;
@@ -301,7 +314,7 @@ fn parse_calls(text: &str) -> Result<Vec<Call>> {
 
 /// Binds a call's arguments to a PyTorch signature: `params` in positional order, each with its
 /// default (`None` = required).
-struct Bound<'a> {
+pub(crate) struct Bound<'a> {
     call: &'a Call,
     text: &'a str,
     values: Vec<Option<&'a Value>>,
@@ -309,7 +322,7 @@ struct Bound<'a> {
 }
 
 impl<'a> Bound<'a> {
-    fn new(
+    pub(crate) fn new(
         call: &'a Call,
         text: &'a str,
         params: Vec<(&'static str, Option<Value>)>,
@@ -377,7 +390,7 @@ impl<'a> Bound<'a> {
         })
     }
 
-    fn get(&self, name: &str) -> (&Value, usize) {
+    pub(crate) fn get(&self, name: &str) -> (&Value, usize) {
         let i = self
             .params
             .iter()
@@ -405,21 +418,21 @@ impl<'a> Bound<'a> {
         })
     }
 
-    fn positive(&self, name: &str) -> Result<usize> {
+    pub(crate) fn positive(&self, name: &str) -> Result<usize> {
         match self.get(name) {
             (Value::Int(v), _) if *v > 0 => Ok(*v as usize),
             (_, col) => self.bad(name, col, "a positive integer"),
         }
     }
 
-    fn int(&self, name: &str) -> Result<i64> {
+    pub(crate) fn int(&self, name: &str) -> Result<i64> {
         match self.get(name) {
             (Value::Int(v), _) => Ok(*v),
             (_, col) => self.bad(name, col, "an integer"),
         }
     }
 
-    fn float(&self, name: &str) -> Result<f64> {
+    pub(crate) fn float(&self, name: &str) -> Result<f64> {
         match self.get(name) {
             (Value::Int(v), _) => Ok(*v as f64),
             (Value::Float(v), _) if v.is_finite() => Ok(*v),
@@ -427,7 +440,7 @@ impl<'a> Bound<'a> {
         }
     }
 
-    fn flag(&self, name: &str) -> Result<bool> {
+    pub(crate) fn flag(&self, name: &str) -> Result<bool> {
         match self.get(name) {
             (Value::Bool(b), _) => Ok(*b),
             (_, col) => self.bad(name, col, "True or False"),

@@ -5,12 +5,14 @@
 //! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
 
 use crate::data::dataset::{Dataset, Labels, gather};
+use crate::dist::{Group, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode};
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::replica::Replica;
+use crate::schedule::LrSchedule;
 use crate::tensor::Tensor;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -42,6 +44,12 @@ pub struct Position {
     pub correct: usize,
     /// Samples trained on so far in this epoch.
     pub seen: usize,
+    /// The learning rate of the last step taken.
+    #[serde(default)]
+    pub lr: f64,
+    /// The sum of the pre-clip gradient norms of the epoch's batches so far.
+    #[serde(default)]
+    pub grad_norm_sum: f64,
 }
 
 /// The figures of one finished epoch. Accuracies are fractions; `None` for regression targets.
@@ -69,6 +77,22 @@ pub struct EpochStats {
     pub train_seconds: f64,
     /// Seconds spent testing.
     pub test_seconds: f64,
+    /// The learning rate of the epoch's last optimiser step.
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// With gradient clipping: the mean over the epoch's batches of the gradient norm before
+    /// clipping.
+    #[serde(default)]
+    pub grad_norm: Option<f64>,
+}
+
+/// What shapes the updates beyond the optimiser: a learning-rate schedule, and a bound on the
+/// global gradient norm.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Controls {
+    pub lr_schedule: Option<LrSchedule>,
+    /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` before every step.
+    pub clip_grad_norm: Option<f32>,
 }
 
 /// Loss and accuracy of a model over a dataset.
@@ -114,6 +138,33 @@ pub struct Trainer {
     pub position: Position,
     /// The finished epochs' figures.
     pub history: Vec<EpochStats>,
+    pub controls: Controls,
+}
+
+/// Scales every gradient of `model` by `min(1, max_norm / (‖g‖ + 1e-6))`, `‖g‖` the L2 norm of all of
+/// them together, as `torch.nn.utils.clip_grad_norm_`; returns `‖g‖` before clipping. The norm is
+/// that of the per-tensor norms, each summed in f64 in parameter order (a fixed order: the same bits
+/// on any thread count).
+pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> f64 {
+    let mut squares = 0.0f64;
+    model.visit_params("", &mut |_, p| {
+        let norm = p
+            .grad
+            .data()
+            .iter()
+            .map(|&g| g as f64 * g as f64)
+            .sum::<f64>()
+            .sqrt() as f32;
+        squares += norm as f64 * norm as f64;
+    });
+    let total = squares.sqrt() as f32;
+    let coef = (max_norm / (total + 1e-6)).min(1.0);
+    if coef < 1.0 {
+        model.visit_params("", &mut |_, p| {
+            p.grad.data_mut().iter_mut().for_each(|g| *g *= coef);
+        });
+    }
+    total as f64
 }
 
 /// The arg-max of each row of `y: [N, C]`.
@@ -150,8 +201,21 @@ pub fn pass(
     scale: f32,
     s: &mut Scratch,
 ) -> Result<(f64, usize)> {
+    pass_at(model, loss, train, idx, Mode::train(seed), scale, s)
+}
+
+/// [`pass`] in a given training `mode` (a share of a batch names where its rows start).
+pub fn pass_at(
+    model: &mut Model,
+    loss: Loss,
+    train: &Dataset,
+    idx: &[usize],
+    mode: Mode,
+    scale: f32,
+    s: &mut Scratch,
+) -> Result<(f64, usize)> {
     gather(&train.x, idx, &mut s.x);
-    let y = model.forward(std::mem::take(&mut s.x), Mode::Train { seed })?;
+    let y = model.forward(std::mem::take(&mut s.x), mode)?;
     let right = match &train.y {
         Labels::Classes(c) => argmax_rows(&y)
             .zip(idx)
@@ -216,7 +280,7 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
     match (&data.y, loss) {
         (Labels::Classes(c), _) => crate::loss::check_classes(c, outputs)
             .map_err(|e| Error::invalid(format!("{what}: {e}"))),
-        (Labels::Values(_), Loss::CrossEntropy) => Err(Error::invalid(format!(
+        (Labels::Values(_), l) if l.is_cross_entropy() => Err(Error::invalid(format!(
             "{what}: cross-entropy needs integer class labels, the targets are floats \
              (for regression targets use --loss mse)"
         ))),
@@ -252,16 +316,30 @@ pub fn data_warnings(data: &Dataset) -> Vec<String> {
 
 /// Evaluates `model` on `data` in batches of `batch` samples.
 pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> Result<Evaluation> {
-    let n = data.len();
+    let mut eval = eval_sum(model, loss, data, 0..data.len(), batch)?;
+    eval.loss /= data.len().max(1) as f64;
+    Ok(eval)
+}
+
+/// [`evaluate`] over samples `rows` of `data`, with `loss` the sum of the per-sample losses (not
+/// yet divided by their number) and `total` the number of samples.
+pub fn eval_sum(
+    model: &mut Model,
+    loss: Loss,
+    data: &Dataset,
+    rows: std::ops::Range<usize>,
+    batch: usize,
+) -> Result<Evaluation> {
     let mut s = Scratch::default();
     let mut eval = Evaluation {
         loss: 0.0,
         correct: 0,
-        total: n,
+        total: rows.len(),
         predictions: Vec::new(),
     };
-    for start in (0..n).step_by(batch.max(1)) {
-        let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+    let end = rows.end;
+    for start in rows.step_by(batch.max(1)) {
+        let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
         gather(&data.x, &idx, &mut s.x);
         let y = model.forward(std::mem::take(&mut s.x), Mode::Eval)?;
         if let Labels::Classes(c) = &data.y {
@@ -274,7 +352,6 @@ pub fn evaluate(model: &mut Model, loss: Loss, data: &Dataset, batch: usize) -> 
         eval.loss += l * idx.len() as f64;
         s.x = buf;
     }
-    eval.loss /= n.max(1) as f64;
     Ok(eval)
 }
 
@@ -288,6 +365,7 @@ impl Trainer {
             schedule,
             position: Position::default(),
             history: Vec::new(),
+            controls: Controls::default(),
         }
     }
 
@@ -303,35 +381,69 @@ impl Trainer {
         interrupt: Option<&AtomicBool>,
         on_batch: &mut dyn FnMut(usize, usize, f64),
     ) -> Result<Outcome> {
+        self.run_epoch_in(&Single, train, test, interrupt, on_batch)
+    }
+
+    /// [`Trainer::run_epoch`] as one rank of `group`: each batch split across the ranks and its
+    /// gradient summed over them (see [`crate::dist`]), the test set likewise; every rank ends
+    /// with the same weights and figures. An interrupt on any rank stops all after the same batch.
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch`]; ranks whose weights came apart.
+    pub fn run_epoch_in(
+        &mut self,
+        group: &dyn Group,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        interrupt: Option<&AtomicBool>,
+        on_batch: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Outcome> {
         let n = train.len();
         let bs = self.schedule.batch_size;
         let batches = n.div_ceil(bs);
         let order = epoch_order(n, &self.schedule, self.position.epoch);
         let mut scratch = Scratch::default();
-        let mut replica = Replica::for_model(&mut self.model, bs);
+        let mut ranks = (group.size() > 1).then(Reducer::default);
+        let mut replica = match ranks {
+            None => Replica::for_model(&mut self.model, bs),
+            Some(_) => None,
+        };
         let started = Instant::now();
         while self.position.batch < batches {
             let b = self.position.batch;
             let idx = &order[b * bs..((b + 1) * bs).min(n)];
             let seed = crate::layers::mix(self.schedule.seed, self.position.epoch as u64, b as u64);
-            let (loss, right) = match &mut replica {
-                Some(r) if idx.len() >= 2 => {
-                    r.pass(&mut self.model, self.loss, train, idx, seed)?
+            let stop = interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
+            let (loss, right, stop) = match (&mut ranks, &mut replica) {
+                (Some(r), _) => {
+                    let s = r.pass(group, &mut self.model, self.loss, train, idx, seed, stop)?;
+                    (s.loss, s.right, s.stop)
                 }
-                _ => pass(
-                    &mut self.model,
-                    self.loss,
-                    train,
-                    idx,
-                    seed,
-                    1.0,
-                    &mut scratch,
-                )?,
+                (None, Some(r)) if idx.len() >= 2 => {
+                    let (l, right) = r.pass(&mut self.model, self.loss, train, idx, seed)?;
+                    (l, right, stop)
+                }
+                _ => {
+                    let (l, right) = pass(
+                        &mut self.model,
+                        self.loss,
+                        train,
+                        idx,
+                        seed,
+                        1.0,
+                        &mut scratch,
+                    )?;
+                    (l, right, stop)
+                }
             };
             self.position.correct += right;
             if !loss.is_finite() {
                 return Err(self.diverged(train, idx, b, "the loss"));
             }
+            if let Some(max) = self.controls.clip_grad_norm {
+                self.position.grad_norm_sum += clip_grad_norm(self.model.net(), max);
+            }
+            let lr = self.optimizer.config.lr();
             if let Some(bad) = self.optimizer.step(self.model.net()) {
                 return Err(self.diverged(
                     train,
@@ -340,6 +452,15 @@ impl Trainer {
                     &format!("parameter {bad} after the update"),
                 ));
             }
+            // OneCycleLR: stepped after every optimiser step but the run's last (PyTorch errors
+            // on a step past total_steps).
+            if let Some(s) = &mut self.controls.lr_schedule
+                && s.per_batch()
+                && s.last + 1 < s.total_steps
+            {
+                s.step(&mut self.optimizer.config);
+            }
+            self.position.lr = lr as f64;
             self.position.loss_sum += loss * idx.len() as f64;
             self.position.seen += idx.len();
             self.position.batch += 1;
@@ -348,16 +469,21 @@ impl Trainer {
                 batches,
                 self.position.loss_sum / self.position.seen as f64,
             );
-            if interrupt.is_some_and(|f| f.load(Ordering::SeqCst)) && self.position.batch < batches
-            {
+            if stop && self.position.batch < batches {
                 return Ok(Outcome::Interrupted);
             }
+        }
+        if let Some(s) = &mut self.controls.lr_schedule
+            && !s.per_batch()
+        {
+            s.step(&mut self.optimizer.config);
         }
         let train_seconds = started.elapsed().as_secs_f64();
         let started = Instant::now();
         let eval = test
-            .map(|t| evaluate(&mut self.model, self.loss, t, bs.max(100)))
+            .map(|t| evaluate_in(group, &mut self.model, self.loss, t, bs.max(100)))
             .transpose()?;
+        check_same_weights(group, &mut self.model, self.position.epoch + 1)?;
         let p = std::mem::take(&mut self.position);
         let classes = matches!(train.y, Labels::Classes(_));
         let stats = EpochStats {
@@ -367,7 +493,11 @@ impl Trainer {
             train_correct: p.correct,
             train_total: p.seen,
             test_loss: eval.as_ref().map(|e| e.loss),
-            test_accuracy: eval.as_ref().and_then(|e| e.accuracy()),
+            // From the labels: a rank's share of the predictions may be empty.
+            test_accuracy: eval
+                .as_ref()
+                .filter(|_| classes)
+                .map(|e| e.correct as f64 / e.total.max(1) as f64),
             test_correct: eval.as_ref().map_or(0, |e| e.correct),
             test_total: eval.as_ref().map_or(0, |e| e.total),
             train_seconds,
@@ -376,6 +506,11 @@ impl Trainer {
             } else {
                 0.0
             },
+            lr: Some(p.lr),
+            grad_norm: self
+                .controls
+                .clip_grad_norm
+                .map(|_| p.grad_norm_sum / batches.max(1) as f64),
         };
         self.position.epoch = p.epoch + 1;
         self.history.push(stats.clone());
@@ -454,6 +589,7 @@ mod tests {
             },
             position: Position::default(),
             history: Vec::new(),
+            controls: Controls::default(),
         }
     }
 

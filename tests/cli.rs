@@ -355,3 +355,21 @@ fn bad_input_is_one_line_and_exit_1() {
     let e = fails(&["summary", "--model", "mlp", "--input-shape", "1,x"]);
     assert!(e.contains("--input-shape must be positive integers"), "{e}");
 }
+
+/// A binary built without the `mpi` feature, started as one of several MPI ranks, says so rather
+/// than training R independent copies that all write the same file.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn several_mpi_ranks_need_the_mpi_feature() {
+    let out = common::bin()
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .args(["train", "--model", "seed-cnn", "--data", "fashion-mnist"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("started as one of 2 MPI ranks, but this scratchnet was built without MPI"),
+        "{err}"
+    );
+}

@@ -12,9 +12,11 @@ use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::source::{self, DataArgs};
+use scratchnet::dist;
 use scratchnet::model::Model;
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::resume::{self, Resume};
+use scratchnet::schedule::LrSchedule;
 use scratchnet::train::{self, Outcome, Schedule, Trainer};
 use scratchnet::{Loss, init::Init};
 use std::collections::BTreeSet;
@@ -45,7 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model and write a checkpoint.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Run a checkpoint on an .npy batch (raw outputs) or on image files (top classes).
     Predict(PredictArgs),
     /// Loss, accuracy, per-class accuracy and confusion matrix of a checkpoint on a dataset.
@@ -103,7 +105,7 @@ struct TrainArgs {
     /// cross-entropy (logits, integer classes), mse (mean over all elements), quadratic (½‖a−y‖² per sample).
     #[arg(long)]
     loss: Option<String>,
-    /// sgd or adam.
+    /// sgd, adam, adamw or rmsprop.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Learning rate.
@@ -118,9 +120,35 @@ struct TrainArgs {
     /// SGD with Nesterov momentum.
     #[arg(long)]
     nesterov: bool,
-    /// L2 penalty added to the gradient (PyTorch's weight_decay).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    weight_decay: f32,
+    /// Weight decay: an L2 penalty added to the gradient (sgd, adam, rmsprop; default 0), or
+    /// decoupled, θ ← θ·(1 − lr·λ) (adamw; default 0.01), as PyTorch.
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f32>,
+    /// RMSprop's smoothing constant α.
+    #[arg(long, default_value_t = 0.99, allow_negative_numbers = true)]
+    alpha: f32,
+    /// RMSprop: normalise by the centred second moment (an estimate of the variance).
+    #[arg(long)]
+    centered: bool,
+    /// A learning-rate schedule, as PyTorch's constructor call: "StepLR(step_size=2, gamma=0.5)",
+    /// "MultiStepLR(milestones=[3, 6], gamma=0.1)", "ExponentialLR(gamma=0.9)",
+    /// "CosineAnnealingLR(T_max=10, eta_min=0)" (stepped after each epoch), "OneCycleLR(max_lr=0.1)"
+    /// (stepped after each batch).
+    #[arg(long)]
+    lr_schedule: Option<String>,
+    /// Clip the global L2 norm of the gradients to MAX before each step (clip_grad_norm_).
+    #[arg(long, value_name = "MAX")]
+    clip_grad_norm: Option<f32>,
+    /// Cross-entropy label smoothing ε (nn.CrossEntropyLoss(label_smoothing=ε)).
+    #[arg(long)]
+    label_smoothing: Option<f32>,
+    /// Stop when the test loss has not improved for PATIENCE epochs; the checkpoint is then the
+    /// best epoch's.
+    #[arg(long, value_name = "PATIENCE")]
+    early_stopping: Option<usize>,
+    /// Keep the best epoch's weights (lowest test loss) at --out while training goes on.
+    #[arg(long)]
+    save_best: bool,
     /// Adam β₁.
     #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     beta1: f32,
@@ -339,7 +367,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
             .context("setting up threads")?;
     }
     match cli.command {
-        Command::Train(a) => train_cmd(a, given),
+        Command::Train(a) => train_cmd(*a, given),
         Command::Predict(a) => predict_cmd(a),
         Command::Eval(a) => eval_cmd(a, given),
         Command::Show(a) => show_cmd(a, given),
@@ -409,12 +437,15 @@ fn model_from(
 }
 
 fn optimizer_config(a: &TrainArgs) -> Result<Config> {
+    let weight_decay = a
+        .weight_decay
+        .unwrap_or(if a.optimizer == "adamw" { 0.01 } else { 0.0 });
     let config = match a.optimizer.as_str() {
         "sgd" => Config::Sgd {
             lr: a.lr,
             momentum: a.momentum,
             dampening: a.dampening,
-            weight_decay: a.weight_decay,
+            weight_decay,
             nesterov: a.nesterov,
         },
         "adam" => Config::Adam {
@@ -422,15 +453,48 @@ fn optimizer_config(a: &TrainArgs) -> Result<Config> {
             beta1: a.beta1,
             beta2: a.beta2,
             eps: a.eps,
-            weight_decay: a.weight_decay,
+            weight_decay,
         },
-        other => bail!("unknown optimizer '{other}': expected sgd or adam"),
+        "adamw" => Config::AdamW {
+            lr: a.lr,
+            beta1: a.beta1,
+            beta2: a.beta2,
+            eps: a.eps,
+            weight_decay,
+        },
+        "rmsprop" => Config::RmsProp {
+            lr: a.lr,
+            alpha: a.alpha,
+            eps: a.eps,
+            weight_decay,
+            momentum: a.momentum,
+            centered: a.centered,
+        },
+        other => bail!("unknown optimizer '{other}': expected sgd, adam, adamw or rmsprop"),
     };
     config.validate()?;
     Ok(config)
 }
 
+/// The loss of `--loss` (default cross-entropy) with `--label-smoothing`.
+fn run_loss(a: &TrainArgs) -> Result<Loss> {
+    let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
+    match a.label_smoothing {
+        Some(s) if loss.is_cross_entropy() => Ok(Loss::cross_entropy(s)?),
+        Some(_) => bail!("--label-smoothing applies to cross-entropy, not to --loss {loss}"),
+        None => Ok(loss),
+    }
+}
+
 fn check_train_flags(a: &TrainArgs) -> Result<()> {
+    if a.clip_grad_norm
+        .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+    {
+        bail!("--clip-grad-norm must be > 0");
+    }
+    if a.early_stopping == Some(0) {
+        bail!("--early-stopping needs a patience of at least 1 epoch");
+    }
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
@@ -561,7 +625,19 @@ fn check_same_run(a: &TrainArgs, given: &Given, r: &Resume, model: Option<&str>)
             "loss",
             "--loss",
             quote(&a.loss.as_deref().and_then(loss_of)),
+            quote(&loss_of(&r.loss).map(|l| l.split('(').next().unwrap_or_default().to_string())),
+        ),
+        (
+            "label_smoothing",
+            "--label-smoothing",
+            quote(&run_loss(a).ok().map(|l| l.to_string())),
             quote(&loss_of(&r.loss)),
+        ),
+        (
+            "lr_schedule",
+            "--lr-schedule",
+            quote(&a.lr_schedule),
+            quote(&r.controls.lr_schedule.as_ref().map(|s| s.text.clone())),
         ),
         (
             "optimizer",
@@ -618,6 +694,9 @@ fn retune(trainer: &mut Trainer, a: &TrainArgs, given: &Given) -> Result<Vec<Str
                 *value = asked[name.as_str()].clone();
             }
         }
+    }
+    if trainer.controls.lr_schedule.is_some() && changes.iter().any(|c| c.starts_with("lr ")) {
+        bail!("--lr cannot change on resume: the run's --lr-schedule sets it");
     }
     trainer.optimizer.config = serde_json::from_value(saved)?;
     trainer.optimizer.config.validate()?;
@@ -722,7 +801,65 @@ fn on_interrupt(flag: Arc<AtomicBool>) -> Result<()> {
     .context("installing the interrupt handler")
 }
 
-fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
+/// An error every rank of a data-parallel run meets at the same point (so they stop together).
+#[derive(Debug)]
+struct AllRanks(anyhow::Error);
+
+impl std::fmt::Display for AllRanks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for AllRanks {}
+
+/// `train` as one rank of the run `mpirun` started (or alone). An error that only this rank meets
+/// aborts the others, which would wait for it; one that all meet ends each normally, and only rank
+/// 0 reports it.
+fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
+    let group = dist::launch()?;
+    if group.size() == 1 {
+        let code = train_run(a, given, &*group).map_err(|e| match e.downcast::<AllRanks>() {
+            Ok(AllRanks(e)) => e,
+            Err(e) => e,
+        })?;
+        if code != 0 {
+            std::process::exit(code);
+        }
+        return Ok(());
+    }
+    dist::install(&group);
+    let (rank, size) = (group.rank(), group.size());
+    let code = match train_run(a, given, &*group) {
+        Ok(code) => code,
+        // Said by rank 0 before MPI_Finalize, which waits for every rank: a rank that left first
+        // would have mpirun end the job before rank 0's line got out.
+        Err(e) if e.is::<AllRanks>() => {
+            if rank == 0 {
+                eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!(
+                "error: rank {rank} of {size}: {}",
+                format!("{e:#}").replace('\n', " ")
+            );
+            // mpirun forwards a rank's stderr on its own schedule; give it the line before
+            // MPI_Abort tears the job down.
+            std::thread::sleep(Duration::from_millis(500));
+            group.abort(1)
+        }
+    };
+    // Finalises MPI on every rank before leaving.
+    drop(group);
+    std::process::exit(code)
+}
+
+/// Trains as one rank of `group`; the exit code (0, or 130 when interrupted and saved). Only rank
+/// 0 prints and writes files; checkpoints are read by rank 0 and sent to the others.
+fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result<i32> {
+    let lead = group.rank() == 0;
     check_train_flags(&a)?;
     check_data_flags(&a.data, given)?;
     // Everything is checked before the first batch: flags, output paths, data, model, checkpoint.
@@ -740,13 +877,13 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
     }
     let resumed = match &a.resume {
         Some(path) => {
-            let ck = checkpoint::read(path)?;
+            let ck = dist::read_checkpoint(group, path)?;
             let r = Resume::of(&ck)?;
             check_same_run(&a, given, &r, ck.model_text())?;
             // --epochs: the recorded total unless a new one is given.
             match r.origin.epochs {
                 Some(e) if !given.has("epochs") => a.epochs = e,
-                Some(e) if e != a.epochs => println!("epochs {e} → {}", a.epochs),
+                Some(e) if e != a.epochs && lead => println!("epochs {e} → {}", a.epochs),
                 _ => {}
             }
             Some((ck, r))
@@ -767,14 +904,30 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
             let model = model_from(&ck, None, train.sample_shape())?;
             let mut trainer = r.into_trainer(model, &ck)?;
             for change in retune(&mut trainer, &a, given)? {
-                println!("{change}");
+                if lead {
+                    println!("{change}");
+                }
+            }
+            if given.has("clip_grad_norm") && a.clip_grad_norm != trainer.controls.clip_grad_norm {
+                if lead {
+                    println!(
+                        "clip_grad_norm {:?} → {:?} from epoch {}",
+                        trainer.controls.clip_grad_norm,
+                        a.clip_grad_norm,
+                        trainer.position.epoch + 1
+                    );
+                }
+                trainer.controls.clip_grad_norm = a.clip_grad_norm;
             }
             (trainer, origin)
         }
         None => {
-            let loss: Loss = a.loss.as_deref().unwrap_or("cross-entropy").parse()?;
+            let loss = run_loss(&a)?;
             let model = match (&a.model, &a.init) {
-                (_, Some(init)) => load_model(init, a.model.as_deref(), train.sample_shape())?.0,
+                (_, Some(init)) => {
+                    let ck = dist::read_checkpoint(group, init)?;
+                    model_from(&ck, a.model.as_deref(), train.sample_shape())?
+                }
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
                     let mut m = Model::build(text, train.sample_shape(), &mut rng)?;
@@ -798,27 +951,60 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                 initializer: a.initializer.clone(),
                 epochs: Some(a.epochs),
             };
-            (Trainer::new(model, optimizer, loss, schedule), origin)
+            let mut trainer = Trainer::new(model, optimizer, loss, schedule);
+            if let Some(text) = &a.lr_schedule {
+                let batches = train.len().div_ceil(a.batch_size);
+                trainer.controls.lr_schedule = Some(LrSchedule::new(
+                    text,
+                    &mut trainer.optimizer.config,
+                    a.epochs,
+                    batches,
+                )?);
+            }
+            trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            (trainer, origin)
         }
     };
     train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
     }
-    for w in train::data_warnings(&train) {
+    for w in train::data_warnings(&train).into_iter().filter(|_| lead) {
         eprintln!("warning: training data: {w}");
     }
     trainer
         .model
         .check_memory(trainer.schedule.batch_size.min(train.len()))?;
+    if let Some(s) = &trainer.controls.lr_schedule
+        && s.per_batch()
+        && a.epochs * train.len().div_ceil(trainer.schedule.batch_size) > s.total_steps
+    {
+        bail!(
+            "--epochs {}: the run's OneCycleLR was planned for {} steps, fewer than {} epochs take; start a new run with --init",
+            a.epochs,
+            s.total_steps,
+            a.epochs
+        );
+    }
+    let keep_best = a.save_best || a.early_stopping.is_some();
+    if keep_best && test.is_none() {
+        bail!(
+            "--early-stopping and --save-best watch the test loss, and this data has no test split: add --test-split 0.1"
+        );
+    }
     if trainer.position.epoch >= a.epochs {
         bail!(
             "the checkpoint has already trained {} epochs; ask for more with --epochs",
             trainer.position.epoch
         );
     }
+    if group.size() > 1 {
+        dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
+            .map_err(|e| AllRanks(e.into()))?;
+        dist::broadcast_params(group, &mut trainer.model);
+    }
 
-    if !a.quiet {
+    if !a.quiet && lead {
         println!("{}", trainer.model.summary_table());
         println!(
             "training on {} samples{}, {} loss, {}, batch {}, epochs {} → {}",
@@ -853,12 +1039,17 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
 
     while trainer.position.epoch < a.epochs {
         let epoch = trainer.position.epoch + 1;
-        let mut progress =
-            progress::EpochProgress::new(epoch, a.epochs, trainer.schedule.batch_size, a.quiet);
+        let mut progress = progress::EpochProgress::new(
+            epoch,
+            a.epochs,
+            trainer.schedule.batch_size,
+            a.quiet || !lead,
+        );
         // On a pool thread, each product's two halves start at once (the caller runs one, the other
         // core steals the second) instead of both being sent to the pool from outside.
         let outcome = rayon::scope(|_| {
-            trainer.run_epoch(
+            trainer.run_epoch_in(
+                group,
                 &train,
                 test.as_ref(),
                 Some(&interrupt),
@@ -874,10 +1065,11 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                 } else {
                     String::new()
                 };
-                bail!("{e}{kept}");
+                return Err(AllRanks(anyhow::anyhow!("{e}{kept}")).into());
             }
         };
         match outcome {
+            Outcome::Interrupted if !lead => return Ok(130),
             Outcome::Interrupted => {
                 save(&mut trainer)?;
                 println!(
@@ -886,16 +1078,28 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                     out.display(),
                     resume_command(&a, &out)
                 );
-                std::process::exit(130);
+                return Ok(130);
+            }
+            // Every rank decides early stopping from the same (reduced) history.
+            Outcome::Finished(stats) if !lead => {
+                if early_stop(&a, &trainer.history, stats.epoch).is_some() {
+                    break;
+                }
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
-                let due = trainer.position.epoch == a.epochs
-                    || a.checkpoint_every
-                        .is_some_and(|k| trainer.position.epoch % k == 0);
+                let best = best_epoch(&trainer.history);
+                // Keeping the best: --out is written when the test loss improves, and only then.
+                let due = if keep_best {
+                    best.is_some_and(|(e, _)| e == stats.epoch)
+                } else {
+                    trainer.position.epoch == a.epochs
+                        || a.checkpoint_every
+                            .is_some_and(|k| trainer.position.epoch % k == 0)
+                };
                 let reports = write_reports(&a, &trainer.history);
                 // A report that cannot be written does not lose the epoch's weights.
-                if due || reports.is_err() {
+                if due || (reports.is_err() && !keep_best) {
                     save(&mut trainer)?;
                 }
                 reports.with_context(|| {
@@ -904,11 +1108,90 @@ fn train_cmd(mut a: TrainArgs, given: &Given) -> Result<()> {
                         out.display()
                     )
                 })?;
+                if let Some(why) = early_stop(&a, &trainer.history, stats.epoch) {
+                    println!("{why}");
+                    break;
+                }
             }
         }
     }
-    println!("saved {}", out.display());
-    Ok(())
+    if lead {
+        match best_epoch(&trainer.history).filter(|_| keep_best) {
+            Some((b, loss)) => println!(
+                "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
+                out.display()
+            ),
+            None => println!("saved {}", out.display()),
+        }
+    }
+    Ok(0)
+}
+
+/// With `--early-stopping`, after epoch `epoch`: why the run stops, when the test loss has not
+/// improved for the patience since the best epoch.
+fn early_stop(
+    a: &TrainArgs,
+    history: &[scratchnet::train::EpochStats],
+    epoch: usize,
+) -> Option<String> {
+    let patience = a.early_stopping?;
+    let (b, loss) = best_epoch(history)?;
+    (epoch - b >= patience).then(|| {
+        format!(
+            "early stopping after epoch {epoch}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})"
+        )
+    })
+}
+
+/// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
+fn run_facts(
+    t: &Trainer,
+    train: &Dataset,
+    test: Option<&Dataset>,
+    a: &TrainArgs,
+) -> Vec<(&'static str, String)> {
+    let data = |d: Option<&Dataset>| {
+        d.map_or("none".into(), |d| {
+            format!("{} samples of shape {:?}", d.len(), d.sample_shape())
+        })
+    };
+    let sum = |d: Option<&Dataset>| d.map_or(0, dist::checksum).to_string();
+    vec![
+        ("training data", data(Some(train))),
+        ("training data (checksum)", sum(Some(train))),
+        ("test data", data(test)),
+        ("test data (checksum)", sum(test)),
+        ("model", t.model.text().to_string()),
+        ("loss", t.loss.to_string()),
+        ("optimizer", t.optimizer.config.to_string()),
+        ("--seed", t.schedule.seed.to_string()),
+        ("--batch-size", t.schedule.batch_size.to_string()),
+        ("shuffling", t.schedule.shuffle.to_string()),
+        ("--epochs", a.epochs.to_string()),
+        ("--early-stopping", format!("{:?}", a.early_stopping)),
+        (
+            "controls (--lr-schedule, --clip-grad-norm)",
+            serde_json::to_string(&t.controls).unwrap_or_default(),
+        ),
+        (
+            "starting point (epoch, batch, step)",
+            format!(
+                "{}, {}, {}",
+                t.position.epoch, t.position.batch, t.optimizer.steps
+            ),
+        ),
+    ]
+}
+
+/// The epoch with the lowest test loss so far (the first of equals), and that loss.
+fn best_epoch(history: &[scratchnet::train::EpochStats]) -> Option<(usize, f64)> {
+    history
+        .iter()
+        .filter_map(|h| h.test_loss.filter(|l| l.is_finite()).map(|l| (h.epoch, l)))
+        .fold(None, |best, (e, l)| match best {
+            Some((_, b)) if b <= l => best,
+            _ => Some((e, l)),
+        })
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {

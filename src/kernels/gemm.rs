@@ -18,10 +18,11 @@
 //! Threads: at batch 50 the matrices are small, and cutting one product in many pieces costs more than
 //! it saves. What pays is to cut the output in two halves (along whichever of `m`, `n` is longer,
 //! on tile boundaries) and give each core one single-threaded product: the halves share nothing.
-//! Whether and where a product is cut depends on its shape alone, never on the number of threads (one
-//! thread runs both halves in turn): a half may take another path through the kernel than the whole
-//! would (dot products, a narrow C computed transposed, other block sizes in the `gemm` crate), so a
-//! cut that came and went with the thread count would change the result's last bits.
+//! The thread count must never change a bit of the result. Our kernel picks its path (dot products,
+//! packed, or a narrow C computed transposed) for the whole product, and each path sums every
+//! element in the same order however C is cut, so it cuts only when a second thread can take the
+//! half. The `gemm` crate picks its block sizes from the shape it is given, so a half is summed in
+//! another order than the whole: with it, a product is cut by its size alone, even on one thread.
 
 use gemm::Parallelism;
 use std::cell::RefCell;
@@ -41,7 +42,7 @@ const SPLIT_MIN_WORK: usize = 1 << 17;
 /// `C[m×n] = (accumulate ? C : 0) + op(A)[m×k] · op(B)[k×n]`, all row-major.
 ///
 /// `a` holds `op(A)` stored as `[m, k]` (`Op::N`) or `[k, m]` (`Op::T`); likewise `b` as `[k, n]` or
-/// `[n, k]`. Cuts the product in two rayon tasks when it is large enough (whatever the thread count).
+/// `[n, k]`. Cuts the product in two rayon tasks when it is large enough (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     c: &mut [f32],
@@ -216,12 +217,20 @@ fn product(
     let a = Strided::new(a.as_ptr(), ta, m, k);
     let b = Strided::new(b.as_ptr(), tb, k, n);
     let c = SendPtr(c.as_mut_ptr(), n);
+    // Our kernel's path is that of the whole product, whichever part of it a call computes.
+    #[cfg(target_arch = "x86_64")]
+    let path = avx512::path(a, b, m, k, n);
+    let split = split
+        && match kernel {
+            Kernel::GemmCrate => true,
+            Kernel::Avx512 => rayon::current_num_threads() > 1,
+        };
     let one = move |c: SendPtr, a: Strided, b: Strided, m: usize, n: usize| {
         // SAFETY: the caller hands each call a disjoint block of C inside the checked slices.
         unsafe {
             match kernel {
                 #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512 => avx512::product(c.0, c.1, a, b, m, k, n, accumulate),
+                Kernel::Avx512 => avx512::product(path, c.0, c.1, a, b, m, k, n, accumulate),
                 _ => gemm_crate(c, a, b, m, k, n, accumulate),
             }
         }
@@ -373,12 +382,38 @@ mod avx512 {
     /// Columns of B packed at once (`KC×NC` floats, 1 MiB, in L2).
     const NC: usize = 1024;
 
-    /// `C[m×n] (row stride ldc) = (acc ? C : 0) + A·B` on this thread; as `Cᵀ = Bᵀ·Aᵀ` into a
-    /// scratch buffer, added back transposed, when that fills the micro-tiles much better: a
-    /// convolution's `∂L/∂W: [32, 9]` (one input channel, 3×3 kernel) fills 9 of the 32 columns of
-    /// every tile, its transpose 9 of the 12 rows and all 32 columns.
+    /// How [`product`] computes a product.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) enum Path {
+        /// Dot products of contiguous rows ([`dots`]).
+        Dots,
+        /// The packed loops ([`packed`]).
+        Packed,
+        /// `Cᵀ = Bᵀ·Aᵀ` by the packed loops, added back transposed.
+        Transposed,
+    }
+
+    /// The path for the product `A[m×k]·B[k×n]`: dot products for a small C over a long depth
+    /// with both operands contiguous along it; transposed when that fills the micro-tiles much
+    /// better (a convolution's `∂L/∂W: [32, 9]` fills 9 of the 32 columns of every tile, its
+    /// transpose 9 of the 12 rows and all 32 columns); else packed. Each sums every element of C
+    /// in the same order whichever block of C it is asked for.
+    pub(super) fn path(a: Strided, b: Strided, m: usize, k: usize, n: usize) -> Path {
+        if a.cs == 1 && b.rs == 1 && k >= DOTS_MIN_K && m * n <= DOTS_MAX_C {
+            return Path::Dots;
+        }
+        let fill = |x: usize, tile: usize| x as f32 / x.next_multiple_of(tile) as f32;
+        if k < 32 || 2.0 * fill(m, MR) * fill(n, NR) > fill(n, MR) * fill(m, NR) {
+            Path::Packed
+        } else {
+            Path::Transposed
+        }
+    }
+
+    /// `C[m×n] (row stride ldc) = (acc ? C : 0) + A·B` on this thread, by `path` (see [`path`]).
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn product(
+        path: Path,
         c: *mut f32,
         ldc: usize,
         a: Strided,
@@ -388,12 +423,10 @@ mod avx512 {
         n: usize,
         acc: bool,
     ) {
-        if a.cs == 1 && b.rs == 1 && k >= DOTS_MIN_K && m * n <= DOTS_MAX_C {
-            return unsafe { dots(c, ldc, a, b, m, k, n, acc) };
-        }
-        let fill = |x: usize, tile: usize| x as f32 / x.next_multiple_of(tile) as f32;
-        if k < 32 || 2.0 * fill(m, MR) * fill(n, NR) > fill(n, MR) * fill(m, NR) {
-            return unsafe { packed(c, ldc, Lhs::Raw(a), b, m, k, n, acc) };
+        match path {
+            Path::Dots => return unsafe { dots(c, ldc, a, b, m, k, n, acc) },
+            Path::Packed => return unsafe { packed(c, ldc, Lhs::Raw(a), b, m, k, n, acc) },
+            Path::Transposed => {}
         }
         TRANSPOSED.with_borrow_mut(|t| {
             t.resize(m * n, 0.0);
@@ -917,7 +950,8 @@ mod tests {
     }
 
     /// Products of every shape class (dot products, narrow C computed transposed, packed, cut in
-    /// two or not) give the same bits on pools of 1, 2, 3 and 4 threads.
+    /// two or not) give the same bits on pools of 1, 2, 3 and 4 threads, with either kernel; ours
+    /// also gives them uncut.
     #[test]
     fn the_thread_count_never_changes_a_bit() {
         let shapes = [
@@ -941,34 +975,44 @@ mod tests {
                     .unwrap()
             })
             .collect();
-        for &(m, k, n) in &shapes {
-            for (ta, tb) in [
-                (Op::N, Op::N),
-                (Op::N, Op::T),
-                (Op::T, Op::N),
-                (Op::T, Op::T),
-            ] {
-                for acc in [false, true] {
-                    let mut r = |len: usize| {
-                        (0..len)
-                            .map(|_| rng.gen_range(-1.0..1.0))
-                            .collect::<Vec<f32>>()
-                    };
-                    let (a, b, c0) = (r(m * k), r(k * n), r(m * n));
-                    let results: Vec<Vec<u32>> = pools
-                        .iter()
-                        .map(|pool| {
+        let mut kernels = vec![Kernel::GemmCrate];
+        if kernel() != Kernel::GemmCrate {
+            kernels.push(kernel());
+        }
+        for &kernel in &kernels {
+            for &(m, k, n) in &shapes {
+                for (ta, tb) in [
+                    (Op::N, Op::N),
+                    (Op::N, Op::T),
+                    (Op::T, Op::N),
+                    (Op::T, Op::T),
+                ] {
+                    for acc in [false, true] {
+                        let mut r = |len: usize| {
+                            (0..len)
+                                .map(|_| rng.gen_range(-1.0..1.0))
+                                .collect::<Vec<f32>>()
+                        };
+                        let (a, b, c0) = (r(m * k), r(k * n), r(m * n));
+                        let split = m * n * k >= SPLIT_MIN_WORK;
+                        let bits = |pool: &rayon::ThreadPool, split: bool| {
                             let mut c = c0.clone();
-                            pool.install(|| matmul(&mut c, &a, ta, &b, tb, m, k, n, acc));
-                            c.iter().map(|x| x.to_bits()).collect()
-                        })
-                        .collect();
-                    for (t, r) in results.iter().enumerate().skip(1) {
-                        assert!(
-                            *r == results[0],
-                            "{m}×{k}×{n} {ta:?}{tb:?} acc={acc}: {} threads differ from 1",
-                            t + 1
-                        );
+                            pool.install(|| {
+                                matmul_with(kernel, split, &mut c, &a, ta, &b, tb, m, k, n, acc)
+                            });
+                            c.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()
+                        };
+                        let one = bits(&pools[0], split);
+                        for (t, pool) in pools.iter().enumerate().skip(1) {
+                            assert!(
+                                bits(pool, split) == one,
+                                "{kernel:?} {m}×{k}×{n} {ta:?}{tb:?} acc={acc}: {} threads",
+                                t + 1
+                            );
+                        }
+                        if kernel != Kernel::GemmCrate {
+                            assert!(bits(&pools[1], false) == one, "{m}×{k}×{n} uncut");
+                        }
                     }
                 }
             }

@@ -472,14 +472,14 @@ mod tests {
             all
         };
         let mut whole = conv(3, 5, (3, 3), (1, 1), (1, 1), true);
-        let y = whole.forward(x.clone(), Mode::Train { seed: 0 }).unwrap();
+        let y = whole.forward(x.clone(), Mode::train(0)).unwrap();
         let gx = whole.backward(gy.clone()).unwrap();
         let mut one = conv(3, 5, (3, 3), (1, 1), (1, 1), true);
         let (img, out) = (3 * 32 * 32, 5 * 32 * 32);
         for i in 0..n {
             let xi = Tensor::new(&[1, 3, 32, 32], x.data()[i * img..][..img].to_vec()).unwrap();
             let gyi = Tensor::new(&[1, 5, 32, 32], gy.data()[i * out..][..out].to_vec()).unwrap();
-            let yi = one.forward(xi, Mode::Train { seed: 0 }).unwrap();
+            let yi = one.forward(xi, Mode::train(0)).unwrap();
             let gxi = one.backward(gyi).unwrap();
             assert_eq!(yi.data(), &y.data()[i * out..][..out], "y of image {i}");
             assert_eq!(

@@ -12,6 +12,8 @@ use std::fmt;
 /// The mask of a training forward is drawn from `ChaCha8(seed)`, the seed of [`Mode::Train`]: the
 /// trainer derives it from the run's seed, the epoch and the batch, and containers mix in the
 /// layer's position, so masks are reproducible and a resumed run draws the ones it would have.
+/// Value `j` of the whole batch takes word `j` of the stream, so a process given rows from
+/// `first_row` on starts at word `first_row · (values per row)` and draws what one process would.
 ///
 /// # Shapes
 /// Any; the output has the input's shape.
@@ -45,11 +47,14 @@ impl Layer for Dropout {
 
     /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        let Mode::Train { seed } = mode else {
+        let Mode::Train { seed, first_row } = mode else {
             self.mask = Some(None);
             return Ok(x);
         };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let per_row = x.len() / x.shape().first().copied().unwrap_or(1).max(1);
+        // One f32 draw is one 32-bit word of the stream.
+        rng.set_word_pos((first_row * per_row) as u128);
         let keep = if self.p < 1.0 {
             1.0 / (1.0 - self.p)
         } else {
@@ -109,7 +114,7 @@ mod tests {
         let y = d
             .forward(
                 Tensor::new(&[100, 100], vec![1.0; 10_000]).unwrap(),
-                Mode::Train { seed: 3 },
+                Mode::train(3),
             )
             .unwrap();
         let zeros = y.data().iter().filter(|&&v| v == 0.0).count();
@@ -119,20 +124,37 @@ mod tests {
     }
 
     #[test]
+    fn rows_from_first_row_draw_the_whole_batchs_masks() {
+        let x = Tensor::new(&[5, 16], vec![1.0; 80]).unwrap();
+        let whole = dropout(0.5).forward(x.clone(), Mode::train(4)).unwrap();
+        let tail = dropout(0.5)
+            .forward(
+                x.rows(2, 5),
+                Mode::Train {
+                    seed: 4,
+                    first_row: 2,
+                },
+            )
+            .unwrap();
+        assert_eq!(tail.data(), &whole.data()[32..]);
+        let head = dropout(0.5).forward(x.rows(0, 2), Mode::train(4)).unwrap();
+        assert_eq!(head.data(), &whole.data()[..32]);
+        // Without the offset the tail would repeat the head's draws.
+        assert_ne!(head.data(), &tail.data()[..32]);
+    }
+
+    #[test]
     fn same_seed_same_mask_and_eval_is_identity() {
         let x = Tensor::new(&[1, 64], (0..64).map(|v| v as f32).collect()).unwrap();
         let mut d = dropout(0.5);
-        let a = d.forward(x.clone(), Mode::Train { seed: 1 }).unwrap();
-        let b = d.forward(x.clone(), Mode::Train { seed: 1 }).unwrap();
-        let c = d.forward(x.clone(), Mode::Train { seed: 2 }).unwrap();
+        let a = d.forward(x.clone(), Mode::train(1)).unwrap();
+        let b = d.forward(x.clone(), Mode::train(1)).unwrap();
+        let c = d.forward(x.clone(), Mode::train(2)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_eq!(d.forward(x.clone(), Mode::Eval).unwrap(), x);
         assert_eq!(
-            dropout(1.0)
-                .forward(x, Mode::Train { seed: 1 })
-                .unwrap()
-                .data(),
+            dropout(1.0).forward(x, Mode::train(1)).unwrap().data(),
             &[0.0; 64]
         );
     }

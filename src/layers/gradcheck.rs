@@ -9,7 +9,7 @@ use crate::tensor::Tensor;
 use rand::{Rng, SeedableRng};
 
 const EPS: f64 = 1e-2;
-const MODE: Mode = Mode::Train { seed: 7 };
+const MODE: Mode = Mode::train(7);
 
 fn scalar(layer: &mut dyn Layer, x: &Tensor, r: &Tensor) -> f64 {
     let y = layer.forward(x.clone(), MODE).unwrap();

@@ -69,22 +69,32 @@ impl Param {
 pub enum Mode {
     /// Evaluation: Dropout is the identity.
     Eval,
-    /// Training: Dropout draws its masks from `seed`.
+    /// Training: Dropout draws its masks from `seed`. `first_row`: where the rows of this forward
+    /// start within the whole batch (0 unless the batch is split across processes, see `dist`), so
+    /// that row `i` draws what row `first_row + i` of the whole batch would.
     Train {
         /// The seed of this batch (see [`Mode::child`]).
         seed: u64,
+        /// The first row's index in the whole batch.
+        first_row: usize,
     },
 }
 
 impl Mode {
+    /// Training with Dropout seeded by `seed`, on a whole batch (`first_row` 0).
+    pub const fn train(seed: u64) -> Mode {
+        Mode::Train { seed, first_row: 0 }
+    }
+
     /// The mode for child `i` of a container: in training, its own seed mixed from the parent's
     /// and the position, so two Dropouts in one network draw different masks, and a rebuilt
     /// network (a resumed run) draws the same ones.
     pub fn child(self, i: usize) -> Mode {
         match self {
             Mode::Eval => Mode::Eval,
-            Mode::Train { seed } => Mode::Train {
+            Mode::Train { seed, first_row } => Mode::Train {
                 seed: mix(seed, i as u64 + 1, 0x5eed),
+                first_row,
             },
         }
     }

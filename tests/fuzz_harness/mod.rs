@@ -76,7 +76,7 @@ pub fn model_text(data: &[u8]) -> Result<(), String> {
     if small {
         let x: Vec<f32> = (0..784).map(|i| (i % 7) as f32 / 7.0 - 0.4).collect();
         let x = Tensor::new(&[1, 1, 28, 28], x).expect("784 values");
-        let y = model.forward(x, Mode::Train { seed: 1 }).map_err(message)?;
+        let y = model.forward(x, Mode::train(1)).map_err(message)?;
         let ones = Tensor::new(y.shape(), vec![1.0; y.len()]).expect("same shape");
         let dx = model.backward(ones).map_err(message)?;
         assert_eq!(dx.shape(), [1, 1, 28, 28]);
