@@ -21,11 +21,20 @@ pub const CLASSES_KEY: &str = "classes";
 /// The metadata key that holds the model text.
 pub const MODEL_KEY: &str = "model";
 
+/// The metadata key that holds the per-sample input shape the model was built for (a JSON array).
+pub const INPUT_SHAPE_KEY: &str = "input_shape";
+
+/// The metadata key that says, in words, how the training data became model inputs.
+pub const PREPROCESSING_KEY: &str = "preprocessing";
+
 /// The contents of a checkpoint file.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
+    /// Where it was read from.
     pub path: PathBuf,
+    /// The tensors by name (`0.weight`, …), converted to f32.
     pub tensors: BTreeMap<String, Tensor>,
+    /// The string metadata (`model`, `input_shape`, `classes`, training state).
     pub metadata: HashMap<String, String>,
 }
 
@@ -36,13 +45,16 @@ fn err(path: &Path, msg: impl Into<String>) -> Error {
     }
 }
 
-/// Writes the model's parameters and `metadata` (plus the model text under `model`), atomically.
+/// Writes the model's parameters and `metadata` (plus the model text under `model` and the input
+/// shape under `input_shape`), atomically.
 ///
 /// # Errors
-/// The file cannot be written.
-pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+/// The file cannot be written; a layer of the user's own that holds parameters but does not show
+/// them through [`Layer::params`] (named, rather than saved without them).
+pub fn save(model: &Model, path: &Path, metadata: &BTreeMap<String, String>) -> Result<()> {
+    let mut shown: Vec<String> = Vec::new();
     let mut tensors: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
-    each_tensor(model.net(), &mut |name, t, int| {
+    let mut push = |name: &str, t: &Tensor, int: bool| {
         let (dtype, bytes) = if int {
             let ints = t.data().iter().flat_map(|&v| (v as i64).to_le_bytes());
             (Dtype::I64, ints.collect())
@@ -51,7 +63,27 @@ pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>)
             (Dtype::F32, floats.collect())
         };
         tensors.push((name.to_string(), t.shape().to_vec(), dtype, bytes));
+    };
+    model.net_ref().params("", &mut |name, p| {
+        shown.push(name.to_string());
+        push(name, &p.value, false);
     });
+    model
+        .net_ref()
+        .buffers("", &mut |name, b| push(name, &b.value, b.int));
+    if shown != model.param_names() {
+        let hidden: Vec<&String> = model
+            .param_names()
+            .iter()
+            .filter(|n| !shown.contains(n))
+            .collect();
+        return Err(err(
+            path,
+            format!(
+                "cannot save: parameters {hidden:?} are not shown by Layer::params (a layer that holds parameters must implement it)"
+            ),
+        ));
+    }
     let views = tensors
         .iter()
         .map(|(name, shape, dtype, bytes)| {
@@ -64,6 +96,7 @@ pub fn save(model: &mut Model, path: &Path, metadata: &BTreeMap<String, String>)
         .collect::<Result<Vec<_>>>()?;
     let mut meta: HashMap<String, String> = metadata.clone().into_iter().collect();
     meta.insert(MODEL_KEY.into(), model.text().to_string());
+    meta.insert(INPUT_SHAPE_KEY.into(), format!("{:?}", model.input_shape()));
     let bytes = safetensors::serialize(views, Some(meta)).map_err(|e| err(path, e.to_string()))?;
     atomic_write(path, &bytes)
 }
@@ -178,6 +211,26 @@ impl Checkpoint {
         self.metadata.get(MODEL_KEY).map(String::as_str)
     }
 
+    /// The per-sample input shape stored in the file, if any.
+    ///
+    /// # Errors
+    /// A value that is not a list of positive integers like `[1, 28, 28]`.
+    pub fn input_shape(&self) -> Result<Option<Vec<usize>>> {
+        let Some(text) = self.metadata.get(INPUT_SHAPE_KEY) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Vec<usize>>(text) {
+            Ok(shape) if !shape.is_empty() && !shape.contains(&0) => Ok(Some(shape)),
+            _ => Err(err(
+                &self.path,
+                format!(
+                    "metadata '{INPUT_SHAPE_KEY}' is \"{}\"; expected positive integers like [1, 28, 28]",
+                    text.escape_debug()
+                ),
+            )),
+        }
+    }
+
     /// Copies the tensors into `model`'s parameters and buffers.
     ///
     /// # Errors
@@ -243,13 +296,14 @@ mod tests {
         let p = dir.path().join("m.safetensors");
         let mut a = model(TEXT, 1);
         save(
-            &mut a,
+            &a,
             &p,
             &BTreeMap::from([("note".to_string(), "hi".to_string())]),
         )
         .unwrap();
         let ck = read(&p).unwrap();
         assert_eq!(ck.model_text(), Some(TEXT));
+        assert_eq!(ck.input_shape().unwrap(), Some(vec![1, 6, 6]));
         assert_eq!(ck.metadata["note"], "hi");
         assert_eq!(
             ck.tensors.keys().collect::<Vec<_>>(),
@@ -274,7 +328,7 @@ mod tests {
         for _ in 0..3 {
             a.forward(x.clone(), Mode::train(0)).unwrap();
         }
-        save(&mut a, &p, &BTreeMap::new()).unwrap();
+        save(&a, &p, &BTreeMap::new()).unwrap();
         // As PyTorch writes them: num_batches_tracked is an int64 scalar.
         let bytes = std::fs::read(&p).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
@@ -322,7 +376,7 @@ mod tests {
     fn another_models_checkpoint_lists_what_does_not_fit() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
-        save(&mut model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
+        save(&model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
         let mut other = model("Conv2d(1,4,3), Flatten, Linear(64,3), ReLU, Linear(3,2)", 1);
         let e = read(&p)
             .unwrap()
@@ -343,7 +397,7 @@ mod tests {
     fn corrupt_truncated_and_missing_files_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.safetensors");
-        save(&mut model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
+        save(&model(TEXT, 1), &p, &BTreeMap::new()).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() - 10]).unwrap();
         let e = read(&p).unwrap_err().to_string();
@@ -371,12 +425,32 @@ mod tests {
                 p.value.data_mut()[1] = f32::NAN
             }
         });
-        save(&mut m, &p, &BTreeMap::new()).unwrap();
+        save(&m, &p, &BTreeMap::new()).unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(
             e.contains("tensor '3.bias' holds a non-finite value (NaN) at index 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_input_shape_is_an_error_and_none_is_none() {
+        let mut ck = Checkpoint {
+            path: "m.safetensors".into(),
+            tensors: BTreeMap::new(),
+            metadata: HashMap::new(),
+        };
+        assert_eq!(ck.input_shape().unwrap(), None);
+        for bad in ["[1, 0]", "[]", "1,28,28", "[-1]"] {
+            ck.metadata.insert(INPUT_SHAPE_KEY.into(), bad.into());
+            let e = ck.input_shape().unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "checkpoint m.safetensors: metadata 'input_shape' is \"{bad}\"; expected positive integers like [1, 28, 28]"
+                )
+            );
+        }
     }
 
     #[test]

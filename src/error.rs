@@ -14,31 +14,54 @@ pub enum Error {
     /// A file could not be opened, read or written. The I/O error is part of the message, so it is
     /// not also reported as a separate cause (which would print it twice).
     #[error("{}: {err}", path.display())]
-    Io { path: PathBuf, err: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        err: std::io::Error,
+    },
     /// A file was read but its contents are not what they should be (IDX, .npy, safetensors, image).
     #[error("{}: {msg}", path.display())]
-    Format { path: PathBuf, msg: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// The model text does not parse; `column` counts characters from 1. The text is shown with
     /// each whitespace character as a space, so that the message stays one line and the column
     /// still points at the right character.
     #[error("model text, column {column}: {msg} (in \"{}\")", spaced(text))]
     Syntax {
+        /// The model text.
         text: String,
+        /// The column of the first character that does not fit, from 1.
         column: usize,
+        /// What was expected there.
         msg: String,
     },
     /// A layer was given an input shape it cannot take (at construction or at run time).
     #[error("layer {index} ({layer}) expects input {expected}, got {got:?}{after}")]
     Shape {
+        /// The layer's path (`2`, `2.0`).
         index: String,
+        /// The layer as PyTorch prints it.
         layer: String,
+        /// What it expects.
         expected: String,
+        /// The per-sample shape it got.
         got: Vec<usize>,
+        /// Where that shape came from.
         after: String,
     },
     /// A checkpoint does not fit the model it is loaded into.
     #[error("checkpoint {}: {msg}", path.display())]
-    Checkpoint { path: PathBuf, msg: String },
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What does not fit.
+        msg: String,
+    },
     /// An argument or flag is outside what it may be.
     #[error("{0}")]
     Invalid(String),
@@ -47,9 +70,13 @@ pub enum Error {
         "training diverged at epoch {epoch}, batch {batch}: {what} went NaN or infinite; first bad values: {layer}"
     )]
     NonFinite {
+        /// The epoch (from 1).
         epoch: usize,
+        /// The batch within it (from 0).
         batch: usize,
+        /// What went bad (the loss, a weight).
         what: String,
+        /// The first layer with a bad value.
         layer: String,
     },
     /// `backward` was called without a matching `forward`.
@@ -57,7 +84,12 @@ pub enum Error {
     NoForward(String),
     /// A download failed.
     #[error("download of {url} failed: {msg}")]
-    Download { url: String, msg: String },
+    Download {
+        /// What was fetched.
+        url: String,
+        /// Why it failed.
+        msg: String,
+    },
 }
 
 /// `text` with every whitespace character (a newline, a tab) replaced by one space.

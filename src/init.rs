@@ -42,9 +42,17 @@ pub enum Init {
     /// PyTorch's default: `U(−1/√fan_in, 1/√fan_in)` for weights and biases (what layers start with).
     PyTorch,
     /// `N(0, σ²)` for every weight and bias; `σ = 1` is Nielsen's initialisation.
-    Normal { std: f32 },
+    Normal {
+        /// The standard deviation.
+        std: f32,
+    },
     /// `U(a, b)` for every weight and bias.
-    Uniform { a: f32, b: f32 },
+    Uniform {
+        /// The lower bound.
+        a: f32,
+        /// The upper bound.
+        b: f32,
+    },
     /// `N(0, σ²)` with `σ = 1/(out·in)` per layer (`in` = fan-in), the LeakyReLU tutorial's choice.
     ScaledNormal,
 }

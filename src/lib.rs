@@ -26,12 +26,12 @@
 //! # Ok::<(), scratchnet::Error>(())
 //! ```
 
-pub mod bench;
 pub mod checkpoint;
 pub mod compare;
 pub mod data;
 pub mod dist;
 pub mod error;
+#[cfg(feature = "cli")]
 pub mod image_io;
 pub mod init;
 pub mod kernels;
@@ -39,13 +39,16 @@ pub mod layer_stats;
 pub mod layers;
 pub mod loss;
 pub mod model;
+pub mod onnx;
 pub mod optim;
+#[cfg(feature = "cli")]
 pub mod plot;
-pub mod progress;
-pub mod replica;
+mod replica;
+#[cfg(feature = "cli")]
 pub mod report;
 pub mod resume;
 pub mod schedule;
+#[cfg(feature = "cli")]
 pub mod serve;
 pub mod spec;
 pub mod tensor;
@@ -56,4 +59,8 @@ pub use error::{Error, Result};
 pub use layers::{Layer, Mode};
 pub use loss::{Loss, Targets};
 pub use model::Model;
+/// The `rand` the API takes generators from (`Model::build`, `Linear::new`), so a user need not pin it.
+pub use rand;
+/// The generator the CLI seeds (`ChaCha8Rng::seed_from_u64(seed)`).
+pub use rand_chacha;
 pub use tensor::Tensor;

@@ -1,10 +1,12 @@
 //! A model: its text, the per-sample input shape it was built for, and the layers.
 
+use crate::checkpoint;
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode, Sequential, param_count};
 use crate::spec;
 use crate::tensor::{MAX_VALUES, Tensor, shape_str};
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use std::path::Path;
 
 /// A network built from model text for one per-sample input shape.
 ///
@@ -15,6 +17,10 @@ pub struct Model {
     input_shape: Vec<usize>,
     output_shape: Vec<usize>,
     net: Sequential,
+    /// The parameter names, as [`Layer::visit_params`] gives them at construction.
+    param_names: Vec<String>,
+    /// Whether building `text` again gives these very layers (not so for [`Model::from_layers`]).
+    from_text: bool,
 }
 
 /// The memory the system can still give (Linux's `MemAvailable`), if it says.
@@ -40,9 +46,13 @@ fn human_bytes(b: usize) -> String {
 /// One line of a model summary.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SummaryRow {
+    /// The layer's index.
     pub index: usize,
+    /// The layer as PyTorch prints it, on one line.
     pub layer: String,
+    /// Its per-sample output shape.
     pub output_shape: Vec<usize>,
+    /// Its number of learnable values.
     pub params: usize,
 }
 
@@ -63,14 +73,76 @@ impl Model {
             .iter()
             .map(|c| spec::build(c, &text, &mut budget, rng))
             .collect::<Result<Vec<_>>>()?;
-        let net = Sequential::new(layers);
+        Ok(Model {
+            text,
+            from_text: true,
+            ..Model::from_layers(layers, input_shape)?
+        })
+    }
+
+    /// A model of layers built in code, a user's own [`Layer`]s among them, for samples of
+    /// `input_shape`. Its text is the layers' `Display`, one after the other; a checkpoint of it
+    /// loads back through [`checkpoint::Checkpoint::load_into`] into the same layers built again.
+    ///
+    /// # Errors
+    /// Layers that do not fit together, as [`Model::build`].
+    pub fn from_layers(layers: Vec<Box<dyn Layer>>, input_shape: &[usize]) -> Result<Model> {
+        let text = layers
+            .iter()
+            .map(|l| crate::layers::one_line(l.as_ref()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut net = Sequential::new(layers);
         let output_shape = net.check_input(input_shape)?;
+        let mut param_names = Vec::new();
+        net.visit_params("", &mut |name, _| param_names.push(name.to_string()));
         Ok(Model {
             text,
             input_shape: input_shape.to_vec(),
             output_shape,
             net,
+            param_names,
+            from_text: false,
         })
+    }
+
+    /// [`Model::build`] with initial weights drawn from a generator seeded with `seed`: the CLI's
+    /// `--seed` (without `--initializer`), so the same seed gives the same model here and there.
+    ///
+    /// # Errors
+    /// As [`Model::build`].
+    pub fn new(text: &str, input_shape: &[usize], seed: u64) -> Result<Model> {
+        Model::build(
+            text,
+            input_shape,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(seed),
+        )
+    }
+
+    /// The model saved in a checkpoint with its weights, ready to predict or to train on: its text
+    /// and input shape come from the file's metadata.
+    ///
+    /// # Errors
+    /// As [`checkpoint::read`]; a file that does not record the model text or the input shape
+    /// (one saved by PyTorch: then build the model with [`Model::build`] and load the weights with
+    /// [`checkpoint::Checkpoint::load_into`]); weights that do not fit the model.
+    pub fn load(path: &Path) -> Result<Model> {
+        let ck = checkpoint::read(path)?;
+        let missing = |key: &str| Error::Checkpoint {
+            path: path.to_path_buf(),
+            msg: format!(
+                "has no '{key}' metadata (not saved by scratchnet?): build the model with Model::build and load the weights with Checkpoint::load_into"
+            ),
+        };
+        let text = ck
+            .model_text()
+            .ok_or_else(|| missing(checkpoint::MODEL_KEY))?;
+        let shape = ck
+            .input_shape()?
+            .ok_or_else(|| missing(checkpoint::INPUT_SHAPE_KEY))?;
+        let mut model = Model::new(text, &shape, 0)?;
+        ck.load_into(&mut model)?;
+        Ok(model)
     }
 
     /// The model text (presets expanded).
@@ -96,6 +168,17 @@ impl Model {
     /// The layers, read-only.
     pub fn net_ref(&self) -> &Sequential {
         &self.net
+    }
+
+    /// The parameter names, in order (`0.weight`, `0.bias`, …).
+    pub fn param_names(&self) -> &[String] {
+        &self.param_names
+    }
+
+    /// Whether [`Model::build`] made it from its text, so that building the text again gives the
+    /// same layers (with other weights).
+    pub fn is_from_text(&self) -> bool {
+        self.from_text
     }
 
     /// Checks that a batch of shape `[N, …]` fits the model.
@@ -402,6 +485,28 @@ mod tests {
         );
         let y = m.forward(Tensor::zeros(&[3, 4]), Mode::Eval).unwrap();
         assert_eq!(y.shape(), &[3, 1]);
+    }
+
+    #[test]
+    fn load_gives_the_saved_model_ready_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.safetensors");
+        let mut a = Model::new("Conv2d(1,2,3), ReLU, Flatten, Linear(8,3)", &[1, 4, 4], 3).unwrap();
+        checkpoint::save(&a, &p, &Default::default()).unwrap();
+        let mut b = Model::load(&p).unwrap();
+        assert_eq!((b.text(), b.input_shape()), (a.text(), a.input_shape()));
+        let x = Tensor::new(&[2, 1, 4, 4], (0..32).map(|v| v as f32 / 9.0).collect()).unwrap();
+        assert_eq!(a.predict(&x, 2).unwrap(), b.predict(&x, 2).unwrap());
+        // A checkpoint without the input shape (as PyTorch writes them) says what to do instead.
+        let golden = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/golden/lenet/init.safetensors"
+        );
+        let e = Model::load(golden.as_ref()).err().unwrap().to_string();
+        assert!(
+            e.ends_with("has no 'input_shape' metadata (not saved by scratchnet?): build the model with Model::build and load the weights with Checkpoint::load_into"),
+            "{e}"
+        );
     }
 
     #[test]

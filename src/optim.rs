@@ -12,18 +12,28 @@ use std::collections::BTreeMap;
 pub enum Config {
     /// `torch.optim.SGD(lr, momentum=0, dampening=0, weight_decay=0, nesterov=False)`.
     Sgd {
+        /// Learning rate.
         lr: f32,
+        /// Momentum factor (0: plain SGD).
         momentum: f32,
+        /// Dampening of the momentum.
         dampening: f32,
+        /// L2 penalty added to the gradient.
         weight_decay: f32,
+        /// Nesterov momentum.
         nesterov: bool,
     },
     /// `torch.optim.Adam(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)` (L2 added to the gradient).
     Adam {
+        /// Learning rate.
         lr: f32,
+        /// Decay of the first moment.
         beta1: f32,
+        /// Decay of the second moment.
         beta2: f32,
+        /// Added to the root of the second moment.
         eps: f32,
+        /// L2 penalty added to the gradient.
         weight_decay: f32,
     },
     /// `torch.optim.AdamW(lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)`: Adam with the
@@ -246,8 +256,11 @@ impl Config {
 /// (`momentum_buffer/{name}` for SGD; `exp_avg/{name}`, `exp_avg_sq/{name}` for Adam).
 #[derive(Clone, Debug)]
 pub struct Optimizer {
+    /// The optimiser and its numbers.
     pub config: Config,
+    /// Steps taken (Adam's bias correction).
     pub steps: u64,
+    /// Per parameter name, its state (momentum buffer; Adam's two moments).
     pub state: BTreeMap<String, Vec<f32>>,
 }
 

@@ -29,9 +29,13 @@ fn register_font(path: &Path) -> Result<()> {
 
 /// Per-epoch series to draw; a series may be empty (no test set, or a regression without accuracy).
 pub struct Curves<'a> {
+    /// Training loss per epoch.
     pub train_loss: &'a [f64],
+    /// Test loss per epoch.
     pub test_loss: &'a [f64],
+    /// Training accuracy per epoch.
     pub train_accuracy: &'a [f64],
+    /// Test accuracy per epoch.
     pub test_accuracy: &'a [f64],
 }
 

@@ -39,10 +39,15 @@ pub struct Replica {
 
 impl Replica {
     /// A copy of `model` when training in halves pays and changes nothing but the order of sums:
-    /// batches of two or more, at most `MAX_PARAMS` (65,536) parameters, no Dropout.
+    /// batches of two or more, at most `MAX_PARAMS` (65,536) parameters, no Dropout, and a model whose
+    /// text builds it again (not one of a user's own layers).
     pub fn for_model(model: &mut Model, batch_size: usize) -> Option<Replica> {
         let params = param_count(model.net());
-        if batch_size < 2 || params > MAX_PARAMS || model.net_ref().needs_whole_batch() {
+        if batch_size < 2
+            || params > MAX_PARAMS
+            || model.net_ref().needs_whole_batch()
+            || !model.is_from_text()
+        {
             return None;
         }
         // The weights drawn here are overwritten before every batch.

@@ -28,14 +28,21 @@ pub const KEY: &str = "scratchnet.resume";
 /// The resumable state of a training run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Resume {
+    /// The loss, as its flag spells it.
     pub loss: String,
+    /// The optimiser and its numbers.
     pub optimizer: Config,
+    /// Optimiser steps taken.
     pub steps: u64,
     /// Optimiser state: name → base64 of little-endian f32.
     pub state: BTreeMap<String, String>,
+    /// How batches are drawn.
     pub schedule: Schedule,
+    /// Where the run stopped.
     pub position: Position,
+    /// The finished epochs' figures.
     pub history: Vec<EpochStats>,
+    /// Where the data came from.
     pub data: DataArgs,
     /// Absent from checkpoints written before it was recorded.
     #[serde(default)]

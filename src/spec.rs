@@ -76,22 +76,30 @@ pub fn expand(text: &str) -> &str {
 /// A parsed value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
+    /// An integer.
     Int(i64),
+    /// A float.
     Float(f64),
+    /// `True` or `False`.
     Bool(bool),
+    /// `None`.
     None,
     /// A quoted string, `'cos'` or `"cos"`.
     Str(String),
     /// A tuple `(a, b)` or a list `[a, b]`.
     Tuple(Vec<Value>),
+    /// A layer (inside `Sequential(...)`, `Parallel(...)`).
     Layer(Call),
 }
 
 /// A layer as written: its name, arguments, and where it starts (column, from 1).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Call {
+    /// The layer name, without `nn.`.
     pub name: String,
+    /// The arguments: keyword if any, value, column.
     pub args: Vec<(Option<String>, Value, usize)>,
+    /// Where the name starts (column, from 1).
     pub column: usize,
 }
 

@@ -23,18 +23,26 @@ use std::time::Instant;
 /// How batches are drawn.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
+    /// Samples per batch (the last may be smaller).
     pub batch_size: usize,
+    /// Whether each epoch draws a new order.
     pub shuffle: bool,
+    /// The seed of the order and of Dropout.
     pub seed: u64,
 }
 
 /// Where a run is: epochs finished, and within the current epoch the next batch and running sums.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Position {
+    /// Epochs finished.
     pub epoch: usize,
+    /// The next batch of the current epoch.
     pub batch: usize,
+    /// Sum of the batch losses so far, each times its size.
     pub loss_sum: f64,
+    /// Samples classified right so far.
     pub correct: usize,
+    /// Samples trained on so far in this epoch.
     pub seen: usize,
     /// The learning rate of the last step taken.
     #[serde(default)]
@@ -47,16 +55,27 @@ pub struct Position {
 /// The figures of one finished epoch. Accuracies are fractions; `None` for regression targets.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
+    /// The epoch (from 1).
     pub epoch: usize,
+    /// Mean training loss.
     pub train_loss: f64,
+    /// Training accuracy.
     pub train_accuracy: Option<f64>,
+    /// Training samples classified right.
     pub train_correct: usize,
+    /// Training samples.
     pub train_total: usize,
+    /// Test loss, with a test set.
     pub test_loss: Option<f64>,
+    /// Test accuracy.
     pub test_accuracy: Option<f64>,
+    /// Test samples classified right.
     pub test_correct: usize,
+    /// Test samples.
     pub test_total: usize,
+    /// Seconds spent training.
     pub train_seconds: f64,
+    /// Seconds spent testing.
     pub test_seconds: f64,
     /// The learning rate of the epoch's last optimiser step.
     #[serde(default)]
@@ -79,8 +98,11 @@ pub struct Controls {
 /// Loss and accuracy of a model over a dataset.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
+    /// Mean loss.
     pub loss: f64,
+    /// Samples classified right.
     pub correct: usize,
+    /// Samples.
     pub total: usize,
     /// `predictions[i]` is the arg-max class of sample `i` (empty for regression targets).
     pub predictions: Vec<u32>,
@@ -129,11 +151,17 @@ impl<T: Observer> Observer for std::sync::Arc<std::sync::Mutex<T>> {
 
 /// A model, its optimiser and loss, and where training stands.
 pub struct Trainer {
+    /// The model being trained.
     pub model: Model,
+    /// The optimiser and its state.
     pub optimizer: Optimizer,
+    /// The loss.
     pub loss: Loss,
+    /// How batches are drawn.
     pub schedule: Schedule,
+    /// Where the run is.
     pub position: Position,
+    /// The finished epochs' figures.
     pub history: Vec<EpochStats>,
     pub controls: Controls,
     /// Sees the gradients of every batch (see [`Observer`]).

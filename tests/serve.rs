@@ -51,13 +51,13 @@ fn spawn(checkpoint: &Path, flags: &[&str]) -> Served {
 fn serve(flags: &[&str]) -> (Served, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let checkpoint = dir.path().join("mlp.safetensors");
-    let mut model = mlp();
+    let model = mlp();
     let names: Vec<String> = (0..10).map(|c| format!("digit {c}")).collect();
     let meta = BTreeMap::from([(
         checkpoint::CLASSES_KEY.to_string(),
         serde_json::to_string(&names).unwrap(),
     )]);
-    checkpoint::save(&mut model, &checkpoint, &meta).unwrap();
+    checkpoint::save(&model, &checkpoint, &meta).unwrap();
     (spawn(&checkpoint, flags), dir)
 }
 
@@ -372,7 +372,7 @@ fn a_model_that_does_not_take_images_says_so_and_takes_json() {
         &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
     )
     .unwrap();
-    checkpoint::save(&mut m, &path, &BTreeMap::new()).unwrap();
+    checkpoint::save(&m, &path, &BTreeMap::new()).unwrap();
     let served = spawn(&path, &[]);
     let addr = served.addr.clone();
     let (status, info) = get(&addr, "/model");
@@ -406,7 +406,7 @@ fn a_bad_checkpoint_or_flag_is_a_one_line_error() {
     assert!(e.contains("/nonexistent/x.safetensors"), "{e}");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
-    checkpoint::save(&mut mlp(), &path, &BTreeMap::new()).unwrap();
+    checkpoint::save(&mlp(), &path, &BTreeMap::new()).unwrap();
     let e = common::fails(&[
         "serve",
         "--checkpoint",

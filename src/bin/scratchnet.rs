@@ -1,12 +1,17 @@
 //! The `scratchnet` command line: train, predict, evaluate, look at data, summarise models.
 
+#[path = "scratchnet/bench.rs"]
+mod bench;
+#[path = "scratchnet/progress.rs"]
+mod progress;
+
 use anyhow::{Context, Result, bail};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rand::SeedableRng;
 use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
-use scratchnet::data::input::InputInfo;
+use scratchnet::data::input::{self, InputInfo};
 use scratchnet::data::source::{self, DataArgs};
 use scratchnet::dist;
 use scratchnet::model::Model;
@@ -52,6 +57,8 @@ enum Command {
     Show(ShowArgs),
     /// Print each layer with its output shape and parameter count.
     Summary(SummaryArgs),
+    /// Write a checkpoint as an ONNX model (input `input`, output `output`, batch size free).
+    Export(ExportArgs),
     /// Fetch a dataset (fashion-mnist, mnist) from its official mirror into the cache.
     Download(DownloadArgs),
     /// Time training epochs (batch 50, SGD lr 0.1) and a test pass of models on Fashion-MNIST.
@@ -342,6 +349,25 @@ struct SummaryArgs {
 }
 
 #[derive(Args)]
+struct ExportArgs {
+    /// The checkpoint to export.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Where to write the ONNX file.
+    #[arg(long)]
+    output: PathBuf,
+    /// ONNX opset (13 to 21).
+    #[arg(long, default_value_t = scratchnet::onnx::DEFAULT_OPSET)]
+    opset: i64,
+    /// Model text, when the checkpoint does not hold it.
+    #[arg(long)]
+    model: Option<String>,
+    /// Per-sample input shape, e.g. 1,28,28, when the checkpoint does not hold it.
+    #[arg(long)]
+    input_shape: Option<String>,
+}
+
+#[derive(Args)]
 struct DownloadArgs {
     /// fashion-mnist or mnist.
     name: String,
@@ -430,6 +456,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         Command::Eval(a) => eval_cmd(a, given),
         Command::Show(a) => show_cmd(a, given),
         Command::Summary(a) => summary_cmd(a),
+        Command::Export(a) => export_cmd(a),
         Command::Download(a) => download_cmd(a),
         Command::Bench(a) => bench_cmd(a),
         Command::Serve(a) => serve_cmd(a),
@@ -790,7 +817,7 @@ fn save_or_rescue(
     path: &Path,
     meta: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
-    let Err(e) = checkpoint::save(&mut trainer.model, path, meta) else {
+    let Err(e) = checkpoint::save(&trainer.model, path, meta) else {
         return Ok(());
     };
     let stem = path
@@ -803,7 +830,7 @@ fn save_or_rescue(
         std::env::temp_dir().join(format!("{stem}.rescued-{}.safetensors", std::process::id())),
     ];
     for place in places {
-        if checkpoint::save(&mut trainer.model, &place, meta).is_ok() {
+        if checkpoint::save(&trainer.model, &place, meta).is_ok() {
             bail!(
                 "{e}; the trained weights are saved at {} instead",
                 place.display()
@@ -1159,7 +1186,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     while trainer.position.epoch < a.epochs {
         let epoch = trainer.position.epoch + 1;
         let first_step = (trainer.position.epoch * batches) as u64;
-        let mut progress = scratchnet::progress::EpochProgress::new(
+        let mut progress = progress::EpochProgress::new(
             epoch,
             a.epochs,
             trainer.schedule.batch_size,
@@ -1511,7 +1538,7 @@ fn show_cmd(a: ShowArgs, given: &Given) -> Result<()> {
 
 fn bench_cmd(a: BenchArgs) -> Result<()> {
     if let Some(size) = a.peak {
-        let r = scratchnet::bench::gemm_peak(size, a.repeats);
+        let r = bench::gemm_peak(size, a.repeats);
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1541,7 +1568,7 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         a.model.split(',').map(str::trim).collect()
     };
     for m in models {
-        let r = scratchnet::bench::bench(m, &train, &test, a.repeats)?;
+        let r = bench::bench(m, &train, &test, a.repeats)?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1620,6 +1647,42 @@ fn serve_cmd(a: ServeArgs) -> Result<()> {
     use std::io::Write;
     std::io::stdout().flush()?;
     server.wait();
+    Ok(())
+}
+
+fn export_cmd(a: ExportArgs) -> Result<()> {
+    check_output("--output", &a.output, &["onnx"])?;
+    let shape = match &a.input_shape {
+        Some(s) => parse_shape(s)?,
+        None => checkpoint::read(&a.checkpoint)?
+            .input_shape()?
+            .with_context(|| {
+                format!(
+                    "{}: the checkpoint does not record its input shape; pass --input-shape, e.g. 1,28,28",
+                    a.checkpoint.display()
+                )
+            })?,
+    };
+    let (model, ck) = load_model(&a.checkpoint, a.model.as_deref(), &shape)?;
+    let mut metadata: std::collections::BTreeMap<String, String> =
+        [checkpoint::CLASSES_KEY, input::KEY]
+            .into_iter()
+            .filter_map(|k| Some((k.to_string(), ck.metadata.get(k)?.clone())))
+            .collect();
+    if let Some(info) = InputInfo::of(&ck)? {
+        metadata.insert(checkpoint::PREPROCESSING_KEY.into(), info.describe());
+    }
+    scratchnet::onnx::save(&model, &a.output, a.opset, &metadata)?;
+    println!(
+        "wrote {} (opset {}, input [batch, {}])",
+        a.output.display(),
+        a.opset,
+        shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 

@@ -19,7 +19,9 @@ pub enum Labels {
 /// Inputs and targets, sample `i` being row `i` of both.
 #[derive(Clone, Debug)]
 pub struct Dataset {
+    /// Inputs `[N, …sample shape]`.
     pub x: Tensor,
+    /// Targets, one per sample.
     pub y: Labels,
     /// Class names, when known (Fashion-MNIST's, MNIST's digits, a table's target names).
     pub class_names: Option<Vec<String>>,

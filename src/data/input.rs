@@ -151,7 +151,7 @@ impl InputInfo {
             image: train
                 .table
                 .is_none()
-                .then(|| crate::image_io::measure_style(&train.x))
+                .then(|| crate::data::image_style::measure_style(&train.x))
                 .flatten(),
         }
     }
@@ -176,6 +176,31 @@ impl InputInfo {
     pub fn metadata(&self) -> BTreeMap<String, String> {
         let json = serde_json::to_string(self).expect("plain data serialises");
         BTreeMap::from([(KEY.to_string(), json)])
+    }
+
+    /// How raw data becomes the model's input, in words (for exported models, whose users must
+    /// feed the same).
+    pub fn describe(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
+        let mut parts = vec![format!("float32 input [batch, {}]", dims.join(", "))];
+        if let Some(t) = &self.table {
+            parts.push(format!(
+                "the CSV columns {} in this order",
+                t.features.join(", ")
+            ));
+        }
+        if self.image.is_some() {
+            parts.push(
+                "images channels first, as the training arrays held them (pixels of IDX, PNG, JPEG and uint8 data as pixel / 255 in [0, 1])".into(),
+            );
+        }
+        if let Some(s) = &self.standardize {
+            parts.push(format!(
+                "then x = (x - mean) / std per feature, mean {:?}, std {:?}",
+                s.mean, s.std
+            ));
+        }
+        parts.join("; ")
     }
 
     /// Standardises `x` as recorded (nothing when nothing is recorded).

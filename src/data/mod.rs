@@ -2,9 +2,11 @@
 
 pub mod atomic;
 pub mod dataset;
+#[cfg(feature = "cli")]
 pub mod download;
 pub mod find;
 pub mod idx;
+pub mod image_style;
 pub mod input;
 pub mod npy;
 pub mod npz;

@@ -3,7 +3,7 @@
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::dataset::{Dataset, Labels, split_indices};
-use crate::data::find::{cache_dir, dataset_file, dataset_info, find_dataset};
+use crate::data::find::{dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_labels};
 use crate::data::input::{InputInfo, TableInfo};
 use crate::data::npy::{Npy, NpyData, read_npy};
@@ -43,38 +43,39 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 }
 
 /// The data flags shared by `train`, `eval` and `show`.
-#[derive(clap::Args, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
     /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, FILE.npz (x/y or
     /// x_train/y_train/x_test/y_test), or a CSV table (FILE.csv).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<String>,
     /// CSV: the target column (default: the last); repeat for several numbers to fit (--loss mse).
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub target: Vec<String>,
     /// CSV: keep the feature columns as they are instead of standardising them with the training
     /// split's mean and standard deviation.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub no_standardize: bool,
     /// Look for named datasets here first.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub data_dir: Option<PathBuf>,
     /// A separate test set, in any of the forms of --data (a table's classes and columns are
     /// matched to the training data's).
-    #[arg(long, conflicts_with = "test_split")]
+    #[cfg_attr(feature = "cli", arg(long, conflicts_with = "test_split"))]
     #[serde(default)]
     pub test_data: Option<String>,
     /// Split this fraction off as the test set (seeded by --split-seed); needed when a directory
     /// holds only a test split.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub test_split: Option<f64>,
     /// Seed of --test-split.
-    #[arg(long, default_value_t = 0)]
+    #[cfg_attr(feature = "cli", arg(long, default_value_t = 0))]
     pub split_seed: u64,
     /// Train on the first N training samples only.
-    #[arg(long)]
+    #[cfg_attr(feature = "cli", arg(long))]
     pub limit: Option<usize>,
 }
 
@@ -485,6 +486,7 @@ fn read_npz_sets(path: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
     Ok(sets)
 }
 
+#[cfg(feature = "cli")]
 /// `scratchnet download NAME`: fetches the four files into `dir` (default: the cache).
 pub fn download_cmd(name: &str, dir: Option<&Path>, mirror: Option<&str>) -> Result<PathBuf> {
     let info = dataset_info(name).ok_or_else(|| {
@@ -492,7 +494,10 @@ pub fn download_cmd(name: &str, dir: Option<&Path>, mirror: Option<&str>) -> Res
             "unknown dataset '{name}': expected fashion-mnist or mnist"
         ))
     })?;
-    let dest = dir.map_or_else(|| cache_dir(info.name), Path::to_path_buf);
+    let dest = dir.map_or_else(
+        || crate::data::find::cache_dir(info.name),
+        Path::to_path_buf,
+    );
     crate::data::download::download(info, mirror.unwrap_or(info.mirror), &dest, true)?;
     println!("{} is in {}", info.name, dest.display());
     Ok(dest)

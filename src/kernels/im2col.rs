@@ -12,16 +12,27 @@ use crate::tensor::MAX_VALUES;
 /// The sizes of one 2-D convolution (or pooling) window sweep over one image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geom {
+    /// Input channels.
     pub c: usize,
+    /// Input height.
     pub h: usize,
+    /// Input width.
     pub w: usize,
+    /// Kernel height.
     pub kh: usize,
+    /// Kernel width.
     pub kw: usize,
+    /// Vertical stride.
     pub sh: usize,
+    /// Horizontal stride.
     pub sw: usize,
+    /// Padding above and below.
     pub ph: usize,
+    /// Padding left and right.
     pub pw: usize,
+    /// Output height.
     pub oh: usize,
+    /// Output width.
     pub ow: usize,
 }
 

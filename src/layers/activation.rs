@@ -11,7 +11,7 @@ use std::fmt;
 const CHUNK: usize = 1 << 15;
 
 /// A scalar function applied elementwise, with its derivative beside it.
-pub trait Activation: Send + Sync + fmt::Display {
+pub trait Activation: Send + Sync + fmt::Display + 'static {
     /// `y = f(x)`.
     fn f(&self, x: f32) -> f32;
     /// `dy/dx` at `x`, given `y = f(x)` (whichever is cheaper to use).
@@ -43,6 +43,11 @@ impl<A: Activation> Elementwise<A> {
             y: Tensor::default(),
             spare: Tensor::default(),
         }
+    }
+
+    /// The function it applies.
+    pub fn activation(&self) -> &A {
+        &self.act
     }
 }
 

@@ -28,6 +28,11 @@ impl AvgPool2d {
             spare: Tensor::default(),
         }
     }
+
+    /// The window it slides.
+    pub fn window(&self) -> Window {
+        self.window
+    }
 }
 
 impl fmt::Display for AvgPool2d {

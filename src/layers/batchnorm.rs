@@ -256,6 +256,20 @@ impl Layer for BatchNorm {
             &mut self.num_batches_tracked,
         );
     }
+
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&format!("{prefix}weight"), &self.weight);
+        f(&format!("{prefix}bias"), &self.bias);
+    }
+
+    fn buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        f(&format!("{prefix}running_mean"), &self.running_mean);
+        f(&format!("{prefix}running_var"), &self.running_var);
+        f(
+            &format!("{prefix}num_batches_tracked"),
+            &self.num_batches_tracked,
+        );
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,21 @@ impl Conv2d {
         }
     }
 
+    /// `W: [OC, C, KH, KW]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight.value
+    }
+
+    /// `b: [OC]`, if the layer has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref().map(|b| &b.value)
+    }
+
+    /// `(stride, padding)`, each `(h, w)`.
+    pub fn stride_padding(&self) -> ((usize, usize), (usize, usize)) {
+        (self.stride, self.padding)
+    }
+
     fn geom(&self, input: &[usize]) -> Option<Geom> {
         match *input {
             [c, h, w] if c == self.in_channels => {
@@ -234,6 +249,13 @@ impl Layer for Conv2d {
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         f(&format!("{prefix}weight"), &mut self.weight);
         if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), b);
+        }
+    }
+
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&format!("{prefix}weight"), &self.weight);
+        if let Some(b) = &self.bias {
             f(&format!("{prefix}bias"), b);
         }
     }

@@ -26,6 +26,11 @@ impl Flatten {
         }
     }
 
+    /// `(start_dim, end_dim)` as given.
+    pub fn dims(&self) -> (i64, i64) {
+        (self.start_dim, self.end_dim)
+    }
+
     /// The flattened shape of a batched shape, if the dimensions are in range (and their product
     /// fits a `usize`).
     fn flat(&self, shape: &[usize]) -> Option<Vec<usize>> {

@@ -6,6 +6,7 @@ use std::fmt;
 /// `f(x) = x if x > 0 else α·x`, `f′(x) = 1 if x > 0 else α`.
 #[derive(Clone, Copy, Debug)]
 pub struct LeakyReLU {
+    /// The slope for x < 0 (PyTorch's default 0.01).
     pub negative_slope: f32,
 }
 

@@ -46,6 +46,16 @@ impl Linear {
             spare: Tensor::default(),
         }
     }
+
+    /// `W: [out_features, in_features]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight.value
+    }
+
+    /// `b: [out_features]`, if the layer has one.
+    pub fn bias(&self) -> Option<&Tensor> {
+        self.bias.as_ref().map(|b| &b.value)
+    }
 }
 
 impl fmt::Display for Linear {
@@ -118,6 +128,13 @@ impl Layer for Linear {
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         f(&format!("{prefix}weight"), &mut self.weight);
         if let Some(b) = &mut self.bias {
+            f(&format!("{prefix}bias"), b);
+        }
+    }
+
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&format!("{prefix}weight"), &self.weight);
+        if let Some(b) = &self.bias {
             f(&format!("{prefix}bias"), b);
         }
     }

@@ -39,6 +39,11 @@ impl MaxPool2d {
             spare: Tensor::default(),
         }
     }
+
+    /// The window it slides.
+    pub fn window(&self) -> Window {
+        self.window
+    }
 }
 
 impl fmt::Display for MaxPool2d {
@@ -113,6 +118,7 @@ impl Layer for MaxPool2d {
 /// A max pool as another layer runs it for its own output (see [`Layer::absorb_pool`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolSpec {
+    /// The pool's window.
     pub window: Window,
     /// Whether its input goes through `ReLU` first (a ReLU it took over).
     pub relu: bool,

@@ -68,7 +68,9 @@ use std::fmt;
 /// A learnable tensor and the gradient accumulated for it.
 #[derive(Clone, Debug)]
 pub struct Param {
+    /// The value.
     pub value: Tensor,
+    /// ∂L/∂value, accumulated by `backward` until the optimiser step zeroes it.
     pub grad: Tensor,
 }
 
@@ -92,12 +94,15 @@ pub struct Buffer {
 /// Whether a forward pass is for training (Dropout active, seeded per batch) or for evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Evaluation: Dropout is the identity.
     Eval,
-    /// `first_row`: where the rows of this forward start within the whole batch (0 unless the
-    /// batch is split across processes, see `dist`), so that row `i` draws what row
-    /// `first_row + i` of the whole batch would.
+    /// Training: Dropout draws its masks from `seed`. `first_row`: where the rows of this forward
+    /// start within the whole batch (0 unless the batch is split across processes, see `dist`), so
+    /// that row `i` draws what row `first_row + i` of the whole batch would.
     Train {
+        /// The seed of this batch (see [`Mode::child`]).
         seed: u64,
+        /// The first row's index in the whole batch.
         first_row: usize,
     },
 }
@@ -133,7 +138,7 @@ pub fn mix(a: u64, b: u64, c: u64) -> u64 {
 /// A network layer with an explicit forward and backward. See the module docs for the contract.
 ///
 /// `Display` prints like PyTorch's `repr`, e.g. `Linear(in_features=784, out_features=10, bias=True)`.
-pub trait Layer: fmt::Display + Send {
+pub trait Layer: fmt::Display + Send + std::any::Any {
     /// The per-sample output shape for a per-sample input shape, or what the layer expects instead
     /// (e.g. `"[C=3, H, W]"`), which the caller turns into an error naming the layer.
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String>;
@@ -179,6 +184,23 @@ pub trait Layer: fmt::Display + Send {
 
     /// Visits every buffer (see [`Buffer`]) with its name under `prefix`, in PyTorch's order.
     fn visit_buffers(&mut self, _prefix: &str, _f: &mut dyn FnMut(&str, &mut Buffer)) {}
+
+    /// Every buffer with its name under `prefix`, read-only, as [`Layer::visit_buffers`] names and
+    /// orders them. The default visits the [`Layer::children`]; a layer holding buffers overrides it.
+    fn buffers(&self, prefix: &str, f: &mut dyn FnMut(&str, &Buffer)) {
+        for (name, child) in self.children() {
+            child.buffers(&format!("{prefix}{name}."), f);
+        }
+    }
+    /// Every parameter with its name under `prefix`, read-only, as [`Layer::visit_params`] names and
+    /// orders them (for saving a shared model). The default visits the [`Layer::children`]; a layer
+    /// that holds parameters itself overrides it (a model missing some is refused by
+    /// `checkpoint::save`, never saved without them).
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        for (name, child) in self.children() {
+            child.params(&format!("{prefix}{name}."), f);
+        }
+    }
 
     /// Multiply-accumulates of one sample's forward pass (for FLOP counts in benchmarks); 0 for
     /// layers whose cost is not a product.
@@ -243,7 +265,7 @@ pub fn one_line(layer: &(impl Layer + ?Sized)) -> String {
 }
 
 /// The path of child `name` inside the container at `index` (`"2"`, `"2.0"`).
-fn child_path(index: &str, name: usize) -> String {
+pub(crate) fn child_path(index: &str, name: usize) -> String {
     if index.is_empty() {
         name.to_string()
     } else {

@@ -8,8 +8,11 @@ use std::fmt;
 /// A pooling window: kernel, stride and padding, each `(h, w)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Window {
+    /// `(kh, kw)`.
     pub kernel: (usize, usize),
+    /// `(sh, sw)`.
     pub stride: (usize, usize),
+    /// `(ph, pw)`, zeros (or −∞ for a max) on each side.
     pub padding: (usize, usize),
 }
 

@@ -21,6 +21,11 @@ impl Softmax {
         Softmax { dim, y: None }
     }
 
+    /// The dimension it normalises along.
+    pub fn dim(&self) -> i64 {
+        self.dim
+    }
+
     /// `(outer, size, inner)` of the batched shape around the softmax dimension.
     fn split(&self, shape: &[usize]) -> Option<(usize, usize, usize)> {
         let rank = shape.len() as i64;

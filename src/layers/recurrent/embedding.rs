@@ -145,6 +145,10 @@ impl Layer for Embedding {
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {
         f(&format!("{prefix}weight"), &mut self.weight);
     }
+
+    fn params(&self, prefix: &str, f: &mut dyn FnMut(&str, &Param)) {
+        f(&format!("{prefix}weight"), &self.weight);
+    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! `scratchnet bench`: training-epoch and test-pass timings of a model on in-memory data, in the
 //! same units as `tools/bench_pytorch.py`, so the two can be compared side by side.
 
-use crate::data::dataset::Dataset;
-use crate::error::Result;
-use crate::kernels::{Op, matmul};
-use crate::layers::Layer;
-use crate::loss::Loss;
-use crate::model::Model;
-use crate::optim::{Config, Optimizer};
-use crate::train::{Schedule, Trainer, evaluate};
 use rand::SeedableRng;
+use scratchnet::data::dataset::Dataset;
+use scratchnet::error::Result;
+use scratchnet::kernels::{Op, matmul};
+use scratchnet::layers::Layer;
+use scratchnet::loss::Loss;
+use scratchnet::model::Model;
+use scratchnet::optim::{Config, Optimizer};
+use scratchnet::train::{Schedule, Trainer, evaluate};
 use serde::Serialize;
 use std::time::Instant;
 

@@ -1,0 +1,381 @@
+//! ONNX export: every layer, alone and in models, run by tract from the exported bytes, against our
+//! own forward pass (what `scratchnet predict` computes). `tools/onnx_check.py` does the same with
+//! ONNX Runtime and `onnx.checker`.
+
+mod common;
+
+use common::{fails, ok};
+use rand::{Rng, SeedableRng};
+use scratchnet::data::npy::write_npy_f32;
+use scratchnet::layers::{Layer, Mode as LayerMode};
+use scratchnet::{Model, onnx};
+use std::collections::BTreeMap;
+use tract_onnx::prelude::{Tensor as TractTensor, *};
+
+/// Inputs of a batch of `n` samples of `shape`, values in (−2, 2) so that ReLUs and pools see both
+/// signs, drawn from `seed`.
+fn inputs(n: usize, shape: &[usize], seed: u64) -> scratchnet::Tensor {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut full = vec![n];
+    full.extend_from_slice(shape);
+    let len = full.iter().product();
+    scratchnet::Tensor::new(&full, (0..len).map(|_| rng.gen_range(-2.0..2.0)).collect()).unwrap()
+}
+
+/// Runs the ONNX file `bytes` with tract on `x` and checks that the output is within `1e-5` of
+/// `want`, in shape and value.
+fn check_tract(bytes: &[u8], x: &scratchnet::Tensor, want: &scratchnet::Tensor, what: &str) {
+    let runnable = tract_onnx::onnx()
+        .model_for_read(&mut &bytes[..])
+        .and_then(|m| m.into_optimized())
+        .and_then(|m| m.into_runnable())
+        .unwrap_or_else(|e| panic!("{what}: tract cannot load the export: {e:?}"));
+    let input = TractTensor::from_shape(x.shape(), x.data()).unwrap();
+    let out = runnable
+        .run(tvec!(TValue::from(input)))
+        .unwrap_or_else(|e| panic!("{what}: tract run failed: {e:?}"));
+    let theirs = out[0].to_plain_array_view::<f32>().unwrap();
+    assert_eq!(theirs.shape(), want.shape(), "{what}");
+    let worst = theirs
+        .iter()
+        .zip(want.data())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-5, "{what}: differs by {worst}");
+}
+
+/// Exports `model` and checks tract's outputs against the model's own on batches of 1 and 3
+/// samples (the batch size is symbolic).
+fn check_round_trip(model: &mut Model) {
+    let bytes = onnx::to_bytes(model, onnx::DEFAULT_OPSET, &BTreeMap::new())
+        .unwrap_or_else(|e| panic!("{}: {e}", model.text()));
+    for (n, seed) in [(1, 1), (3, 2)] {
+        let x = inputs(n, model.input_shape(), seed);
+        let ours = model.predict(&x, n).unwrap();
+        check_tract(&bytes, &x, &ours, model.text());
+    }
+}
+
+fn npy(path: &std::path::Path) -> scratchnet::Tensor {
+    scratchnet::data::source::read_inputs(path).unwrap()
+}
+
+/// `scratchnet export` of every golden case (PyTorch's checkpoints, which do not record their input
+/// shape), run by tract against `scratchnet predict` on the case's inputs.
+#[test]
+fn golden_checkpoints_export_and_agree_with_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let mut cases = 0;
+    for case in std::fs::read_dir(&golden).unwrap() {
+        let case = case.unwrap().path();
+        let (ck, x) = (case.join("init.safetensors"), case.join("x.npy"));
+        if !ck.exists() || !x.exists() {
+            continue;
+        }
+        let x_t = npy(&x);
+        let shape: Vec<String> = x_t.shape()[1..].iter().map(|d| d.to_string()).collect();
+        let (file, out) = (dir.path().join("m.onnx"), dir.path().join("y.npy"));
+        let (ck, x, file, out) = (
+            ck.to_str().unwrap(),
+            x.to_str().unwrap(),
+            file.to_str().unwrap(),
+            out.to_str().unwrap(),
+        );
+        ok(&[
+            "export",
+            "--checkpoint",
+            ck,
+            "--output",
+            file,
+            "--input-shape",
+            &shape.join(","),
+        ]);
+        ok(&["predict", "--checkpoint", ck, "--input", x, "--output", out]);
+        let what = case.display().to_string();
+        check_tract(
+            &std::fs::read(file).unwrap(),
+            &x_t,
+            &npy(out.as_ref()),
+            &what,
+        );
+        cases += 1;
+    }
+    assert!(cases >= 9, "only {cases} golden cases found");
+}
+
+/// Train → export: the checkpoint records the input shape, the class names and the preprocessing,
+/// and they reach the file's metadata.
+#[test]
+fn a_trained_checkpoint_exports_with_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let x = inputs(12, &[1, 4, 4], 3);
+    write_npy_f32(p("x.npy").as_ref(), x.shape(), x.data()).unwrap();
+    let labels: Vec<i64> = (0..12).map(|i| i % 3).collect();
+    common::labels_npy(p("y.npy").as_ref(), &labels);
+    let data = format!("{}:{}", p("x.npy"), p("y.npy"));
+    ok(&[
+        "train",
+        "--model",
+        "Conv2d(1,2,3), ReLU, Flatten, Linear(8,3)",
+        "--data",
+        &data,
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        &p("m.safetensors"),
+    ]);
+    let said = ok(&[
+        "export",
+        "--checkpoint",
+        &p("m.safetensors"),
+        "--output",
+        &p("m.onnx"),
+        "--opset",
+        "19",
+    ]);
+    assert!(said.contains("opset 19, input [batch, 1, 4, 4]"), "{said}");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p("m.safetensors"),
+        "--input",
+        &p("x.npy"),
+        "--output",
+        &p("out.npy"),
+    ]);
+    let bytes = std::fs::read(p("m.onnx")).unwrap();
+    check_tract(&bytes, &x, &npy(p("out.npy").as_ref()), "trained");
+    let m = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .unwrap();
+    let props: BTreeMap<_, _> = m
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(props["input_shape"], "[1, 4, 4]");
+    assert!(
+        props["preprocessing"].starts_with("float32 input [batch, 1, 4, 4]"),
+        "{props:?}"
+    );
+    assert!(
+        props["scratchnet.input"].contains("\"shape\":[1,4,4]"),
+        "{props:?}"
+    );
+    assert_eq!(m.opset_import[0].version, 19);
+}
+
+#[test]
+fn export_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let lenet = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden/lenet/init.safetensors");
+    let lenet = lenet.to_str().unwrap();
+    let e = fails(&["export", "--checkpoint", lenet, "--output", &p("m.onnx")]);
+    assert!(
+        e.contains(
+            "the checkpoint does not record its input shape; pass --input-shape, e.g. 1,28,28"
+        ),
+        "{e}"
+    );
+    let e = fails(&[
+        "export",
+        "--checkpoint",
+        lenet,
+        "--output",
+        &p("m.onnx"),
+        "--input-shape",
+        "1,28,28",
+        "--opset",
+        "11",
+    ]);
+    assert!(
+        e.contains("ONNX opset 11 is not supported: scratchnet writes opsets 13 to 21"),
+        "{e}"
+    );
+    let e = fails(&[
+        "export",
+        "--checkpoint",
+        lenet,
+        "--output",
+        &p("m.onnx"),
+        "--input-shape",
+        "3,28,28",
+    ]);
+    assert!(e.contains("expects input [C=1"), "{e}");
+    let e = fails(&[
+        "export",
+        "--checkpoint",
+        &p("none.safetensors"),
+        "--output",
+        &p("m.onnx"),
+    ]);
+    assert!(e.contains("none.safetensors: No such file"), "{e}");
+    let e = fails(&[
+        "export",
+        "--checkpoint",
+        lenet,
+        "--output",
+        &p("no/such/dir/m.onnx"),
+        "--input-shape",
+        "1,28,28",
+    ]);
+    assert!(e.contains("no/such/dir"), "{e}");
+    let e = fails(&[
+        "export",
+        "--checkpoint",
+        lenet,
+        "--output",
+        &p("m.pb"),
+        "--input-shape",
+        "1,28,28",
+    ]);
+    assert!(
+        e.contains("--output") && e.contains("must end in .onnx"),
+        "{e}"
+    );
+    assert!(!dir.path().join("m.onnx").exists());
+}
+
+/// Every layer, with its settings varied where ONNX differs from PyTorch (Gemm's transpose, the pad
+/// order, count_include_pad, Flatten's dims, Softmax's axis).
+const CASES: &[(&str, &[usize])] = &[
+    ("Linear(4,3)", &[4]),
+    ("Linear(4,3,bias=False)", &[4]),
+    ("Linear(5,3)", &[2, 5]),
+    ("Linear(5,3,bias=False)", &[2, 5]),
+    ("Conv2d(2,3,3)", &[2, 7, 6]),
+    (
+        "Conv2d(2,3,(3,2),stride=(2,1),padding=(2,1),bias=False)",
+        &[2, 7, 6],
+    ),
+    ("MaxPool2d(2)", &[2, 6, 6]),
+    ("MaxPool2d((3,2),stride=(2,1),padding=(1,0))", &[2, 7, 6]),
+    ("AvgPool2d(2)", &[2, 6, 5]),
+    ("AvgPool2d(3,stride=2,padding=1)", &[2, 7, 7]),
+    ("Flatten", &[2, 3, 4]),
+    ("Flatten(2)", &[2, 3, 4]),
+    ("Flatten(1,2)", &[2, 3, 4]),
+    ("ReLU", &[3, 5]),
+    ("LeakyReLU(0.2)", &[3, 5]),
+    ("Sigmoid", &[3, 5]),
+    ("Tanh", &[3, 5]),
+    ("Softmax", &[5]),
+    ("Softmax(dim=2)", &[3, 4]),
+    ("Softmax(-1)", &[3, 4]),
+    ("Dropout(0.3)", &[4]),
+    ("Linear(4,4), Dropout, ReLU", &[4]),
+    ("Sequential(Linear(4,3), Tanh)", &[4]),
+    (
+        "Parallel(Linear(4,2), Sequential(Linear(4,3), ReLU), Dropout), Linear(9,1)",
+        &[4],
+    ),
+    (
+        "Parallel(Conv2d(2,3,3,padding=1), Conv2d(2,1,1)), ReLU, MaxPool2d(2)",
+        &[2, 5, 5],
+    ),
+    // Fast paths: a ReLU taken over by the pool, the pool run by the convolution.
+    (
+        "Conv2d(1,4,3,padding=1), ReLU, MaxPool2d(2), Conv2d(4,6,3), ReLU, MaxPool2d(2), Flatten, Linear(24,10), Softmax",
+        &[1, 12, 12],
+    ),
+    ("seed-cnn", &[1, 28, 28]),
+    ("nielsen", &[784]),
+];
+
+#[test]
+fn every_layer_round_trips_through_tract() {
+    for (text, shape) in CASES {
+        let mut model = Model::new(text, shape, 7).unwrap();
+        check_round_trip(&mut model);
+    }
+}
+
+#[test]
+fn the_file_names_its_input_and_output_and_carries_the_metadata() {
+    let model = Model::new("Linear(4,3)", &[4], 0).unwrap();
+    let meta = BTreeMap::from([("classes".to_string(), r#"["a","b","c"]"#.to_string())]);
+    let bytes = onnx::to_bytes(&model, 13, &meta).unwrap();
+    let m = tract_onnx::onnx()
+        .proto_model_for_read(&mut &bytes[..])
+        .unwrap();
+    assert_eq!(m.opset_import[0].version, 13);
+    let props: BTreeMap<_, _> = m
+        .metadata_props
+        .iter()
+        .map(|p| (p.key.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(props["classes"], r#"["a","b","c"]"#);
+    assert_eq!(props["model"], "Linear(4,3)");
+    assert_eq!(props["input_shape"], "[4]");
+    let g = m.graph.unwrap();
+    assert_eq!(g.input[0].name, "input");
+    assert_eq!(g.output[0].name, "output");
+    assert_eq!(g.node[0].op_type, "Gemm");
+    let names: Vec<&str> = g.initializer.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["0.weight", "0.bias"]);
+}
+
+#[test]
+fn an_unsupported_opset_is_refused() {
+    let model = Model::new("Linear(4,3)", &[4], 0).unwrap();
+    for opset in [12, 22] {
+        let e = onnx::to_bytes(&model, opset, &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!("ONNX opset {opset} is not supported: scratchnet writes opsets 13 to 21")
+        );
+    }
+}
+
+/// A user's own layer: `y = 2x`.
+struct Double;
+
+impl std::fmt::Display for Double {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Double()")
+    }
+}
+
+impl Layer for Double {
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>, String> {
+        Ok(input.to_vec())
+    }
+    fn forward(
+        &mut self,
+        x: scratchnet::Tensor,
+        _: LayerMode,
+    ) -> scratchnet::Result<scratchnet::Tensor> {
+        let data = x.data().iter().map(|v| 2.0 * v).collect();
+        scratchnet::Tensor::new(x.shape(), data)
+    }
+    fn backward(&mut self, g: scratchnet::Tensor) -> scratchnet::Result<scratchnet::Tensor> {
+        self.forward(g, LayerMode::Eval)
+    }
+}
+
+#[test]
+fn a_layer_without_a_mapping_is_named_not_exported() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let layers: Vec<Box<dyn Layer>> = vec![
+        Box::new(scratchnet::layers::Linear::new(4, 3, true, &mut rng)),
+        Box::new(scratchnet::layers::Parallel::new(vec![
+            Box::new(Double),
+            Box::new(Double),
+        ])),
+    ];
+    let model = Model::from_layers(layers, &[4]).unwrap();
+    let e = onnx::to_bytes(&model, 17, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "layer 1.0 (Double()) cannot be exported to ONNX: no mapping for it"
+    );
+}
