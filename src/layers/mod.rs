@@ -37,7 +37,7 @@ mod softmax;
 mod tanh;
 
 pub use activation::{Activation, Elementwise};
-pub use adaptive_avgpool::AdaptiveAvgPool2d;
+pub use adaptive_avgpool::{AdaptiveAvgPool2d, window as adaptive_window};
 pub use avgpool::AvgPool2d;
 pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
