@@ -417,3 +417,54 @@ def test_the_gil_is_released_while_training():
     with pytest.raises(RuntimeError, match="borrowed"):
         m.predict(X[:2])
     t.join()
+
+
+def test_the_readme_example_runs(tmp_path, capsys):
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use it from Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    os.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert "total parameters: 131" in out
+    assert (tmp_path / "m.onnx").exists() and (tmp_path / "m.safetensors").exists()
+
+
+def test_the_notebook_runs(tmp_path, monkeypatch, capsys):
+    """Runs every code cell of examples/06_python.ipynb (Fashion-MNIST, as CI installs it), with a
+    stand-in for matplotlib's pyplot that keeps what was plotted."""
+    import types
+
+    class Axes:
+        def __init__(self):
+            self.lines = []
+
+        def plot(self, x, y, *args, **kwargs):
+            self.lines.append((list(x), list(y)))
+
+        def set(self, **kwargs):
+            pass
+
+        def legend(self):
+            pass
+
+    axes = [Axes(), Axes()]
+    plt = types.ModuleType("matplotlib.pyplot")
+    plt.subplots = lambda *a, **k: (None, axes)
+    plt.show = lambda: None
+    mpl = types.ModuleType("matplotlib")
+    mpl.pyplot = plt
+    monkeypatch.setitem(sys.modules, "matplotlib", mpl)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", plt)
+    nb = json.loads((ROOT / "examples/06_python.ipynb").read_text())
+    assert nb["nbformat"] == 4
+    os.chdir(tmp_path)
+    env = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            exec(compile("".join(cell["source"]), "06_python.ipynb", "exec"), env)
+    # Test accuracy per epoch for both models, 10 epochs each, above chance by far.
+    acc = axes[1].lines
+    assert len(acc) == 2 and all(len(y) == 10 and min(y) > 0.6 for _, y in acc), acc
+    assert "label: Ankle boot" in capsys.readouterr().out
+    assert (tmp_path / "fashion_cnn.onnx").exists()
