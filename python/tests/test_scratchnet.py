@@ -463,8 +463,9 @@ def test_the_notebook_runs(tmp_path, monkeypatch, capsys):
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             exec(compile("".join(cell["source"]), "06_python.ipynb", "exec"), env)
-    # Test accuracy per epoch for both models, 10 epochs each, above chance by far.
-    acc = axes[1].lines
-    assert len(acc) == 2 and all(len(y) == 10 and min(y) > 0.6 for _, y in acc), str([y for _, y in acc])
+    # Test accuracy per epoch for both models, 10 epochs each, rising from the first epoch to above
+    # 70% (chance: 10%; SGD at lr 0.1 on 2,000 images wobbles from epoch to epoch).
+    acc_y = [y for _, y in axes[1].lines]
+    assert len(acc_y) == 2 and all(len(y) == 10 and max(y) > 0.7 > y[0] for y in acc_y), acc_y
     assert "label: Ankle boot" in capsys.readouterr().out
     assert (tmp_path / "fashion_cnn.onnx").exists()
