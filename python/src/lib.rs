@@ -51,6 +51,11 @@ struct Model {
     history: Vec<EpochStats>,
 }
 
+/// The error of a model that a crash inside training took.
+fn lost() -> PyErr {
+    PyRuntimeError::new_err("the model was lost when training crashed; build or load it again")
+}
+
 impl Model {
     /// The model, for a method that needs it.
     fn net(&mut self) -> PyResult<&mut scratchnet::Model> {
@@ -58,22 +63,13 @@ impl Model {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .as_mut()
-            .ok_or_else(|| {
-                PyRuntimeError::new_err(
-                    "the model was lost when training crashed; build or load it again",
-                )
-            })
+            .ok_or_else(lost)
     }
 
     /// The model, read-only (for getters).
     fn with<T>(&self, f: impl FnOnce(&scratchnet::Model) -> T) -> PyResult<T> {
         let guard = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let m = guard.as_ref().ok_or_else(|| {
-            PyRuntimeError::new_err(
-                "the model was lost when training crashed; build or load it again",
-            )
-        })?;
-        Ok(f(m))
+        Ok(f(guard.as_ref().ok_or_else(lost)?))
     }
 
     /// The metadata saved files carry beyond the model: the class names and the input record.
