@@ -40,20 +40,31 @@ pub enum Config {
     /// decay decoupled from the gradient, `θ ← θ·(1 − η·λ)` before the Adam update.
     #[serde(rename = "adamw")]
     AdamW {
+        /// Learning rate `η`.
         lr: f32,
+        /// `β₁`.
         beta1: f32,
+        /// `β₂`.
         beta2: f32,
+        /// `ε`.
         eps: f32,
+        /// `λ` of the decoupled decay.
         weight_decay: f32,
     },
     /// `torch.optim.RMSprop(lr, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)`.
     #[serde(rename = "rmsprop")]
     RmsProp {
+        /// Learning rate `η`.
         lr: f32,
+        /// `α`, the smoothing of the squared-gradient average.
         alpha: f32,
+        /// `ε`.
         eps: f32,
+        /// `λ`, added to the gradient as `λθ`.
         weight_decay: f32,
+        /// Momentum of the update buffer (0: none).
         momentum: f32,
+        /// Divide by the variance of the gradient rather than its raw second moment.
         centered: bool,
     },
 }

@@ -90,6 +90,7 @@ pub struct EpochStats {
 /// global gradient norm.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Controls {
+    /// The learning-rate schedule, if any.
     pub lr_schedule: Option<LrSchedule>,
     /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` before every step.
     pub clip_grad_norm: Option<f32>,
@@ -163,6 +164,7 @@ pub struct Trainer {
     pub position: Position,
     /// The finished epochs' figures.
     pub history: Vec<EpochStats>,
+    /// Schedule and clipping.
     pub controls: Controls,
     /// Sees the gradients of every batch (see [`Observer`]).
     pub observer: Option<Box<dyn Observer>>,

@@ -86,6 +86,7 @@ impl Param {
 /// and loaded with the parameters under its `state_dict` name, never seen by optimisers.
 #[derive(Clone, Debug)]
 pub struct Buffer {
+    /// The state itself.
     pub value: Tensor,
     /// Whether a checkpoint stores it as int64 (PyTorch's `num_batches_tracked`).
     pub int: bool,
