@@ -237,11 +237,12 @@ fn real_data(model: &str, optimizer: &[&str], bound: f32) {
         };
         assert_eq!(figures(&lines), figures(&one_lines), "{np} ranks");
     }
-    // The bound is far below what tells two runs apart.
+    // The bound is far below what tells two runs apart (BatchNorm's step counts aside).
     let other = gaps(&read(&out("other_seed")), &one);
     assert!(
         other
             .iter()
+            .filter(|(name, ..)| !name.ends_with("num_batches_tracked"))
             .all(|(_, gap, size)| *gap > 20.0 * bound * size),
         "{other:?}"
     );
@@ -261,13 +262,17 @@ fn real_data_with_dropout_adam_on_ranks_is_one_process() {
     );
 }
 
-/// BatchNorm2d and BatchNorm1d (running statistics compared too) with Dropout between.
+/// BatchNorm2d and BatchNorm1d (running statistics compared too) with Dropout between. No bias
+/// before a BatchNorm: its true gradient is 0, so its value would follow the rounding noise of the
+/// sums, which momentum and Adam amplify (measured with `Linear(676,16)`, 2 ranks against one
+/// process: 6e-3 of a tensor's largest value for SGD, 0.4 for that bias under Adam; without the
+/// bias: 1.1e-6 and 4.3e-7).
 const BATCHNORM_DROPOUT: &str = "Conv2d(1,4,3,stride=2,bias=False), BatchNorm2d(4), ReLU, Flatten, \
-     Dropout(0.3), Linear(676,16), BatchNorm1d(16), ReLU, Linear(16,10)";
+     Dropout(0.3), Linear(676,16,bias=False), BatchNorm1d(16), ReLU, Linear(16,10)";
 
 #[test]
 fn real_data_with_batchnorm_and_dropout_sgd_momentum_on_ranks_is_one_process() {
-    real_data(BATCHNORM_DROPOUT, &["--momentum", "0.9"], 1e-3);
+    real_data(BATCHNORM_DROPOUT, &["--momentum", "0.9"], 1e-5);
 }
 
 #[test]
