@@ -9,8 +9,8 @@
 //! ```
 
 use rand::SeedableRng;
-use scratchnet::{Layer, Model};
 use scratchnet::layers::param_count;
+use scratchnet::{Layer, Model};
 use std::time::Instant;
 
 fn main() -> scratchnet::Result<()> {
