@@ -115,7 +115,8 @@ impl Loss {
     /// Targets of the wrong length or a class index out of range.
     pub fn compute(&self, mut pred: Tensor, targets: Targets<'_>) -> Result<(f64, Tensor)> {
         let n = pred.shape()[0];
-        let d = pred.len().checked_div(n).unwrap_or(0);
+        // From the shape, so that a batch of no rows (a rank's empty share) still knows D.
+        let d: usize = pred.shape()[1..].iter().product();
         let hot;
         let smoothing = match self {
             Loss::SmoothedCrossEntropy { label_smoothing } => *label_smoothing as f64,

@@ -253,7 +253,9 @@ pub fn pass_at(
         _ => 0,
     };
     let (l, mut grad) = loss.compute(y, train.targets(idx, &mut s.classes, &mut s.values))?;
-    if l.is_finite() {
+    // A shared batch runs backward whatever the loss: its collectives must be met on every rank.
+    let shared = matches!(mode, Mode::Train { shares, .. } if shares.is_shared());
+    if l.is_finite() || shared {
         if scale != 1.0 {
             grad.data_mut().iter_mut().for_each(|g| *g *= scale);
         }

@@ -900,6 +900,13 @@ fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
         return Ok(());
     }
     dist::install(&group);
+    // A panic on one rank would leave the others waiting in a collective: end this process, so
+    // that mpirun ends the run.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let (rank, size) = (group.rank(), group.size());
     let code = match train_run(a, given, &*group) {
         Ok(code) => code,
@@ -1082,13 +1089,6 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             "the checkpoint has already trained {} epochs; ask for more with --epochs",
             trainer.position.epoch
         );
-    }
-    if group.size() > 1 && trainer.model.text().contains("BatchNorm") {
-        // Each rank would normalise with its own share's statistics: not the one-process model.
-        return Err(AllRanks(anyhow::anyhow!(
-            "BatchNorm does not yet synchronise its batch statistics across MPI ranks: train this model in one process"
-        ))
-        .into());
     }
     if group.size() > 1 {
         dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
