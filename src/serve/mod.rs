@@ -53,6 +53,7 @@ fn page(html: &str) -> String {
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The address to listen on.
     pub host: String,
     /// 0 picks a free port.
     pub port: u16,
