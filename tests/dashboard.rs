@@ -82,7 +82,10 @@ fn the_dashboard_follows_the_run_and_stays_after_it_with_keep() {
     let page = String::from_utf8(page).unwrap();
     assert_eq!(status, 200);
     assert!(page.contains("function lineChart") && !page.contains("/*CHART_JS*/"));
-    assert!(!page.contains("http://") && !page.contains("https://"), "no CDN");
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "no CDN"
+    );
     while !run
         .lines
         .next()
@@ -113,7 +116,10 @@ fn the_dashboard_follows_the_run_and_stays_after_it_with_keep() {
             .sum::<f64>()
             / 15.0;
         let want = f(&epoch["train_loss"]);
-        assert!((mean - want).abs() < 1e-6 * want.max(1.0), "{mean} vs {want}");
+        assert!(
+            (mean - want).abs() < 1e-6 * want.max(1.0),
+            "{mean} vs {want}"
+        );
         let acc = curve[e * 15..(e + 1) * 15]
             .iter()
             .map(|p| f(&p["accuracy"]))
@@ -205,14 +211,28 @@ fn the_playground_trains_each_dataset_and_refuses_bad_requests() {
         assert_eq!(v["grid"]["p"].as_array().unwrap().len(), 50 * 50);
     }
     // A circle is learnt: the boundary moves and the test accuracy climbs.
-    let (_, v) = call(a, "POST", "/api/runs", r#"{"dataset": "circle", "seed": 3}"#);
+    let (_, v) = call(
+        a,
+        "POST",
+        "/api/runs",
+        r#"{"dataset": "circle", "seed": 3}"#,
+    );
     let id = v["id"].as_u64().unwrap();
     let before = v["grid"]["p"].clone();
-    let (status, after) = call(a, "POST", &format!("/api/runs/{id}/step"), r#"{"epochs": 40}"#);
+    let (status, after) = call(
+        a,
+        "POST",
+        &format!("/api/runs/{id}/step"),
+        r#"{"epochs": 40}"#,
+    );
     assert_eq!(status, 200, "{}", after["error"]);
     assert_eq!(after["epoch"], 40);
     assert_ne!(after["grid"]["p"], before);
-    assert!(f(&after["test_accuracy"]) > 0.9, "{}", after["test_accuracy"]);
+    assert!(
+        f(&after["test_accuracy"]) > 0.9,
+        "{}",
+        after["test_accuracy"]
+    );
     // The centre is class 1 (inside the circle), a corner class 0.
     let p = after["grid"]["p"].as_array().unwrap();
     assert!(f(&p[25 * 50 + 25]) > 0.5 && f(&p[0]) < 0.5);
@@ -222,17 +242,59 @@ fn the_playground_trains_each_dataset_and_refuses_bad_requests() {
     // Bad requests: 4xx with a message, and the server stays up.
     let step = format!("/api/runs/{id}/step");
     for (method, path, body, status, want) in [
-        ("POST", "/api/runs", r#"{"dataset": "moons"}"#, 400, "unknown dataset 'moons'"),
-        ("POST", "/api/runs", r#"{"model": "Linear(2,3)"}"#, 400, "must output 2"),
-        ("POST", "/api/runs", r#"{"model": "Linear(3,2)"}"#, 400, "expects input"),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"dataset": "moons"}"#,
+            400,
+            "unknown dataset 'moons'",
+        ),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"model": "Linear(2,3)"}"#,
+            400,
+            "must output 2",
+        ),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"model": "Linear(3,2)"}"#,
+            400,
+            "expects input",
+        ),
         ("POST", "/api/runs", r#"{"model": "Wat(2)"}"#, 400, "model:"),
-        ("POST", "/api/runs", r#"{"model": "Linear(2,400), Linear(400,400), Linear(400,2)"}"#, 400, "at most"),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"model": "Linear(2,400), Linear(400,400), Linear(400,2)"}"#,
+            400,
+            "at most",
+        ),
         ("POST", "/api/runs", r#"{"samples": 5}"#, 400, "samples 5"),
         ("POST", "/api/runs", r#"{"noise": -1}"#, 400, "noise -1"),
         ("POST", "/api/runs", r#"{"lr": 0}"#, 400, "lr 0"),
-        ("POST", "/api/runs", r#"{"batch_size": 0}"#, 400, "batch_size 0"),
-        ("POST", "/api/runs", r#"{"optimizer": "lbfgs"}"#, 400, "sgd or adam"),
-        ("POST", "/api/runs", r#"{"colour": 1}"#, 400, "unknown field"),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"batch_size": 0}"#,
+            400,
+            "batch_size 0",
+        ),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"optimizer": "lbfgs"}"#,
+            400,
+            "sgd or adam",
+        ),
+        (
+            "POST",
+            "/api/runs",
+            r#"{"colour": 1}"#,
+            400,
+            "unknown field",
+        ),
         ("POST", "/api/runs", "{", 400, "bad JSON"),
         ("POST", &step, r#"{"epochs": 0}"#, 400, "epochs 0"),
         ("POST", &step, r#"{"epochs": "x"}"#, 400, "bad JSON"),
@@ -247,13 +309,32 @@ fn the_playground_trains_each_dataset_and_refuses_bad_requests() {
         assert!(v["error"].as_str().unwrap().contains(want), "{v}");
     }
     // A learning rate that makes the loss diverge is the request's fault.
-    let (_, v) = call(a, "POST", "/api/runs", r#"{"optimizer": "sgd", "lr": 10, "model": "Linear(2,64), Linear(64,64), Linear(64,64), Linear(64,2)"}"#);
-    let (status, v) = call(a, "POST", &format!("/api/runs/{}/step", v["id"]), r#"{"epochs": 20}"#);
+    let (_, v) = call(
+        a,
+        "POST",
+        "/api/runs",
+        r#"{"optimizer": "sgd", "lr": 10, "model": "Linear(2,64), Linear(64,64), Linear(64,64), Linear(64,2)"}"#,
+    );
+    let (status, v) = call(
+        a,
+        "POST",
+        &format!("/api/runs/{}/step", v["id"]),
+        r#"{"epochs": 20}"#,
+    );
     assert_eq!(status, 422, "{}", v["error"]);
     assert_eq!(call(a, "GET", "/health", "").0, 200);
     // Only the newest runs are kept.
     for _ in 0..32 {
-        assert_eq!(call(a, "POST", "/api/runs", r#"{"samples": 10, "batch_size": 2}"#).0, 200);
+        assert_eq!(
+            call(
+                a,
+                "POST",
+                "/api/runs",
+                r#"{"samples": 10, "batch_size": 2}"#
+            )
+            .0,
+            200
+        );
     }
     assert_eq!(call(a, "GET", &format!("/api/runs/{id}"), "").0, 404);
 }

@@ -94,7 +94,11 @@ mod tests {
     fn without_noise_each_dataset_follows_its_rule() {
         for (p, c) in points("circle", 0.0) {
             let r = p[0].hypot(p[1]);
-            assert!(if c == 1 { r < 2.0 } else { (3.5..5.0 + 1e-5).contains(&r) });
+            assert!(if c == 1 {
+                r < 2.0
+            } else {
+                (3.5..5.0 + 1e-5).contains(&r)
+            });
         }
         for (p, c) in points("xor", 0.0) {
             assert_eq!((p[0] * p[1] > 0.0) as u32, c);
@@ -106,7 +110,10 @@ mod tests {
         for (p, _) in points("spiral", 0.0) {
             assert!(p[0].hypot(p[1]) <= 5.0 + 1e-5);
         }
-        assert_eq!(points("spiral", 0.0).iter().filter(|q| q.1 == 1).count(), 200);
+        assert_eq!(
+            points("spiral", 0.0).iter().filter(|q| q.1 == 1).count(),
+            200
+        );
     }
 
     #[test]
@@ -118,7 +125,10 @@ mod tests {
     #[test]
     fn unknown_names_and_bad_noise_are_refused() {
         let e = generate("moons", 10, 0.0, 0).unwrap_err().to_string();
-        assert!(e.contains("unknown dataset 'moons'") && e.contains("spiral"), "{e}");
+        assert!(
+            e.contains("unknown dataset 'moons'") && e.contains("spiral"),
+            "{e}"
+        );
         let e = generate("xor", 10, -1.0, 0).unwrap_err().to_string();
         assert!(e.contains("noise -1"), "{e}");
     }

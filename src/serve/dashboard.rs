@@ -147,7 +147,7 @@ impl RunInfo {
                 let per = v.len() / v.shape()[0].max(1);
                 let labels = v.data()[..n * per]
                     .chunks(per.max(1))
-                    .map(|row| first_values(row))
+                    .map(first_values)
                     .collect();
                 (Vec::new(), labels, Vec::new())
             }
@@ -262,10 +262,16 @@ impl Dashboard {
             predictions: Vec::new(),
             run,
         }));
-        let listener = std::net::TcpListener::bind((host, port))
-            .map_err(|e| Error::invalid(format!("--dashboard: cannot listen on {host}:{port}: {e}")))?;
-        let server = http::serve(listener, vec![board.clone(), board.clone()], 4 << 10, respond)
-            .map_err(|e| Error::invalid(format!("--dashboard: cannot serve: {e}")))?;
+        let listener = std::net::TcpListener::bind((host, port)).map_err(|e| {
+            Error::invalid(format!("--dashboard: cannot listen on {host}:{port}: {e}"))
+        })?;
+        let server = http::serve(
+            listener,
+            vec![board.clone(), board.clone()],
+            4 << 10,
+            respond,
+        )
+        .map_err(|e| Error::invalid(format!("--dashboard: cannot serve: {e}")))?;
         Ok(Dashboard {
             board,
             server: Some(server),
@@ -365,9 +371,9 @@ impl Observer for Dashboard {
     fn after_step(&mut self, model: &mut Model, p: &Position) {
         let done = p.batch;
         let end = done == self.batches_per_epoch;
-        let predictions = (done % self.every.stats == 1 || self.every.stats == 1)
-            .then(|| self.predict(model));
-        if done % self.every.curve != 0 && !end && predictions.is_none() {
+        let predictions =
+            (done % self.every.stats == 1 || self.every.stats == 1).then(|| self.predict(model));
+        if !done.is_multiple_of(self.every.curve) && !end && predictions.is_none() {
             return;
         }
         let step = p.epoch * self.batches_per_epoch + done;
@@ -377,14 +383,13 @@ impl Observer for Dashboard {
         if let Some(pr) = predictions {
             b.predictions = pr;
         }
-        if done % self.every.curve == 0 || end {
+        if done.is_multiple_of(self.every.curve) || end {
             let (_, loss0, right0, seen0) = self.last;
             let seen = (p.seen - seen0).max(1) as f64;
             b.curve.push(Point {
                 step,
                 loss: (p.loss_sum - loss0) / seen,
-                accuracy: (!self.classes.is_empty())
-                    .then(|| (p.correct - right0) as f64 / seen),
+                accuracy: (!self.classes.is_empty()).then(|| (p.correct - right0) as f64 / seen),
                 lr: p.lr,
             });
             thin(&mut b.curve, MAX_POINTS);

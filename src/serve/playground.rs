@@ -146,7 +146,9 @@ fn respond(runs: &mut Shared, req: &Request) -> Response {
                 },
                 (_, "" | "step") => Response::error(
                     405,
-                    format!("{method} {path} is not served; GET /api/runs/{id}, POST /api/runs/{id}/step"),
+                    format!(
+                        "{method} {path} is not served; GET /api/runs/{id}, POST /api/runs/{id}/step"
+                    ),
                 ),
                 _ => Response::error(404, format!("no page {path}")),
             }
@@ -167,7 +169,10 @@ fn respond(runs: &mut Shared, req: &Request) -> Response {
 
 fn find(runs: &Shared, id: u64) -> Option<Arc<Mutex<Run>>> {
     let r = runs.lock().ok()?;
-    r.runs.iter().find(|(i, _)| *i == id).map(|(_, r)| r.clone())
+    r.runs
+        .iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, r)| r.clone())
 }
 
 /// A JSON body, `{}` when empty.
@@ -253,7 +258,9 @@ fn create(runs: &Shared, bytes: &[u8]) -> std::result::Result<Value, String> {
             .collect()
     };
     let (train_points, test_points) = (points(&train), points(&test));
-    let mut shared = runs.lock().map_err(|_| "the run list is poisoned".to_string())?;
+    let mut shared = runs
+        .lock()
+        .map_err(|_| "the run list is poisoned".to_string())?;
     shared.next += 1;
     let mut run = Run {
         id: shared.next,
