@@ -50,9 +50,10 @@ INKED = """id => {
 
 
 def dashboard(p, shots):
+    # Long enough (8 epochs, ~5 s on a quiet laptop) for the page to open while it trains.
     tmp = tempfile.mkdtemp()
-    proc, url = start(["train", "--model", "mlp", "--data", "fashion-mnist", "--limit", "12000",
-                       "--epochs", "5", "--stats-every", "20", "--out", os.path.join(tmp, "m.safetensors"),
+    proc, url = start(["train", "--model", "mlp", "--data", "fashion-mnist", "--limit", "15000",
+                       "--epochs", "8", "--stats-every", "20", "--out", os.path.join(tmp, "m.safetensors"),
                        "--quiet", "--dashboard", "0", "--dashboard-keep"])
     try:
         browser = launch(p)
@@ -70,7 +71,7 @@ def dashboard(p, shots):
         assert layers > 0 and page.locator("#layers tr.layer").count() == layers
         assert params > 0 and page.locator("#params tr.param").count() == params
         page.wait_for_function("document.getElementById('status').textContent.startsWith('finished')",
-                               timeout=120000)
+                               timeout=300000)
         preds = page.locator("#samples .predicted").all_inner_texts()
         assert len(preds) == 8 and all(t.startswith("→ ") for t in preds), preds
         if shots:
