@@ -131,6 +131,9 @@ pub enum Outcome {
 pub trait Observer: Send {
     /// `batch` counts from 0 within epoch `epoch` (0-based).
     fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize);
+
+    /// After the step: `position` holds the epoch's running sums and the learning rate used.
+    fn after_step(&mut self, _model: &mut Model, _position: &Position) {}
 }
 
 /// Several observers, in order.
@@ -139,6 +142,10 @@ impl Observer for Vec<Box<dyn Observer>> {
         self.iter_mut()
             .for_each(|o| o.before_step(model, epoch, batch));
     }
+
+    fn after_step(&mut self, model: &mut Model, position: &Position) {
+        self.iter_mut().for_each(|o| o.after_step(model, position));
+    }
 }
 
 /// An observer the caller keeps a handle on (to flush it, read it).
@@ -146,6 +153,12 @@ impl<T: Observer> Observer for std::sync::Arc<std::sync::Mutex<T>> {
     fn before_step(&mut self, model: &mut Model, epoch: usize, batch: usize) {
         if let Ok(mut o) = self.lock() {
             o.before_step(model, epoch, batch);
+        }
+    }
+
+    fn after_step(&mut self, model: &mut Model, position: &Position) {
+        if let Ok(mut o) = self.lock() {
+            o.after_step(model, position);
         }
     }
 }
@@ -499,6 +512,9 @@ impl Trainer {
             self.position.loss_sum += loss * idx.len() as f64;
             self.position.seen += idx.len();
             self.position.batch += 1;
+            if let Some(o) = &mut self.observer {
+                o.after_step(&mut self.model, &self.position);
+            }
             on_batch(
                 b + 1,
                 batches,

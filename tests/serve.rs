@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 
 mod common;
+use common::{read_response, request};
 
 /// The serving binary, killed when dropped.
 struct Served {
@@ -81,31 +82,6 @@ fn reference(dir: &tempfile::TempDir) -> Model {
 }
 
 /// One HTTP/1.1 request on its own connection: (status, body).
-fn request(addr: &str, method: &str, path: &str, kind: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    // The server may answer (413) and close before taking all of a long body.
-    let _ = s.write_all(body);
-    read_response(s)
-}
-
-fn read_response(mut s: TcpStream) -> (u16, Vec<u8>) {
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete response");
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw[split + 4..].to_vec())
-}
-
 fn get(addr: &str, path: &str) -> (u16, serde_json::Value) {
     let (status, body) = request(addr, "GET", path, "text/plain", b"");
     (status, serde_json::from_slice(&body).unwrap())

@@ -65,6 +65,9 @@ enum Command {
     Bench(BenchArgs),
     /// Serve a checkpoint over HTTP: a page to draw on (GET /) and POST /predict.
     Serve(ServeArgs),
+    /// Train small networks on 2-D toy data in the browser (TensorFlow Playground's datasets),
+    /// on this machine with scratchnet's own training loop.
+    Playground(PlaygroundArgs),
     /// Check every layer's backward (and the loss's) against central differences; exit 1 on a failure.
     Gradcheck(GradcheckArgs),
     /// Run a checkpoint layer by layer here and in torch.nn (needs PyTorch) and print the differences.
@@ -128,6 +131,19 @@ struct ServeArgs {
     max_body: usize,
     /// Threads answering requests, each with its own copy of the model.
     #[arg(long, default_value_t = 4)]
+    workers: usize,
+}
+
+#[derive(Args)]
+struct PlaygroundArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: any free port).
+    #[arg(long, default_value_t = 8001)]
+    port: u16,
+    /// Threads answering requests (each trains one run at a time).
+    #[arg(long, default_value_t = 2)]
     workers: usize,
 }
 
@@ -266,6 +282,14 @@ struct TrainArgs {
     /// Batches between two --layer-stats samples (each costs a few passes over the weights).
     #[arg(long, default_value_t = 100)]
     stats_every: usize,
+    /// Follow the run in a browser at http://127.0.0.1:PORT/ (default 8080; 0: a free port):
+    /// loss and accuracy curves, learning rate, layer statistics every --stats-every batches,
+    /// test samples with their predictions. The server stops when training ends.
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "8080")]
+    dashboard: Option<u16>,
+    /// With --dashboard: keep serving the finished run's page until Ctrl-C.
+    #[arg(long, requires = "dashboard")]
+    dashboard_keep: bool,
 }
 
 #[derive(Args)]
@@ -460,6 +484,13 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         Command::Download(a) => download_cmd(a),
         Command::Bench(a) => bench_cmd(a),
         Command::Serve(a) => serve_cmd(a),
+        Command::Playground(a) => {
+            let server = scratchnet::serve::playground::start(&a.host, a.port, a.workers)?;
+            println!("playground on http://{}/", server.addr());
+            std::io::Write::flush(&mut std::io::stdout())?;
+            server.wait();
+            Ok(())
+        }
         Command::Gradcheck(a) => gradcheck_cmd(a),
         Command::Compare(a) => {
             let x = source::read_inputs(&a.input)?;
@@ -1157,6 +1188,34 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
         None => None,
     };
+    let dashboard = match a.dashboard.filter(|_| lead) {
+        Some(port) => {
+            let every = scratchnet::serve::dashboard::Every {
+                curve: batches.div_ceil(50),
+                stats: a.stats_every,
+            };
+            let d = scratchnet::serve::dashboard::Dashboard::start(
+                "127.0.0.1",
+                port,
+                &trainer,
+                &train,
+                test.as_ref(),
+                a.epochs,
+                every,
+            )?;
+            println!("dashboard on http://{}/", d.addr());
+            std::io::Write::flush(&mut std::io::stdout())?;
+            let d = Arc::new(std::sync::Mutex::new(d));
+            observers.push(Box::new(d.clone()));
+            Some(d)
+        }
+        None => None,
+    };
+    let dash = |status: &str, model: &mut Model| {
+        if let Some(Ok(mut d)) = dashboard.as_ref().map(|d| d.lock()) {
+            d.finish(model, status);
+        }
+    };
     if !observers.is_empty() {
         trainer.observer = Some(Box::new(observers));
     }
@@ -1194,6 +1253,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
+                dash(&format!("failed: {e}"), &mut trainer.model);
                 let kept = if out.exists() {
                     format!("; the last good checkpoint is still {}", out.display())
                 } else {
@@ -1205,6 +1265,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         match outcome {
             Outcome::Interrupted if !lead => return Ok(130),
             Outcome::Interrupted => {
+                dash("interrupted", &mut trainer.model);
                 save(&mut trainer)?;
                 println!(
                     "interrupted in epoch {epoch} after batch {}; saved {}. Resume with:\n  {}",
@@ -1222,6 +1283,9 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             }
             Outcome::Finished(stats) => {
                 println!("{}", scratchnet::report::epoch_line(&stats, a.epochs));
+                if let Some(Ok(mut d)) = dashboard.as_ref().map(|d| d.lock()) {
+                    d.epoch(&stats);
+                }
                 if let Some(Ok(mut s)) = layer_stats.as_ref().map(|s| s.lock()) {
                     s.flush()?;
                 }
@@ -1262,6 +1326,17 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 out.display()
             ),
             None => println!("saved {}", out.display()),
+        }
+    }
+    dash("finished", &mut trainer.model);
+    if let Some(d) = dashboard.filter(|_| a.dashboard_keep) {
+        let addr = d.lock().map(|d| d.addr());
+        if let Ok(addr) = addr {
+            println!("training finished; the dashboard stays at http://{addr}/ until Ctrl-C");
+            std::io::Write::flush(&mut std::io::stdout())?;
+        }
+        while !interrupt.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     Ok(0)

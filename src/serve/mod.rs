@@ -12,6 +12,9 @@
 //! `max_body` is refused with 413 before it is read, an image whose header announces more than
 //! `max_pixels` pixels with 413 before it is decoded.
 //!
+//! The same HTTP machinery serves the [`dashboard`] of a training run (`train --dashboard`) and
+//! the [`playground`] (`scratchnet playground`); their pages share one chart script, inlined.
+//!
 //! HTTP is our small [`http`] module over `httparse` (why not `tiny_http`: see there): a fixed pool
 //! of workers, each owning its own copy of the model (a forward pass keeps what backward would
 //! need, so it takes `&mut`), so workers never wait on each other.
@@ -34,8 +37,18 @@ use std::sync::Arc;
 /// The page served at `/`.
 const PAGE: &str = include_str!("page.html");
 
+pub mod dashboard;
 pub mod http;
+pub mod playground;
 pub use http::Server;
+
+/// The line-chart drawing shared by the dashboard's and the playground's pages.
+const CHART_JS: &str = include_str!("chart.js");
+
+/// `html` with [`CHART_JS`] put in place of its `/*CHART_JS*/` marker: still one page.
+fn page(html: &str) -> String {
+    html.replace("/*CHART_JS*/", CHART_JS)
+}
 
 /// How the server runs.
 #[derive(Clone, Debug)]

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: running the real binary and writing small data files.
 #![allow(dead_code)] // each test crate uses a different subset
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -125,4 +126,31 @@ pub fn signal(pid: u32, sig: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill {sig} {pid}");
+}
+
+/// One HTTP request over a fresh connection: the status and the body of the answer.
+pub fn request(addr: &str, method: &str, path: &str, kind: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    // The server may answer (413) and close before taking all of a long body.
+    let _ = s.write_all(body);
+    read_response(s)
+}
+
+/// The status and body of the answer on `s`, read to its end.
+pub fn read_response(mut s: std::net::TcpStream) -> (u16, Vec<u8>) {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete response");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
 }
