@@ -2,7 +2,7 @@
 //! `affine=True, track_running_stats=True`: each channel normalised by the batch's statistics in
 //! training, by the running statistics in evaluation.
 
-use super::{Buffer, Layer, Mode, Param, no_forward};
+use super::{Activation, Buffer, Layer, Mode, Param, ReLU, no_forward};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -16,6 +16,10 @@ use std::fmt;
 /// - evaluation: the same `y` with `μ, σ²` = `running_mean, running_var`.
 ///
 /// Running statistics are [`Buffer`]s: checkpoints keep them, optimisers never see them.
+///
+/// A ReLU just after it can be taken over ([`BatchNorm::take_relu`], as `layers::plan` decides):
+/// the output is then `ReLU(γ·x̂ + β)`, and ∂L/∂y is masked by `ReLU′(γ·x̂ + β)`, recomputed from
+/// the kept `x̂`, inside the two backward passes: the ReLU's own passes over the batch go.
 ///
 /// # Shapes
 /// `BatchNorm1d`: `[N, C]` or `[N, C, L]`; `BatchNorm2d`: `[N, C, H, W]`; output as input.
@@ -34,6 +38,8 @@ pub struct BatchNorm {
     /// `x̂` of the last forward, whether it used batch statistics, and `1/√(σ² + ε)` per channel.
     xhat: Option<(Tensor, bool)>,
     inv_std: Vec<f32>,
+    /// Whether the output goes through `ReLU` (a ReLU taken over from the layer after).
+    relu: bool,
     spare: Tensor,
 }
 
@@ -58,13 +64,37 @@ impl BatchNorm {
             },
             xhat: None,
             inv_std: Vec::new(),
+            relu: false,
             spare: Tensor::default(),
         }
     }
 
-    /// `(Σ a, Σ a·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), summed in f64 in a
-    /// fixed order whatever the threads.
-    fn channel_sums(&self, a: &[f32], b: &[f32], s: usize) -> Vec<(f64, f64)> {
+    /// From now on, runs `ReLU(BatchNorm(x))` and its gradient for the ReLU just after it, which is
+    /// then skipped (a fusion `layers::plan` decides).
+    pub(crate) fn take_relu(&mut self) {
+        self.relu = true;
+    }
+
+    /// `∂L/∂y` of this layer's own `γ·x̂ + β` from the `g` that came back: `g·ReLU′(γ·x̂ + β)` when
+    /// it took a ReLU over (the product the ReLU's backward takes, so the same bits), else `g`.
+    fn pre_relu_grad(relu: bool, g: f32, xhat: f32, gamma: f32, beta: f32) -> f32 {
+        if relu {
+            let y = gamma * xhat + beta;
+            g * ReLU.df(y, ReLU.f(y))
+        } else {
+            g
+        }
+    }
+
+    /// `(Σ a′, Σ a′·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), with
+    /// `a′ = f(channel, a, b)`, summed in f64 in a fixed order whatever the threads.
+    fn channel_sums(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        s: usize,
+        f: impl Fn(usize, f32, f32) -> f32 + Sync,
+    ) -> Vec<(f64, f64)> {
         let c = self.num_features;
         (0..c)
             .into_par_iter()
@@ -72,8 +102,9 @@ impl BatchNorm {
                 let (mut sa, mut sab) = (0f64, 0f64);
                 for start in (ch * s..a.len()).step_by(c * s) {
                     for (x, y) in a[start..start + s].iter().zip(&b[start..start + s]) {
-                        sa += *x as f64;
-                        sab += *x as f64 * *y as f64;
+                        let x = f(ch, *x, *y);
+                        sa += x as f64;
+                        sab += x as f64 * *y as f64;
                     }
                 }
                 (sa, sab)
@@ -136,7 +167,7 @@ impl Layer for BatchNorm {
                     x.shape()
                 )));
             }
-            let sums = self.channel_sums(x.data(), x.data(), s);
+            let sums = self.channel_sums(x.data(), x.data(), s, |_, x, _| x);
             let mean: Vec<f64> = sums.iter().map(|(s, _)| s / m as f64).collect();
             // σ² as Σ(x − μ)²/M, a second pass: E[x²] − μ² loses digits when |μ| ≫ σ.
             let centred = (0..c)
@@ -177,10 +208,11 @@ impl Layer for BatchNorm {
         // x̂ in the input's buffer, y = γ·x̂ + β in a spare one.
         let shape = x.shape().to_vec();
         let mut y = Tensor::reuse(std::mem::take(&mut self.spare), &shape);
-        let (inv_std, gamma, beta) = (
+        let (inv_std, gamma, beta, relu) = (
             &self.inv_std,
             self.weight.value.data(),
             self.bias.value.data(),
+            self.relu,
         );
         x.data_mut()
             .par_chunks_mut(s)
@@ -191,6 +223,9 @@ impl Layer for BatchNorm {
                 for (x, y) in xs.iter_mut().zip(ys) {
                     *x = (*x - mean[ch]) * inv_std[ch];
                     *y = gamma[ch] * *x + beta[ch];
+                    if relu {
+                        *y = ReLU.f(*y);
+                    }
                 }
             });
         self.xhat = Some((x, train));
@@ -201,6 +236,7 @@ impl Layer for BatchNorm {
     /// `∂L/∂γ += Σ g·x̂`, `∂L/∂β += Σ g`;
     /// training: `∂L/∂x = γ/√(σ² + ε) · (g − Σg/M − x̂·Σ(g·x̂)/M)` (μ and σ² depend on every x);
     /// evaluation: `∂L/∂x = γ/√(running_var + ε) · g`.
+    /// (With a ReLU taken over, `g` is `∂L/∂y·ReLU′(γ·x̂ + β)`, formed as it is read.)
     fn backward(&mut self, mut grad_y: Tensor) -> Result<Tensor> {
         let (xhat, train) = self.xhat.take().ok_or_else(|| no_forward(self))?;
         let c = self.num_features;
@@ -208,14 +244,15 @@ impl Layer for BatchNorm {
         let m = (xhat.len() / c) as f64;
 
         // Parameter gradients.
-        let sums = self.channel_sums(grad_y.data(), xhat.data(), s);
+        let (gamma, beta, relu) = (self.weight.value.data(), self.bias.value.data(), self.relu);
+        let g_of = |ch: usize, g: f32, x: f32| Self::pre_relu_grad(relu, g, x, gamma[ch], beta[ch]);
+        let sums = self.channel_sums(grad_y.data(), xhat.data(), s, g_of);
         for (ch, (sg, sgx)) in sums.iter().enumerate() {
             self.weight.grad.data_mut()[ch] += *sgx as f32;
             self.bias.grad.data_mut()[ch] += *sg as f32;
         }
 
         // Input gradient, in place in ∂L/∂y's buffer.
-        let gamma = self.weight.value.data();
         let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * self.inv_std[ch]).collect();
         let means: Vec<(f32, f32)> = sums
             .iter()
@@ -236,7 +273,7 @@ impl Layer for BatchNorm {
                 let ch = row % c;
                 let (mg, mgx) = means[ch];
                 for (g, x) in gs.iter_mut().zip(xs) {
-                    *g = scale[ch] * (*g - mg - x * mgx);
+                    *g = scale[ch] * (g_of(ch, *g, *x) - mg - x * mgx);
                 }
             });
         self.spare = xhat;
