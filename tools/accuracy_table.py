@@ -74,6 +74,8 @@ def main():
                      "--epochs", epochs, "--seed", str(seed), *theirs_flags],
                     stdout=subprocess.PIPE, check=True).stdout.decode()
                 theirs.append(last_epoch(out))
+                # Each seed's (train %, test %) as it comes: a run cut short still says something.
+                print(f"{model} seed {seed}: scratchnet {ours[-1]}, PyTorch {theirs[-1]}", file=sys.stderr)
 
             def cell(runs):
                 tests = [t for _, t in runs]

@@ -134,7 +134,7 @@ struct ServeArgs {
 #[derive(Args)]
 struct BenchArgs {
     /// Models to time, comma-separated (presets or model text).
-    #[arg(long, default_value = "mlp,seed-cnn,lenet")]
+    #[arg(long, default_value = "mlp,seed-cnn,lenet,resnet")]
     model: String,
     /// Timed epochs per model (the median is reported).
     #[arg(long, default_value_t = 3)]

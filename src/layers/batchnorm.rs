@@ -86,31 +86,57 @@ impl BatchNorm {
         }
     }
 
-    /// `(Σ a′, Σ a′·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), with
-    /// `a′ = f(channel, a, b)`, summed in f64 in a fixed order whatever the threads.
+    /// `(Σ p, Σ q)` per channel of two `[N, C, S]` tensors `a`, `b` (`b` may be `a`), with
+    /// `(p, q) = f(channel, a, b)` elementwise, in f64. Each row `[S]` is summed on its own (the
+    /// rows spread over the cores) by [`lane_sums`], then the rows of a channel are added in `n`
+    /// order: a fixed order whatever the threads.
     fn channel_sums(
         &self,
         a: &[f32],
         b: &[f32],
         s: usize,
-        f: impl Fn(usize, f32, f32) -> f32 + Sync,
+        f: impl Fn(usize, f32, f32) -> (f64, f64) + Sync,
     ) -> Vec<(f64, f64)> {
         let c = self.num_features;
-        (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let (mut sa, mut sab) = (0f64, 0f64);
-                for start in (ch * s..a.len()).step_by(c * s) {
-                    for (x, y) in a[start..start + s].iter().zip(&b[start..start + s]) {
-                        let x = f(ch, *x, *y);
-                        sa += x as f64;
-                        sab += x as f64 * *y as f64;
-                    }
-                }
-                (sa, sab)
-            })
-            .collect()
+        let rows: Vec<(f64, f64)> = a
+            .par_chunks(s)
+            .zip(b.par_chunks(s))
+            .with_min_len((ROW_TASK / s).max(1))
+            .enumerate()
+            .map(|(row, (a, b))| lane_sums(a, b, |x, y| f(row % c, x, y)))
+            .collect();
+        let mut sums = vec![(0f64, 0f64); c];
+        for (row, (p, q)) in rows.iter().enumerate() {
+            sums[row % c].0 += p;
+            sums[row % c].1 += q;
+        }
+        sums
     }
+}
+
+/// Values per parallel task of [`BatchNorm::channel_sums`] (several rows of a small `S`).
+const ROW_TASK: usize = 4096;
+
+/// `(Σ p, Σ q)` over one row, `(p, q) = f(a, b)`, in f64 on eight interleaved lanes added in lane
+/// order at the end: eight independent chains (which the compiler keeps in one vector register)
+/// instead of one chain of dependent additions, in an order fixed by the row alone.
+fn lane_sums(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f64, f64)) -> (f64, f64) {
+    let (mut ps, mut qs) = ([0f64; 8], [0f64; 8]);
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (a8.remainder(), b8.remainder());
+    for (a, b) in a8.zip(b8) {
+        for k in 0..8 {
+            let (p, q) = f(a[k], b[k]);
+            ps[k] += p;
+            qs[k] += q;
+        }
+    }
+    for (k, (&a, &b)) in ar.iter().zip(br).enumerate() {
+        let (p, q) = f(a, b);
+        ps[k] += p;
+        qs[k] += q;
+    }
+    (ps.iter().sum(), qs.iter().sum())
 }
 
 impl fmt::Display for BatchNorm {
@@ -167,21 +193,16 @@ impl Layer for BatchNorm {
                     x.shape()
                 )));
             }
-            let sums = self.channel_sums(x.data(), x.data(), s, |_, x, _| x);
+            let sums = self.channel_sums(x.data(), x.data(), s, |_, x, _| (x as f64, 0.0));
             let mean: Vec<f64> = sums.iter().map(|(s, _)| s / m as f64).collect();
             // σ² as Σ(x − μ)²/M, a second pass: E[x²] − μ² loses digits when |μ| ≫ σ.
-            let centred = (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    let mut sq = 0f64;
-                    for start in (ch * s..x.len()).step_by(c * s) {
-                        for v in &x.data()[start..start + s] {
-                            sq += (*v as f64 - mean[ch]).powi(2);
-                        }
-                    }
-                    sq / m as f64
+            let centred: Vec<f64> = self
+                .channel_sums(x.data(), x.data(), s, |ch, x, _| {
+                    ((x as f64 - mean[ch]).powi(2), 0.0)
                 })
-                .collect::<Vec<f64>>();
+                .iter()
+                .map(|(sq, _)| sq / m as f64)
+                .collect();
             // Running statistics: the unbiased variance, M/(M − 1)·σ².
             let k = self.momentum;
             for ch in 0..c {
@@ -246,7 +267,10 @@ impl Layer for BatchNorm {
         // Parameter gradients.
         let (gamma, beta, relu) = (self.weight.value.data(), self.bias.value.data(), self.relu);
         let g_of = |ch: usize, g: f32, x: f32| Self::pre_relu_grad(relu, g, x, gamma[ch], beta[ch]);
-        let sums = self.channel_sums(grad_y.data(), xhat.data(), s, g_of);
+        let sums = self.channel_sums(grad_y.data(), xhat.data(), s, |ch, g, x| {
+            let g = g_of(ch, g, x) as f64;
+            (g, g * x as f64)
+        });
         for (ch, (sg, sgx)) in sums.iter().enumerate() {
             self.weight.grad.data_mut()[ch] += *sgx as f32;
             self.bias.grad.data_mut()[ch] += *sg as f32;
