@@ -44,6 +44,11 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
+    /// `ε`, added to the variance.
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
     /// `BatchNorm{dims}d(num_features, eps, momentum)`: `γ = 1`, `β = 0`, running mean 0 and
     /// variance 1, as PyTorch's `reset_parameters`.
     pub fn new(dims: usize, num_features: usize, eps: f32, momentum: f32) -> Self {
