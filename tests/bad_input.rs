@@ -352,5 +352,33 @@ fn batchnorm_and_residual_that_do_not_fit_are_one_line_errors() {
         e.contains("Expected more than 1 value per channel when training, got input size [1, 8]"),
         "{e}"
     );
+    let e = train(&[
+        "--model",
+        "Linear(4,8), BatchNorm1d(8, momentum=-1), Linear(8,3)",
+    ]);
+    assert!(
+        e.contains("BatchNorm1d: 'momentum' must be between 0 and 1"),
+        "{e}"
+    );
+    let e = train(&["--model", "Linear(4,3)", "--momentum", "-0.5"]);
+    assert!(
+        e.contains("--momentum and --weight-decay must be ≥ 0, got -0.5"),
+        "{e}"
+    );
+    // BatchNorm2d on a channel count that is not the convolution's (28×28 images).
+    idx_split(&dir.path().join("images"), "train", 4);
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&dir.path().join("images")),
+        "--model",
+        "Conv2d(1,4,3), BatchNorm2d(3), Flatten, Linear(2704,10)",
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        e.contains("layer 1 (BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)) expects input [C=3, H, W], got [4, 26, 26] from layer 0"),
+        "{e}"
+    );
     assert!(!out.exists());
 }

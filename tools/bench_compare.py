@@ -3,7 +3,7 @@
 
 Run from the repository root after `cargo build --release`:
 
-    python3 tools/bench_compare.py                          # mlp, seed-cnn, lenet; 2 then 1 thread
+    python3 tools/bench_compare.py                          # mlp, seed-cnn, lenet, resnet; 2 then 1 thread
     python3 tools/bench_compare.py --models mlp --threads 2 --repeats 5
     python3 tools/bench_compare.py --limit 6000 --repeats 1 # quick look
 
@@ -30,9 +30,9 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODELS = ("mlp", "seed-cnn", "lenet")
+MODELS = ("mlp", "seed-cnn", "lenet", "resnet")
 # The targets for scratchnet / PyTorch epoch time, at 2 threads; at 1 thread: no slower.
-TARGET_2T = {"mlp": 0.5, "seed-cnn": 0.2, "lenet": 0.5}
+TARGET_2T = {"mlp": 0.5, "seed-cnn": 0.2, "lenet": 0.5, "resnet": 0.5}
 
 
 def json_lines(cmd):

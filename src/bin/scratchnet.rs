@@ -150,7 +150,7 @@ struct PlaygroundArgs {
 #[derive(Args)]
 struct BenchArgs {
     /// Models to time, comma-separated (presets or model text).
-    #[arg(long, default_value = "mlp,seed-cnn,lenet")]
+    #[arg(long, default_value = "mlp,seed-cnn,lenet,resnet")]
     model: String,
     /// Timed epochs per model (the median is reported).
     #[arg(long, default_value_t = 3)]

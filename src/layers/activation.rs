@@ -18,8 +18,6 @@ pub trait Activation: Send + Sync + fmt::Display + 'static {
     fn df(&self, x: f32, y: f32) -> f32;
     /// Whether [`Activation::df`] reads `y`; if not, the layer does not keep a copy of its output.
     const DF_USES_Y: bool = true;
-    /// Whether this is `ReLU` (see [`Layer::is_relu`]).
-    const IS_RELU: bool = false;
 }
 
 /// The layer `y = f(x)` elementwise, for any [`Activation`] `f`.
@@ -60,10 +58,6 @@ impl<A: Activation> fmt::Display for Elementwise<A> {
 impl<A: Activation> Layer for Elementwise<A> {
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         Ok(input.to_vec())
-    }
-
-    fn is_relu(&self) -> bool {
-        A::IS_RELU
     }
 
     fn forward(&mut self, x: Tensor, _mode: Mode) -> Result<Tensor> {

@@ -2,7 +2,7 @@
 //! `affine=True, track_running_stats=True`: each channel normalised by the batch's statistics in
 //! training, by the running statistics in evaluation.
 
-use super::{Buffer, Layer, Mode, Param, Shares, no_forward};
+use super::{Activation, Buffer, Layer, Mode, Param, ReLU, Shares, no_forward};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -20,6 +20,10 @@ use std::fmt;
 /// When processes share the batch (`Mode::Train`'s [`Shares`], data parallelism) every sum over the
 /// batch — `M`, `Σx`, `Σ(x − μ)²` here, `Σg`, `Σg·x̂` in backward — is summed over all of them, so
 /// each normalises with the whole batch's statistics and the running statistics are one process's.
+///
+/// A ReLU just after it can be taken over ([`BatchNorm::take_relu`], as `layers::plan` decides):
+/// the output is then `ReLU(γ·x̂ + β)`, and ∂L/∂y is masked by `ReLU′(γ·x̂ + β)`, recomputed from
+/// the kept `x̂`, inside the two backward passes: the ReLU's own passes over the batch go.
 ///
 /// # Shapes
 /// `BatchNorm1d`: `[N, C]` or `[N, C, L]`; `BatchNorm2d`: `[N, C, H, W]`; output as input.
@@ -39,6 +43,8 @@ pub struct BatchNorm {
     /// shares the batch; `1/√(σ² + ε)` per channel.
     xhat: Option<(Tensor, Option<(f64, Shares)>)>,
     inv_std: Vec<f32>,
+    /// Whether the output goes through `ReLU` (a ReLU taken over from the layer after).
+    relu: bool,
     spare: Tensor,
 }
 
@@ -68,28 +74,79 @@ impl BatchNorm {
             },
             xhat: None,
             inv_std: Vec::new(),
+            relu: false,
             spare: Tensor::default(),
         }
     }
 
-    /// `(Σ a, Σ a·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), summed in f64 in a
-    /// fixed order whatever the threads.
-    fn channel_sums(&self, a: &[f32], b: &[f32], s: usize) -> Vec<(f64, f64)> {
-        let c = self.num_features;
-        (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let (mut sa, mut sab) = (0f64, 0f64);
-                for start in (ch * s..a.len()).step_by(c * s) {
-                    for (x, y) in a[start..start + s].iter().zip(&b[start..start + s]) {
-                        sa += *x as f64;
-                        sab += *x as f64 * *y as f64;
-                    }
-                }
-                (sa, sab)
-            })
-            .collect()
+    /// From now on, runs `ReLU(BatchNorm(x))` and its gradient for the ReLU just after it, which is
+    /// then skipped (a fusion `layers::plan` decides).
+    pub(crate) fn take_relu(&mut self) {
+        self.relu = true;
     }
+
+    /// `∂L/∂y` of this layer's own `γ·x̂ + β` from the `g` that came back: `g·ReLU′(γ·x̂ + β)` when
+    /// it took a ReLU over (the product the ReLU's backward takes, so the same bits), else `g`.
+    fn pre_relu_grad(relu: bool, g: f32, xhat: f32, gamma: f32, beta: f32) -> f32 {
+        if relu {
+            let y = gamma * xhat + beta;
+            g * ReLU.df(y, ReLU.f(y))
+        } else {
+            g
+        }
+    }
+
+    /// `(Σ p, Σ q)` per channel of two `[N, C, S]` tensors `a`, `b` (`b` may be `a`), with
+    /// `(p, q) = f(channel, a, b)` elementwise, in f64. Each row `[S]` is summed on its own (the
+    /// rows spread over the cores) by [`lane_sums`], then the rows of a channel are added in `n`
+    /// order: a fixed order whatever the threads.
+    fn channel_sums(
+        &self,
+        a: &[f32],
+        b: &[f32],
+        s: usize,
+        f: impl Fn(usize, f32, f32) -> (f64, f64) + Sync,
+    ) -> Vec<(f64, f64)> {
+        let c = self.num_features;
+        let rows: Vec<(f64, f64)> = a
+            .par_chunks(s)
+            .zip(b.par_chunks(s))
+            .with_min_len((ROW_TASK / s).max(1))
+            .enumerate()
+            .map(|(row, (a, b))| lane_sums(a, b, |x, y| f(row % c, x, y)))
+            .collect();
+        let mut sums = vec![(0f64, 0f64); c];
+        for (row, (p, q)) in rows.iter().enumerate() {
+            sums[row % c].0 += p;
+            sums[row % c].1 += q;
+        }
+        sums
+    }
+}
+
+/// Values per parallel task of [`BatchNorm::channel_sums`] (several rows of a small `S`).
+const ROW_TASK: usize = 4096;
+
+/// `(Σ p, Σ q)` over one row, `(p, q) = f(a, b)`, in f64 on eight interleaved lanes added in lane
+/// order at the end: eight independent chains (which the compiler keeps in one vector register)
+/// instead of one chain of dependent additions, in an order fixed by the row alone.
+fn lane_sums(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f64, f64)) -> (f64, f64) {
+    let (mut ps, mut qs) = ([0f64; 8], [0f64; 8]);
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (a8.remainder(), b8.remainder());
+    for (a, b) in a8.zip(b8) {
+        for k in 0..8 {
+            let (p, q) = f(a[k], b[k]);
+            ps[k] += p;
+            qs[k] += q;
+        }
+    }
+    for (k, (&a, &b)) in ar.iter().zip(br).enumerate() {
+        let (p, q) = f(a, b);
+        ps[k] += p;
+        qs[k] += q;
+    }
+    (ps.iter().sum(), qs.iter().sum())
 }
 
 impl fmt::Display for BatchNorm {
@@ -145,7 +202,8 @@ impl Layer for BatchNorm {
         let (mean, var): (Vec<f32>, Vec<f32>) = if let Some(shares) = shares {
             // [M, Σx per channel], over every process's rows.
             let mut sums = vec![(x.len() / c) as f64];
-            sums.extend(self.channel_sums(x.data(), x.data(), s).iter().map(|v| v.0));
+            let own = self.channel_sums(x.data(), x.data(), s, |_, x, _| (x as f64, 0.0));
+            sums.extend(own.iter().map(|v| v.0));
             shares.sum(&mut sums);
             let m = sums[0] as usize;
             if m <= 1 {
@@ -156,18 +214,13 @@ impl Layer for BatchNorm {
             }
             let mean: Vec<f64> = sums[1..].iter().map(|s| s / m as f64).collect();
             // σ² as Σ(x − μ)²/M, a second pass: E[x²] − μ² loses digits when |μ| ≫ σ.
-            let mut centred = (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    let mut sq = 0f64;
-                    for start in (ch * s..x.len()).step_by(c * s) {
-                        for v in &x.data()[start..start + s] {
-                            sq += (*v as f64 - mean[ch]).powi(2);
-                        }
-                    }
-                    sq
+            let mut centred: Vec<f64> = self
+                .channel_sums(x.data(), x.data(), s, |ch, x, _| {
+                    ((x as f64 - mean[ch]).powi(2), 0.0)
                 })
-                .collect::<Vec<f64>>();
+                .iter()
+                .map(|(sq, _)| *sq)
+                .collect();
             shares.sum(&mut centred);
             centred.iter_mut().for_each(|v| *v /= m as f64);
             batch = Some((m as f64, shares));
@@ -197,10 +250,11 @@ impl Layer for BatchNorm {
         // x̂ in the input's buffer, y = γ·x̂ + β in a spare one.
         let shape = x.shape().to_vec();
         let mut y = Tensor::reuse(std::mem::take(&mut self.spare), &shape);
-        let (inv_std, gamma, beta) = (
+        let (inv_std, gamma, beta, relu) = (
             &self.inv_std,
             self.weight.value.data(),
             self.bias.value.data(),
+            self.relu,
         );
         x.data_mut()
             .par_chunks_mut(s)
@@ -211,6 +265,9 @@ impl Layer for BatchNorm {
                 for (x, y) in xs.iter_mut().zip(ys) {
                     *x = (*x - mean[ch]) * inv_std[ch];
                     *y = gamma[ch] * *x + beta[ch];
+                    if relu {
+                        *y = ReLU.f(*y);
+                    }
                 }
             });
         self.xhat = Some((x, batch));
@@ -221,20 +278,25 @@ impl Layer for BatchNorm {
     /// `∂L/∂γ += Σ g·x̂`, `∂L/∂β += Σ g`;
     /// training: `∂L/∂x = γ/√(σ² + ε) · (g − Σg/M − x̂·Σ(g·x̂)/M)` (μ and σ² depend on every x);
     /// evaluation: `∂L/∂x = γ/√(running_var + ε) · g`.
+    /// (With a ReLU taken over, `g` is `∂L/∂y·ReLU′(γ·x̂ + β)`, formed as it is read.)
     fn backward(&mut self, mut grad_y: Tensor) -> Result<Tensor> {
         let (xhat, batch) = self.xhat.take().ok_or_else(|| no_forward(self))?;
         let c = self.num_features;
         let s = xhat.shape()[2..].iter().product::<usize>().max(1);
 
         // Parameter gradients, from this process's rows (a shared batch sums them with the others).
-        let sums = self.channel_sums(grad_y.data(), xhat.data(), s);
+        let (gamma, beta, relu) = (self.weight.value.data(), self.bias.value.data(), self.relu);
+        let g_of = |ch: usize, g: f32, x: f32| Self::pre_relu_grad(relu, g, x, gamma[ch], beta[ch]);
+        let sums = self.channel_sums(grad_y.data(), xhat.data(), s, |ch, g, x| {
+            let g = g_of(ch, g, x) as f64;
+            (g, g * x as f64)
+        });
         for (ch, (sg, sgx)) in sums.iter().enumerate() {
             self.weight.grad.data_mut()[ch] += *sgx as f32;
             self.bias.grad.data_mut()[ch] += *sg as f32;
         }
 
         // Input gradient, in place in ∂L/∂y's buffer.
-        let gamma = self.weight.value.data();
         let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * self.inv_std[ch]).collect();
         let means: Vec<(f32, f32)> = match batch {
             Some((m, shares)) => {
@@ -256,7 +318,7 @@ impl Layer for BatchNorm {
                 let ch = row % c;
                 let (mg, mgx) = means[ch];
                 for (g, x) in gs.iter_mut().zip(xs) {
-                    *g = scale[ch] * (*g - mg - x * mgx);
+                    *g = scale[ch] * (g_of(ch, *g, *x) - mg - x * mgx);
                 }
             });
         self.spare = xhat;

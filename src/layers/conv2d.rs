@@ -9,7 +9,7 @@
 //! (0.3 and 0.5 MB) are quicker kept (epoch 0.55 vs 0.70 s on 1 core).
 //!
 //! A max pool right after the layer (with a ReLU between, which the pool takes over) can be run by
-//! the layer itself ([`Layer::absorb_pool`]): each image's output is pooled as soon as it is
+//! the layer itself ([`Conv2d::run_pool`], as `layers::plan` decides): each image's output is pooled as soon as it is
 //! computed, from a run's room for one image, and in backward each image's gradient is taken back
 //! through the pool into that room just before it is used. The full-size output and its gradient
 //! (5 MB per batch of 50 for lenet's first conv) then never leave the core's cache.
@@ -48,7 +48,7 @@ pub struct Conv2d {
     cols: Vec<f32>,
     /// Per run of images, partial sums of ∂L/∂W and ∂L/∂b (see `backward_impl`).
     partial: Vec<f32>,
-    /// The max pool after this layer, when it runs it (see [`Layer::absorb_pool`]) ...
+    /// The max pool after this layer, when it runs it (see [`Conv2d::run_pool`]) ...
     pool: Option<PoolSpec>,
     /// ... and per run of images what that needs (empty when there is none).
     pool_runs: Vec<PoolRun>,
@@ -116,6 +116,13 @@ impl Conv2d {
     /// `(stride, padding)`, each `(h, w)`.
     pub fn stride_padding(&self) -> ((usize, usize), (usize, usize)) {
         (self.stride, self.padding)
+    }
+
+    /// From now on, runs `pool` on its own output, image by image while each is in cache, for the
+    /// max pool just after it, which is then skipped (a fusion `layers::plan` decides). Outputs and
+    /// gradients are those of the two layers one after the other.
+    pub(crate) fn run_pool(&mut self, pool: PoolSpec) {
+        self.pool = Some(pool);
     }
 
     fn geom(&self, input: &[usize]) -> Option<Geom> {
@@ -234,11 +241,6 @@ impl Layer for Conv2d {
     /// ∂L/∂W and ∂L/∂b only; the cached input's buffer comes back as it is.
     fn backward_params(&mut self, grad_y: Tensor) -> Result<Tensor> {
         self.backward_impl(grad_y, false)
-    }
-
-    fn absorb_pool(&mut self, pool: PoolSpec) -> bool {
-        self.pool = Some(pool);
-        true
     }
 
     fn macs(&self, input: &[usize]) -> usize {

@@ -128,7 +128,7 @@ pub fn check(
 ) -> Result<Vec<Check>> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let n: usize = shape.iter().product();
-    let values = if layer.as_max_pool().is_some() {
+    let values = if (&*layer as &dyn std::any::Any).is::<super::MaxPool2d>() {
         spread(n, margin, &mut rng)
     } else {
         away_from_zero(n, margin, &mut rng)

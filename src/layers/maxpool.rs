@@ -13,13 +13,13 @@ use std::fmt;
 /// # Shapes
 /// `[N, C, H, W]` → `[N, C, OH, OW]`, `OH = ⌊(H + 2·PH − KH)/SH⌋ + 1`.
 ///
-/// A ReLU just before it can be taken over ([`Layer::absorb_relu`]): every value then goes through
+/// A ReLU just before it can be taken over ([`MaxPool2d::take_relu`]): every value then goes through
 /// `ReLU` as it is loaded (in registers on the AVX-512 2×2 path, plane by plane in place elsewhere),
 /// and a window whose max is not above 0 passes no gradient back (ReLU's derivative there is 0).
 /// That is `MaxPool2d(ReLU(x))` and its gradient, without the ReLU's own two passes over the batch.
 ///
-/// A convolution just before it can in turn run it image by image ([`Layer::absorb_pool`],
-/// [`PoolSpec`]); this layer is then skipped.
+/// A convolution just before it can in turn run it image by image (`Conv2d::run_pool`,
+/// [`PoolSpec`]); this layer is then skipped. Which of these happen, `layers::plan` decides.
 pub struct MaxPool2d {
     window: Window,
     /// Whether the input goes through `ReLU` first (a ReLU taken over from the layer before).
@@ -44,6 +44,20 @@ impl MaxPool2d {
     pub fn window(&self) -> Window {
         self.window
     }
+
+    /// From now on, runs `MaxPool2d(ReLU(x))` and its gradient for the ReLU just before it, which
+    /// is then skipped (a fusion `layers::plan` decides).
+    pub(crate) fn take_relu(&mut self) {
+        self.relu = true;
+    }
+
+    /// The pool as the layer before it can run it, with the ReLU it took over if any.
+    pub(crate) fn spec(&self) -> PoolSpec {
+        PoolSpec {
+            window: self.window,
+            relu: self.relu,
+        }
+    }
 }
 
 impl fmt::Display for MaxPool2d {
@@ -55,18 +69,6 @@ impl fmt::Display for MaxPool2d {
 impl Layer for MaxPool2d {
     fn output_shape(&self, input: &[usize]) -> std::result::Result<Vec<usize>, String> {
         self.window.output_shape(input)
-    }
-
-    fn absorb_relu(&mut self) -> bool {
-        self.relu = true;
-        true
-    }
-
-    fn as_max_pool(&self) -> Option<PoolSpec> {
-        Some(PoolSpec {
-            window: self.window,
-            relu: self.relu,
-        })
     }
 
     fn forward(&mut self, mut x: Tensor, _mode: Mode) -> Result<Tensor> {
@@ -115,7 +117,7 @@ impl Layer for MaxPool2d {
     }
 }
 
-/// A max pool as another layer runs it for its own output (see [`Layer::absorb_pool`]).
+/// A max pool as the layer before it runs it for its own output (see `Conv2d::run_pool`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolSpec {
     /// The pool's window.

@@ -27,6 +27,7 @@ mod leaky_relu;
 mod linear;
 mod maxpool;
 mod parallel;
+mod plan;
 mod pool;
 mod recurrent;
 mod relu;
@@ -226,33 +227,6 @@ pub trait Layer: fmt::Display + Send + std::any::Any {
     /// The children of a container, with their names, for summaries; empty for a plain layer.
     fn children(&self) -> Vec<(String, &dyn Layer)> {
         Vec::new()
-    }
-
-    /// Whether this layer is `ReLU()`, which the layer after it may take over (see
-    /// [`Layer::absorb_relu`]).
-    fn is_relu(&self) -> bool {
-        false
-    }
-
-    /// Asks the layer to apply `ReLU` to its input itself, inside its own forward and backward, for
-    /// the ReLU just before it, which its container then skips; true if it does from now on. The
-    /// output and gradients are those of the two layers one after the other: it saves the ReLU's
-    /// two passes over memory (see `MaxPool2d`).
-    fn absorb_relu(&mut self) -> bool {
-        false
-    }
-
-    /// The max pool this layer is, with the ReLU it took over if any: for a layer before it that
-    /// can run the pool itself (see [`Layer::absorb_pool`]).
-    fn as_max_pool(&self) -> Option<PoolSpec> {
-        None
-    }
-
-    /// Asks the layer to run `pool` on its own output, image by image while each is in cache, for
-    /// the max pool just after it, which its container then skips; true if it does from now on.
-    /// Outputs and gradients are those of the two layers one after the other (see `Conv2d`).
-    fn absorb_pool(&mut self, _pool: PoolSpec) -> bool {
-        false
     }
 
     /// Whether a training forward must see the whole batch at once: it draws random numbers row

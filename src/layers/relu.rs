@@ -9,7 +9,6 @@ pub struct ReLU;
 
 impl Activation for ReLU {
     const DF_USES_Y: bool = false;
-    const IS_RELU: bool = true;
     /// `x` if above 0, else 0 (so 0 for NaN and for −0: what `max(x, 0)` gives on x86 vectors).
     fn f(&self, x: f32) -> f32 {
         if x > 0.0 { x } else { 0.0 }

@@ -14,48 +14,34 @@ pub struct Sequential {
     /// The index of the first layer with parameters (`layers.len()` if none): in
     /// [`Layer::backward_params`] no layer up to and including it needs to compute ∂L/∂x.
     first_with_params: usize,
-    /// Per layer, whether a neighbour does its work (a ReLU that a max pool took over, a max pool
-    /// that the convolution before it runs: [`Layer::absorb_relu`], [`Layer::absorb_pool`]):
-    /// forward and backward pass it by.
-    absorbed: Vec<bool>,
+    /// Per layer, whether it runs itself, or a neighbour does its work (see [`super::plan`]):
+    /// forward and backward then pass it by.
+    pub(super) runs: Vec<bool>,
 }
 
 impl Sequential {
-    /// A chain of layers (not yet checked: see [`Sequential::check`]). Every ReLU followed by a
-    /// layer that can take it over is handed to that layer, then every max pool that the layer
-    /// before it can run (see [`Layer::absorb_pool`]).
+    /// A chain of layers (not yet checked: see [`Sequential::check`]), to be run as
+    /// [`super::plan`] decides (some neighbours fused).
     pub fn new(mut layers: Vec<Box<dyn Layer>>) -> Self {
         let first_with_params = layers
             .iter_mut()
             .position(|l| super::param_count(l.as_mut()) > 0)
             .unwrap_or(layers.len());
-        let mut absorbed = vec![false; layers.len()];
-        for i in 1..layers.len() {
-            absorbed[i - 1] = layers[i - 1].is_relu() && layers[i].absorb_relu();
-        }
-        // Then every max pool (with its ReLU) that the layer running before it can take over.
-        for i in 0..layers.len() {
-            let next = (i + 1..layers.len()).find(|&j| !absorbed[j]);
-            if let Some(j) = next.filter(|_| !absorbed[i])
-                && let Some(pool) = layers[j].as_max_pool()
-            {
-                absorbed[j] = layers[i].absorb_pool(pool);
-            }
-        }
+        let runs = super::plan::plan(&mut layers);
         Sequential {
             layers,
             first_with_params,
-            absorbed,
+            runs,
         }
     }
 
-    /// The layers that run, with their indices: all but the absorbed ones.
+    /// The layers that run, with their indices: all but those a neighbour runs.
     fn running(&mut self) -> impl DoubleEndedIterator<Item = (usize, &mut Box<dyn Layer>)> {
-        let absorbed = &self.absorbed;
+        let runs = &self.runs;
         self.layers
             .iter_mut()
             .enumerate()
-            .filter(move |(i, _)| !absorbed[*i])
+            .filter(move |(i, _)| runs[*i])
     }
 
     /// The layers, in order.
@@ -68,8 +54,8 @@ impl Sequential {
         &mut self.layers
     }
 
-    /// The output of every layer that runs (a layer another one took over has none: see
-    /// [`Layer::absorb_relu`]) for `x` in evaluation mode, with its index, for layer statistics.
+    /// The output of every layer that runs (a layer a neighbour runs has none: see
+    /// [`super::plan`]) for `x` in evaluation mode, with its index, for layer statistics.
     pub fn outputs(&mut self, mut x: Tensor) -> Result<Vec<(usize, String, Tensor)>> {
         let mut out = Vec::new();
         for (i, l) in self.running() {
@@ -210,143 +196,5 @@ mod tests {
             net
         };
         gradcheck::check_backward_params(make, &[3, 2, 3]);
-    }
-
-    #[test]
-    fn a_max_pool_run_by_the_convolution_before_it_gives_what_the_layers_give() {
-        use crate::layers::{Conv2d, MaxPool2d, Window};
-        let conv = || {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-            Conv2d::new(2, 3, (3, 3), (1, 1), (1, 1), true, &mut rng)
-        };
-        let pool = |k| {
-            MaxPool2d::new(Window {
-                kernel: (k, k),
-                stride: (k, k),
-                padding: (0, 0),
-            })
-        };
-        // 2×2 windows over 8×12 (tiling: ∂L/∂x written whole) and over 7×9 (an edge no window
-        // covers), and 3×3 windows; with the ReLU between (taken over) and without; 5 images, so
-        // that the runs of images differ in length.
-        for ((h, w), k, relu) in [((8, 12), 2, true), ((7, 9), 2, true), ((8, 12), 3, false)] {
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(h as u64);
-            let x = crate::init::uniform(&[5, 2, h, w], -1.0, 1.0, &mut rng);
-            let mut layers: Vec<Box<dyn Layer>> = vec![Box::new(conv())];
-            if relu {
-                layers.push(Box::new(Elementwise::new(ReLU)));
-            }
-            layers.push(Box::new(pool(k)));
-            let mut fused = Sequential::new(layers);
-            assert!(
-                fused.absorbed[1..].iter().all(|&a| a),
-                "{:?}",
-                fused.absorbed
-            );
-            let (mut c, mut r, mut p) = (conv(), Elementwise::new(ReLU), pool(k));
-            let mut want = c.forward(x.clone(), Mode::Eval).unwrap();
-            if relu {
-                want = r.forward(want, Mode::Eval).unwrap();
-            }
-            let want = p.forward(want, Mode::Eval).unwrap();
-            let got = fused.forward(x.clone(), Mode::Eval).unwrap();
-            assert_eq!(got.shape(), want.shape());
-            assert_eq!(got.data(), want.data(), "{h}×{w}, {k}×{k} forward");
-            let gy: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
-            let gy = Tensor::new(got.shape(), gy).unwrap();
-            let mut want = p.backward(gy.clone()).unwrap();
-            if relu {
-                want = r.backward(want).unwrap();
-            }
-            let want = c.backward(want).unwrap();
-            let got = fused.backward(gy).unwrap();
-            // Equal values (the layers one by one multiply cut gradients by 0, which may leave −0).
-            assert!(
-                got.data().iter().zip(want.data()).all(|(a, b)| a == b),
-                "{h}×{w} ∂L/∂x"
-            );
-            let grads = |l: &mut dyn Layer| {
-                let mut all = Vec::new();
-                l.visit_params("", &mut |_, p| all.extend_from_slice(p.grad.data()));
-                all
-            };
-            assert_eq!(
-                grads(&mut fused),
-                grads(&mut c),
-                "{h}×{w} parameter gradients"
-            );
-        }
-    }
-
-    #[test]
-    fn a_pool_run_by_a_convolution_refuses_an_input_too_small_with_an_error() {
-        use crate::layers::{Conv2d, MaxPool2d, Window};
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let pool = MaxPool2d::new(Window {
-            kernel: (4, 4),
-            stride: (4, 4),
-            padding: (0, 0),
-        });
-        let conv = Conv2d::new(1, 2, (3, 3), (1, 1), (0, 0), true, &mut rng);
-        let mut net = Sequential::new(vec![Box::new(conv), Box::new(pool)]);
-        assert_eq!(net.absorbed, [false, true]);
-        // A 5×5 image leaves 3×3 for a 4×4 window (the model was never checked).
-        let err = net
-            .forward(Tensor::zeros(&[2, 1, 5, 5]), Mode::Eval)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("MaxPool2d(kernel_size=4") && err.contains("[2, 2, 3, 3]"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn a_relu_taken_over_by_max_pooling_gives_what_the_two_layers_give() {
-        use crate::layers::{MaxPool2d, Window};
-        let pool = |k| {
-            MaxPool2d::new(Window {
-                kernel: (k, k),
-                stride: (k, k),
-                padding: (0, 0),
-            })
-        };
-        // 2×2 windows (the AVX-512 path where present) and 3×3 (the general one), over values with
-        // negatives, zeros of both signs, ties, an all-negative window and NaN.
-        for k in [2, 3] {
-            let (n, c, h, w) = (3, 2, 6, 38);
-            let x: Vec<f32> = (0..n * c * h * w)
-                .map(|i| match i % 23 {
-                    5 => f32::NAN,
-                    7 => -0.0,
-                    11 => 0.0,
-                    _ => ((i * 31) % 17) as f32 - 9.0,
-                })
-                .collect();
-            let x = Tensor::new(&[n, c, h, w], x).unwrap();
-            let mut fused =
-                Sequential::new(vec![Box::new(Elementwise::new(ReLU)), Box::new(pool(k))]);
-            assert_eq!(fused.absorbed, [true, false]);
-            let (mut relu, mut alone) = (Elementwise::new(ReLU), pool(k));
-            let want = alone
-                .forward(relu.forward(x.clone(), Mode::Eval).unwrap(), Mode::Eval)
-                .unwrap();
-            let got = fused.forward(x, Mode::Eval).unwrap();
-            assert_eq!(
-                got.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                want.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                "{k}×{k} forward"
-            );
-            let gy: Vec<f32> = (0..got.len()).map(|i| (i % 7) as f32 - 3.0).collect();
-            let gy = Tensor::new(got.shape(), gy).unwrap();
-            let want = relu.backward(alone.backward(gy.clone()).unwrap()).unwrap();
-            let got = fused.backward(gy).unwrap();
-            // Equal values (the pair multiplies cut gradients by 0, which may leave −0).
-            assert!(
-                got.data().iter().zip(want.data()).all(|(a, b)| a == b),
-                "{k}×{k} backward"
-            );
-            assert!(got.data().iter().any(|&v| v != 0.0));
-        }
     }
 }
