@@ -34,9 +34,14 @@ impl AdaptiveAvgPool2d {
         }
     }
 
+    /// `(OH, OW)`.
+    pub fn output_size(&self) -> (usize, usize) {
+        self.output_size
+    }
+
     /// Calls `f(y index, x index, 1/window size)` for every input cell of every output cell of one
     /// `H×W` plane.
-    fn each(&self, h: usize, w: usize, mut f: impl FnMut(usize, usize, f32)) {
+    pub(crate) fn each(&self, h: usize, w: usize, mut f: impl FnMut(usize, usize, f32)) {
         let (oh, ow) = self.output_size;
         for i in 0..oh {
             let rows = window(i, oh, h);

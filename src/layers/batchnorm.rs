@@ -62,6 +62,11 @@ impl BatchNorm {
         }
     }
 
+    /// `ε`, added to the variance before its square root.
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
     /// `(Σ a, Σ a·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), summed in f64 in a
     /// fixed order whatever the threads.
     fn channel_sums(&self, a: &[f32], b: &[f32], s: usize) -> Vec<(f64, f64)> {

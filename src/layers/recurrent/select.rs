@@ -35,6 +35,11 @@ impl Select {
         }
     }
 
+    /// `(dim, index)` as given (either may be negative).
+    pub fn dim_index(&self) -> (i64, i64) {
+        (self.dim, self.index)
+    }
+
     /// The cut of a batched shape, or what is expected instead.
     fn cut(&self, shape: &[usize]) -> std::result::Result<Cut, String> {
         let rank = shape.len() as i64;
