@@ -23,7 +23,10 @@ pub enum Loss {
     CrossEntropy,
     /// `nn.CrossEntropyLoss(label_smoothing=ε)`: the target of sample n is `(1−ε)·onehot(y_n) + ε/C`,
     /// `L = (1/N) Σ_n Σ_c −q_nc log softmax(x_n)_c`.
-    SmoothedCrossEntropy { label_smoothing: f32 },
+    SmoothedCrossEntropy {
+        /// `ε`.
+        label_smoothing: f32,
+    },
     /// `L = (1/N) Σ_n ½‖a_n − y_n‖²`, Nielsen's quadratic cost.
     Quadratic,
 }

@@ -20,11 +20,16 @@ pub struct AdaptiveAvgPool2d {
 }
 
 /// Window `i` of `o` over a length `len`: `⌊i·len/o⌋ .. ⌈(i+1)·len/o⌉`.
-fn window(i: usize, o: usize, len: usize) -> std::ops::Range<usize> {
+pub fn window(i: usize, o: usize, len: usize) -> std::ops::Range<usize> {
     i * len / o..((i + 1) * len).div_ceil(o)
 }
 
 impl AdaptiveAvgPool2d {
+    /// `(OH, OW)`.
+    pub fn output_size(&self) -> (usize, usize) {
+        self.output_size
+    }
+
     /// A pool to `output_size = (OH, OW)`.
     pub fn new(output_size: (usize, usize)) -> Self {
         AdaptiveAvgPool2d {
@@ -34,14 +39,9 @@ impl AdaptiveAvgPool2d {
         }
     }
 
-    /// `(OH, OW)`.
-    pub fn output_size(&self) -> (usize, usize) {
-        self.output_size
-    }
-
     /// Calls `f(y index, x index, 1/window size)` for every input cell of every output cell of one
     /// `H×W` plane.
-    pub(crate) fn each(&self, h: usize, w: usize, mut f: impl FnMut(usize, usize, f32)) {
+    fn each(&self, h: usize, w: usize, mut f: impl FnMut(usize, usize, f32)) {
         let (oh, ow) = self.output_size;
         for i in 0..oh {
             let rows = window(i, oh, h);

@@ -38,6 +38,11 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
+    /// `ε`, added to the variance.
+    pub fn eps(&self) -> f32 {
+        self.eps
+    }
+
     /// `BatchNorm{dims}d(num_features, eps, momentum)`: `γ = 1`, `β = 0`, running mean 0 and
     /// variance 1, as PyTorch's `reset_parameters`.
     pub fn new(dims: usize, num_features: usize, eps: f32, momentum: f32) -> Self {
@@ -60,11 +65,6 @@ impl BatchNorm {
             inv_std: Vec::new(),
             spare: Tensor::default(),
         }
-    }
-
-    /// `ε`, added to the variance before its square root.
-    pub fn eps(&self) -> f32 {
-        self.eps
     }
 
     /// `(Σ a, Σ a·b)` per channel of two `[N, C, S]` tensors (`b` may be `a`), summed in f64 in a

@@ -37,7 +37,7 @@ mod softmax;
 mod tanh;
 
 pub use activation::{Activation, Elementwise};
-pub use adaptive_avgpool::AdaptiveAvgPool2d;
+pub use adaptive_avgpool::{AdaptiveAvgPool2d, window as adaptive_window};
 pub use avgpool::AvgPool2d;
 pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
@@ -86,6 +86,7 @@ impl Param {
 /// and loaded with the parameters under its `state_dict` name, never seen by optimisers.
 #[derive(Clone, Debug)]
 pub struct Buffer {
+    /// The state itself.
     pub value: Tensor,
     /// Whether a checkpoint stores it as int64 (PyTorch's `num_batches_tracked`).
     pub int: bool,

@@ -24,17 +24,11 @@ pub enum Attr {
     Ints(&'static str, Vec<i64>),
     /// A float.
     Float(&'static str, f32),
-    /// A string.
-    Str(&'static str, &'static str),
-    /// A list of strings.
-    Strs(&'static str, Vec<&'static str>),
 }
 
 /// The nodes and initializers written so far.
 #[derive(Default)]
 pub struct Graph {
-    /// The opset being written (a mapping may use an operator only newer opsets have).
-    pub opset: i64,
     pub(super) nodes: Vec<NodeProto>,
     pub(super) initializers: Vec<TensorProto>,
 }
@@ -96,24 +90,32 @@ impl Graph {
         name.to_string()
     }
 
-    /// Adds a float scalar initializer (a constant of a formula) named `name`; returns the name.
-    pub fn scalar(&mut self, name: &str, v: f32) -> String {
-        self.weight(name, &Tensor::new(&[], vec![v]).expect("a scalar"))
+    /// Adds a scalar (rank 0) int64 initializer named `name`; returns the name.
+    pub fn int_scalar(&mut self, name: &str, value: i64) -> String {
+        self.initializers.push(TensorProto {
+            data_type: Some(DataType::Int64 as i32),
+            name: Some(name.to_string()),
+            int64_data: vec![value],
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Adds a scalar float initializer named `name`; returns the name.
+    pub fn float_scalar(&mut self, name: &str, value: f32) -> String {
+        self.initializers.push(TensorProto {
+            data_type: Some(DataType::Float as i32),
+            name: Some(name.to_string()),
+            float_data: vec![value],
+            ..Default::default()
+        });
+        name.to_string()
     }
 
     /// Adds an int64 initializer (a shape for `Reshape`) named `name`; returns the name.
     pub fn ints(&mut self, name: &str, values: &[i64]) -> String {
-        self.int_tensor(name, &[values.len() as i64], values)
-    }
-
-    /// Adds an int64 scalar initializer (an index for `Gather`) named `name`; returns the name.
-    pub fn int_scalar(&mut self, name: &str, v: i64) -> String {
-        self.int_tensor(name, &[], &[v])
-    }
-
-    fn int_tensor(&mut self, name: &str, dims: &[i64], values: &[i64]) -> String {
         self.initializers.push(TensorProto {
-            dims: dims.to_vec(),
+            dims: vec![values.len() as i64],
             data_type: Some(DataType::Int64 as i32),
             name: Some(name.to_string()),
             int64_data: values.to_vec(),
@@ -146,22 +148,6 @@ fn attribute(a: Attr) -> AttributeProto {
             AttributeProto {
                 f: Some(f),
                 r#type: Some(AttributeType::Float as i32),
-                ..Default::default()
-            },
-        ),
-        Attr::Str(name, text) => (
-            name,
-            AttributeProto {
-                s: Some(text.as_bytes().to_vec()),
-                r#type: Some(AttributeType::String as i32),
-                ..Default::default()
-            },
-        ),
-        Attr::Strs(name, texts) => (
-            name,
-            AttributeProto {
-                strings: texts.iter().map(|t| t.as_bytes().to_vec()).collect(),
-                r#type: Some(AttributeType::Strings as i32),
                 ..Default::default()
             },
         ),

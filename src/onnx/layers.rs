@@ -5,12 +5,12 @@
 //! layer to the round-trip cases in `tests/onnx.rs`.
 
 use super::graph::{Attr, Graph, Value};
-use super::proto::tensor_proto::DataType;
 use crate::error::Result;
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
-    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU,
-    Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window, child_path,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Buffer, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
+    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, Param, ReLU,
+    Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window, adaptive_window,
+    child_path,
 };
 use crate::tensor::Tensor;
 use std::any::Any;
@@ -38,19 +38,19 @@ pub const MAPPINGS: &[Mapping] = &[
     mapping::<Elementwise<Sigmoid>>,
     mapping::<Elementwise<Tanh>>,
     mapping::<Softmax>,
+    mapping::<Dropout>,
+    mapping::<Sequential>,
+    mapping::<Parallel>,
+    mapping::<BatchNorm>,
+    mapping::<Residual>,
     mapping::<Elementwise<GELU>>,
     mapping::<Elementwise<SiLU>>,
     mapping::<Elementwise<ELU>>,
-    mapping::<Dropout>,
     mapping::<Dropout2d>,
     mapping::<Identity>,
-    mapping::<BatchNorm>,
     mapping::<AdaptiveAvgPool2d>,
     mapping::<Embedding>,
     mapping::<Select>,
-    mapping::<Sequential>,
-    mapping::<Parallel>,
-    mapping::<Residual>,
 ];
 
 fn mapping<L: Layer + ToOnnx>(layer: &dyn Layer) -> Option<&dyn ToOnnx> {
@@ -61,22 +61,6 @@ fn mapping<L: Layer + ToOnnx>(layer: &dyn Layer) -> Option<&dyn ToOnnx> {
 
 fn param(index: &str, name: &str) -> String {
     format!("{index}.{name}")
-}
-
-/// The parameter or buffer of `layer` that its checkpoint names `name` (`weight`, `running_var`).
-fn stored(layer: &dyn Layer, name: &str) -> Tensor {
-    let mut found = None;
-    layer.params("", &mut |n, p| {
-        if n == name {
-            found = Some(p.value.clone())
-        }
-    });
-    layer.buffers("", &mut |n, b| {
-        if n == name {
-            found = Some(b.value.clone())
-        }
-    });
-    found.unwrap_or_else(|| panic!("{} stores no {name}", crate::layers::one_line(layer)))
 }
 
 impl ToOnnx for Linear {
@@ -188,185 +172,22 @@ impl ToOnnx for Softmax {
     }
 }
 
-impl ToOnnx for Elementwise<GELU> {
-    /// `x·Φ(x)`. ONNX has `Gelu(approximate)` only from opset 20; before it, the formula itself:
-    /// `0.5·x·(1 + Erf(x·(1/√2)))`, or with `approximate='tanh'`
-    /// `0.5·x·(1 + Tanh(√(2/π)·(x + 0.044715·x³))))`. Trap: an exporter that writes the tanh
-    /// formula for the exact GELU (or `Gelu` without `approximate`) differs by up to ~5e-4.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let tanh = self.activation().tanh;
-        if g.opset >= 20 {
-            let a = Attr::Str("approximate", if tanh { "tanh" } else { "none" });
-            return Ok(g.node(index, "Gelu", &[&x.name], vec![a]));
-        }
-        let mut constant = |name: &str, v: f64| g.scalar(&param(index, name), v as f32);
-        let (half, one) = (constant("half", 0.5), constant("one", 1.0));
-        let phi = if tanh {
-            let k = constant("sqrt_2_over_pi", (2.0 / std::f64::consts::PI).sqrt());
-            let c = constant("cubic", 0.044715);
-            let x2 = g.node(index, "Mul", &[&x.name, &x.name], vec![]);
-            let x3 = g.node(index, "Mul", &[&x2, &x.name], vec![]);
-            let cx3 = g.node(index, "Mul", &[&x3, &c], vec![]);
-            let inner = g.node(index, "Add", &[&x.name, &cx3], vec![]);
-            let u = g.node(index, "Mul", &[&inner, &k], vec![]);
-            g.node(index, "Tanh", &[&u], vec![])
-        } else {
-            let r = g.scalar(
-                &param(index, "one_over_sqrt_2"),
-                std::f32::consts::FRAC_1_SQRT_2,
-            );
-            let u = g.node(index, "Mul", &[&x.name, &r], vec![]);
-            g.node(index, "Erf", &[&u], vec![])
-        };
-        let one_plus = g.node(index, "Add", &[&phi, &one], vec![]);
-        let half_x = g.node(index, "Mul", &[&x.name, &half], vec![]);
-        Ok(g.node(index, "Mul", &[&half_x, &one_plus], vec![]))
+impl ToOnnx for Dropout {
+    /// The identity: an exported model is for inference.
+    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
+        Ok(x.name.clone())
     }
-}
-
-impl ToOnnx for Elementwise<SiLU> {
-    /// `x·Sigmoid(x)`: ONNX has no SiLU (nor Swish) operator in the opsets we write.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let s = g.node(index, "Sigmoid", &[&x.name], vec![]);
-        Ok(g.node(index, "Mul", &[&x.name, &s], vec![]))
-    }
-}
-
-impl ToOnnx for Elementwise<ELU> {
-    /// `Elu(alpha)`; both default α to 1.0, but it is always written.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let alpha = Attr::Float("alpha", self.activation().alpha);
-        Ok(g.node(index, "Elu", &[&x.name], vec![alpha]))
-    }
-}
-
-/// Layers that are the identity in evaluation: an exported model is for inference, so
-/// `Dropout` and `Dropout2d` (active only in training) write no node, nor does `Identity`.
-macro_rules! identity_in_inference {
-    ($($layer:ty),*) => {$(
-        impl ToOnnx for $layer {
-            fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
-                Ok(x.name.clone())
-            }
-        }
-    )*};
-}
-
-identity_in_inference!(Dropout, Dropout2d, Identity);
-
-impl ToOnnx for BatchNorm {
-    /// In evaluation form: `BatchNormalization(x, weight, bias, running_mean, running_var,
-    /// epsilon)` = `weight·(x − mean)/√(var + ε) + bias` per channel (axis 1), for `[N, C]`,
-    /// `[N, C, L]` and `[N, C, H, W]` alike. Traps: ONNX's `momentum` is `1 −` PyTorch's (unused in
-    /// inference, so not written); `training_mode` must stay 0 (the default), or the batch's
-    /// statistics are used; `num_batches_tracked` is not part of the graph.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let inputs: Vec<String> = ["weight", "bias", "running_mean", "running_var"]
-            .iter()
-            .map(|name| g.weight(&param(index, name), &stored(self, name)))
-            .collect();
-        let mut inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
-        inputs.insert(0, &x.name);
-        let eps = Attr::Float("epsilon", self.eps());
-        Ok(g.node(index, "BatchNormalization", &inputs, vec![eps]))
-    }
-}
-
-impl ToOnnx for AdaptiveAvgPool2d {
-    /// PyTorch's windows `⌊i·H/OH⌋ .. ⌈(i+1)·H/OH⌉` may overlap and differ in size; ONNX has no
-    /// adaptive pool. Output 1×1: `GlobalAveragePool`. Uniform windows (`OH | H`, `OW | W`):
-    /// `AveragePool` with kernel = stride = `(H/OH, W/OW)`. Otherwise each output is a weighted sum
-    /// of its window: `Reshape [N, C, H·W]`, `MatMul` by `A: [H·W, OH·OW]` (`A[p, o]` = 1/|window o|
-    /// when `p` is in window `o`), `Reshape [N, C, OH, OW]`.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, y: &[usize]) -> Result<String> {
-        let (oh, ow) = self.output_size();
-        let (c, h, w) = (x.shape[0], x.shape[1], x.shape[2]);
-        if (oh, ow) == (1, 1) {
-            return Ok(g.node(index, "GlobalAveragePool", &[&x.name], vec![]));
-        }
-        if h % oh == 0 && w % ow == 0 {
-            let k = (h / oh, w / ow);
-            let attrs = window_attrs(Window {
-                kernel: k,
-                stride: k,
-                padding: (0, 0),
-            });
-            return Ok(g.node(index, "AveragePool", &[&x.name], attrs));
-        }
-        let mut a = Tensor::zeros(&[h * w, oh * ow]);
-        self.each(h, w, |o, p, s| a.data_mut()[p * oh * ow + o] = s);
-        let a = g.weight(&param(index, "window_means"), &a);
-        let flat = g.ints(&param(index, "planes"), &[0, c as i64, (h * w) as i64]);
-        let shape: Vec<i64> = std::iter::once(0)
-            .chain(y.iter().map(|&d| d as i64))
-            .collect();
-        let shape = g.ints(&param(index, "shape"), &shape);
-        let planes = g.node(index, "Reshape", &[&x.name, &flat], vec![]);
-        let means = g.node(index, "MatMul", &[&planes, &a], vec![]);
-        Ok(g.node(index, "Reshape", &[&means, &shape], vec![]))
-    }
-}
-
-impl ToOnnx for Embedding {
-    /// `Gather(weight, Cast(x, int64), axis=0)`: the graph's input stays float32, as `predict`'s.
-    /// Traps: `Cast` truncates a non-integer id and `Gather` wraps a negative one, where
-    /// `scratchnet predict` (and PyTorch) refuse them; ids must be whole numbers in range.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let w = g.weight(&param(index, "weight"), &stored(self, "weight"));
-        let to = Attr::Int("to", DataType::Int64 as i64);
-        let ids = g.node(index, "Cast", &[&x.name], vec![to]);
-        Ok(g.node(index, "Gather", &[&w, &ids], vec![Attr::Int("axis", 0)]))
-    }
-}
-
-impl ToOnnx for Select {
-    /// `Gather(x, index, axis=dim)` with a scalar (rank-0) index, which drops the axis as
-    /// `x.select(dim, index)` does; a rank-1 index `[i]` would keep it as size 1. `dim` counts the
-    /// batch, as ONNX's axis does; a negative `dim` or `index` is resolved from the known shape.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let (dim, i) = self.dim_index();
-        let rank = x.shape.len() as i64 + 1;
-        let axis = if dim < 0 { dim + rank } else { dim };
-        let size = x.shape[axis as usize - 1] as i64;
-        let i = g.int_scalar(&param(index, "index"), if i < 0 { i + size } else { i });
-        Ok(g.node(
-            index,
-            "Gather",
-            &[&x.name, &i],
-            vec![Attr::Int("axis", axis)],
-        ))
-    }
-}
-
-/// The layers `children` in turn on `x`, the first at `index.0`; returns the last output.
-fn in_turn(
-    g: &mut Graph,
-    index: &str,
-    children: Vec<(String, &dyn Layer)>,
-    x: &Value,
-) -> Result<Value> {
-    let mut v = x.clone();
-    for (i, (_, layer)) in children.into_iter().enumerate() {
-        v = g.layer(&child_path(index, i), layer, &v)?;
-    }
-    Ok(v)
 }
 
 impl ToOnnx for Sequential {
     /// Each layer in turn, including any a fast path runs inside its neighbour: the file holds
     /// the model's meaning, not our execution plan.
     fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        Ok(in_turn(g, index, self.children(), x)?.name)
-    }
-}
-
-impl ToOnnx for Residual {
-    /// `Add(x, f(x))`, `f` the layers inside in turn (named `index.0`, … as in the checkpoint).
-    /// Trap: PyTorch has no Residual module, so `torch.onnx` writes whatever the user's wrapper
-    /// does; ours is exactly `x + f(x)`, with no projection on the skip.
-    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
-        let fx = in_turn(g, index, self.children(), x)?;
-        Ok(g.node(index, "Add", &[&x.name, &fx.name], vec![]))
+        let mut v = x.clone();
+        for (i, layer) in self.layers().iter().enumerate() {
+            v = g.layer(&child_path(index, i), layer.as_ref(), &v)?;
+        }
+        Ok(v.name)
     }
 }
 
@@ -379,5 +200,182 @@ impl ToOnnx for Parallel {
         }
         let inputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
         Ok(g.node(index, "Concat", &inputs, vec![Attr::Int("axis", 1)]))
+    }
+}
+
+/// The layer's own tensor called `name` among its parameters and buffers (`weight`, `running_var`).
+fn own_tensor(layer: &dyn Layer, name: &str) -> Tensor {
+    let mut found = None;
+    layer.params("", &mut |n: &str, p: &Param| {
+        if n == name {
+            found = Some(p.value.clone());
+        }
+    });
+    layer.buffers("", &mut |n: &str, b: &Buffer| {
+        if n == name {
+            found = Some(b.value.clone());
+        }
+    });
+    found.expect("the layer names this tensor")
+}
+
+impl ToOnnx for BatchNorm {
+    /// Evaluation form: `BatchNormalization(x, weight, bias, running_mean, running_var, epsilon)`,
+    /// the channel axis 1 as in PyTorch (`[N, C]`, `[N, C, L]`, `[N, C, H, W]`). ONNX's default
+    /// `epsilon` is PyTorch's 1e-5, but a layer built with another is written with its own.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let names = ["weight", "bias", "running_mean", "running_var"];
+        let inputs: Vec<String> = names
+            .iter()
+            .map(|n| g.weight(&param(index, n), &own_tensor(self, n)))
+            .collect();
+        let mut all = vec![x.name.as_str()];
+        all.extend(inputs.iter().map(String::as_str));
+        let eps = Attr::Float("epsilon", self.eps());
+        Ok(g.node(index, "BatchNormalization", &all, vec![eps]))
+    }
+}
+
+impl ToOnnx for Residual {
+    /// The layers inside in turn (named `index.0`, `index.1`, … as their checkpoint keys), then
+    /// `Add(x, f(x))`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let mut v = x.clone();
+        for (i, (_, layer)) in self.children().into_iter().enumerate() {
+            v = g.layer(&child_path(index, i), layer, &v)?;
+        }
+        Ok(g.node(index, "Add", &[&x.name, &v.name], vec![]))
+    }
+}
+
+impl ToOnnx for Elementwise<GELU> {
+    /// Written out, since ONNX's own `Gelu` exists only from opset 20:
+    /// `0.5·x·(1 + Erf(x/√2))`, or with `approximate='tanh'`
+    /// `0.5·x·(1 + Tanh(√(2/π)·(x + 0.044715·x³)))`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let c = |g: &mut Graph, name: &str, v: f64| g.float_scalar(&param(index, name), v as f32);
+        let inner = if self.activation().tanh {
+            let k = c(g, "gelu_k", (2.0 / std::f64::consts::PI).sqrt());
+            let a = c(g, "gelu_a", 0.044715);
+            let x2 = g.node(index, "Mul", &[&x.name, &x.name], vec![]);
+            let x3 = g.node(index, "Mul", &[&x2, &x.name], vec![]);
+            let ax3 = g.node(index, "Mul", &[&x3, &a], vec![]);
+            let u = g.node(index, "Add", &[&x.name, &ax3], vec![]);
+            let ku = g.node(index, "Mul", &[&u, &k], vec![]);
+            g.node(index, "Tanh", &[&ku], vec![])
+        } else {
+            let r = c(g, "gelu_rsqrt2", std::f64::consts::FRAC_1_SQRT_2);
+            let xr = g.node(index, "Mul", &[&x.name, &r], vec![]);
+            g.node(index, "Erf", &[&xr], vec![])
+        };
+        let one = c(g, "gelu_one", 1.0);
+        let half = c(g, "gelu_half", 0.5);
+        let sum = g.node(index, "Add", &[&inner, &one], vec![]);
+        let xs = g.node(index, "Mul", &[&x.name, &sum], vec![]);
+        Ok(g.node(index, "Mul", &[&xs, &half], vec![]))
+    }
+}
+
+impl ToOnnx for Elementwise<SiLU> {
+    /// `x·Sigmoid(x)` (`Swish` is not an ONNX operator before opset 24).
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let s = g.node(index, "Sigmoid", &[&x.name], vec![]);
+        Ok(g.node(index, "Mul", &[&x.name, &s], vec![]))
+    }
+}
+
+impl ToOnnx for Elementwise<ELU> {
+    /// `Elu(alpha)`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let alpha = Attr::Float("alpha", self.activation().alpha);
+        Ok(g.node(index, "Elu", &[&x.name], vec![alpha]))
+    }
+}
+
+impl ToOnnx for Dropout2d {
+    /// The identity: an exported model is for inference.
+    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
+        Ok(x.name.clone())
+    }
+}
+
+impl ToOnnx for Identity {
+    /// No node at all.
+    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
+        Ok(x.name.clone())
+    }
+}
+
+impl ToOnnx for AdaptiveAvgPool2d {
+    /// Output 1×1: `GlobalAveragePool`. Windows that tile the input (`H` a multiple of `OH`, `W`
+    /// of `OW`): `AveragePool` with kernel = stride = `(H/OH, W/OW)`. PyTorch's other windows
+    /// overlap and differ in size, which no single ONNX pool expresses: each output cell is then
+    /// the `AveragePool` of its own `Slice`, and the cells are put back together with `Concat`
+    /// (along the width, then the height).
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let (oh, ow) = self.output_size();
+        let (h, w) = (x.shape[1], x.shape[2]);
+        if (oh, ow) == (1, 1) {
+            return Ok(g.node(index, "GlobalAveragePool", &[&x.name], vec![]));
+        }
+        let pool = |g: &mut Graph, input: &str, kernel: (usize, usize)| {
+            let attrs = window_attrs(Window {
+                kernel,
+                stride: kernel,
+                padding: (0, 0),
+            });
+            g.node(index, "AveragePool", &[input], attrs)
+        };
+        if h % oh == 0 && w % ow == 0 {
+            return Ok(pool(g, &x.name, (h / oh, w / ow)));
+        }
+        let axes = g.ints(&param(index, "axes"), &[2, 3]);
+        let mut rows = Vec::new();
+        for i in 0..oh {
+            let r = adaptive_window(i, oh, h);
+            let mut cells = Vec::new();
+            for j in 0..ow {
+                let c = adaptive_window(j, ow, w);
+                let at = |what: &str| param(index, &format!("{what}_{i}_{j}"));
+                let starts = g.ints(&at("starts"), &[r.start as i64, c.start as i64]);
+                let ends = g.ints(&at("ends"), &[r.end as i64, c.end as i64]);
+                let cell = g.node(index, "Slice", &[&x.name, &starts, &ends, &axes], vec![]);
+                cells.push(pool(g, &cell, (r.len(), c.len())));
+            }
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+            rows.push(g.node(index, "Concat", &cells, vec![Attr::Int("axis", 3)]));
+        }
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        Ok(g.node(index, "Concat", &rows, vec![Attr::Int("axis", 2)]))
+    }
+}
+
+impl ToOnnx for Embedding {
+    /// The input stays float32 like every scratchnet input (ids as whole numbers), so
+    /// `Gather(weight, Cast(x, to=int64), axis=0)`: `[N, T]` → `[N, T, E]`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let w = g.weight(&param(index, "weight"), &own_tensor(self, "weight"));
+        let int64 = super::proto::tensor_proto::DataType::Int64 as i64;
+        let ids = g.node(index, "Cast", &[&x.name], vec![Attr::Int("to", int64)]);
+        Ok(g.node(index, "Gather", &[&w, &ids], vec![Attr::Int("axis", 0)]))
+    }
+}
+
+impl ToOnnx for Select {
+    /// `Gather(x, index, axis=dim)` with a scalar index, which drops the axis as `x.select` does;
+    /// negative `dim` and `index` are resolved against the shape first.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let (dim, at) = self.dim_index();
+        let rank = x.shape.len() as i64 + 1;
+        let axis = if dim < 0 { dim + rank } else { dim };
+        let size = x.shape[axis as usize - 1] as i64;
+        let at = if at < 0 { at + size } else { at };
+        let i = g.int_scalar(&param(index, "index"), at);
+        Ok(g.node(
+            index,
+            "Gather",
+            &[&x.name, &i],
+            vec![Attr::Int("axis", axis)],
+        ))
     }
 }

@@ -61,10 +61,7 @@ pub fn to_bytes(model: &Model, opset: i64, metadata: &BTreeMap<String, String>) 
         name: "input".into(),
         shape: model.input_shape().to_vec(),
     };
-    let mut g = Graph {
-        opset,
-        ..Default::default()
-    };
+    let mut g = Graph::default();
     let y = g.layer("", model.net_ref(), &input)?;
     name_output(&mut g.nodes, &y.name);
     let mut props = metadata.clone();
