@@ -44,13 +44,47 @@ fn check_tract(bytes: &[u8], x: &scratchnet::Tensor, want: &scratchnet::Tensor, 
     assert!(worst <= 1e-5, "{what}: differs by {worst}");
 }
 
+/// Ids in `0..vocab` for a batch of `n` samples of `shape`, as f32 (what `predict` takes).
+fn ids(n: usize, shape: &[usize], vocab: usize, seed: u64) -> scratchnet::Tensor {
+    let x = inputs(n, shape, seed);
+    let data = x
+        .data()
+        .iter()
+        .map(|v| ((v + 2.0) / 4.0 * vocab as f32).floor())
+        .collect();
+    scratchnet::Tensor::new(x.shape(), data).unwrap()
+}
+
+/// Running statistics as training leaves them (mean in (−1, 1), variance in (0.5, 2)) instead of
+/// the fresh 0 and 1, so that the export has to carry them.
+fn trained_statistics(model: &mut Model) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    model.net().visit_buffers("", &mut |name, b| {
+        let range = if name.ends_with("running_var") {
+            0.5..2.0
+        } else {
+            -1.0..1.0
+        };
+        if !b.int {
+            b.value
+                .data_mut()
+                .iter_mut()
+                .for_each(|v| *v = rng.gen_range(range.clone()));
+        }
+    });
+}
+
 /// Exports `model` and checks tract's outputs against the model's own on batches of 1 and 3
-/// samples (the batch size is symbolic).
-fn check_round_trip(model: &mut Model) {
+/// samples (the batch size is symbolic); `vocab` makes the inputs ids below it.
+fn check_round_trip(model: &mut Model, vocab: Option<usize>) {
+    trained_statistics(model);
     let bytes = onnx::to_bytes(model, onnx::DEFAULT_OPSET, &BTreeMap::new())
         .unwrap_or_else(|e| panic!("{}: {e}", model.text()));
     for (n, seed) in [(1, 1), (3, 2)] {
-        let x = inputs(n, model.input_shape(), seed);
+        let x = match vocab {
+            Some(v) => ids(n, model.input_shape(), v, seed),
+            None => inputs(n, model.input_shape(), seed),
+        };
         let ours = model.predict(&x, n).unwrap();
         check_tract(&bytes, &x, &ours, model.text());
     }
@@ -69,39 +103,42 @@ fn golden_checkpoints_export_and_agree_with_predict() {
     let mut cases = 0;
     for case in std::fs::read_dir(&golden).unwrap() {
         let case = case.unwrap().path();
-        let (ck, x) = (case.join("init.safetensors"), case.join("x.npy"));
-        if !ck.exists() || !x.exists() {
-            continue;
+        let x = case.join("x.npy");
+        // The initial weights, and those after PyTorch's training steps (BatchNorm's running
+        // statistics are no longer 0 and 1 there).
+        for ck in ["init.safetensors", "after.safetensors"] {
+            let ck = case.join(ck);
+            if ck.exists() && x.exists() {
+                check_golden(dir.path(), &ck, &x);
+                cases += 1;
+            }
         }
-        let x_t = npy(&x);
-        let shape: Vec<String> = x_t.shape()[1..].iter().map(|d| d.to_string()).collect();
-        let (file, out) = (dir.path().join("m.onnx"), dir.path().join("y.npy"));
-        let (ck, x, file, out) = (
-            ck.to_str().unwrap(),
-            x.to_str().unwrap(),
-            file.to_str().unwrap(),
-            out.to_str().unwrap(),
-        );
-        ok(&[
-            "export",
-            "--checkpoint",
-            ck,
-            "--output",
-            file,
-            "--input-shape",
-            &shape.join(","),
-        ]);
-        ok(&["predict", "--checkpoint", ck, "--input", x, "--output", out]);
-        let what = case.display().to_string();
-        check_tract(
-            &std::fs::read(file).unwrap(),
-            &x_t,
-            &npy(out.as_ref()),
-            &what,
-        );
-        cases += 1;
     }
-    assert!(cases >= 9, "only {cases} golden cases found");
+    assert!(cases >= 18, "only {cases} golden checkpoints found");
+}
+
+/// `scratchnet export` of checkpoint `ck`, run by tract on `x`, against `scratchnet predict`.
+fn check_golden(dir: &std::path::Path, ck: &std::path::Path, x: &std::path::Path) {
+    let x_t = npy(x);
+    let shape: Vec<String> = x_t.shape()[1..].iter().map(|d| d.to_string()).collect();
+    let (file, out) = (dir.join("m.onnx"), dir.join("y.npy"));
+    let (ck, x, file, out) = (
+        ck.to_str().unwrap(),
+        x.to_str().unwrap(),
+        file.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    ok(&[
+        "export",
+        "--checkpoint",
+        ck,
+        "--output",
+        file,
+        "--input-shape",
+        &shape.join(","),
+    ]);
+    ok(&["predict", "--checkpoint", ck, "--input", x, "--output", out]);
+    check_tract(&std::fs::read(file).unwrap(), &x_t, &npy(out.as_ref()), ck);
 }
 
 /// Embedding's ids arrive as float32 like every input, and are cast to int64 inside the file.
@@ -366,13 +403,50 @@ const CASES: &[(&str, &[usize])] = &[
     ),
     ("seed-cnn", &[1, 28, 28]),
     ("nielsen", &[784]),
+    // BatchNorm in evaluation form on [N, C], [N, C, L] and [N, C, H, W].
+    ("BatchNorm1d(3, eps=0.001), Flatten, Linear(15,2)", &[3, 5]),
+    ("BatchNorm2d(2, eps=0.1)", &[2, 4, 3]),
+    (
+        "Conv2d(2,3,3,padding=1), Residual(Conv2d(3,3,3,padding=1,bias=False), BatchNorm2d(3), ReLU, Conv2d(3,3,1), BatchNorm2d(3)), ReLU",
+        &[2, 5, 4],
+    ),
+    (
+        "Residual(Linear(4,4), Tanh), Residual(Residual(Linear(4,4)))",
+        &[4],
+    ),
+    ("ELU(alpha=0.4)", &[3, 5]),
+    ("Dropout2d(0.5)", &[2, 3, 3]),
+    ("Identity", &[4]),
+    ("Conv2d(2,2,1), Identity, Dropout2d, ReLU", &[2, 3, 3]),
+    ("AdaptiveAvgPool2d(1)", &[3, 5, 7]),
+    ("AdaptiveAvgPool2d((3,2))", &[2, 5, 7]),
+    ("AdaptiveAvgPool2d(4)", &[1, 6, 6]),
+    ("Select(1,-1)", &[4, 3]),
+    ("Select(1,0)", &[4, 3]),
+    ("Select(2,1)", &[4, 3]),
+    ("Select(-1,-2)", &[2, 4, 3]),
+    ("Select(-2,2)", &[2, 4, 3]),
+];
+
+/// Models that take ids: `(text, shape, vocabulary size)`.
+const ID_CASES: &[(&str, &[usize], usize)] = &[
+    ("Embedding(7,4)", &[5], 7),
+    (
+        "Embedding(9,3,padding_idx=2), Select(1,-1), Linear(3,2)",
+        &[6],
+        9,
+    ),
 ];
 
 #[test]
 fn every_layer_round_trips_through_tract() {
     for (text, shape) in CASES {
         let mut model = Model::new(text, shape, 7).unwrap();
-        check_round_trip(&mut model);
+        check_round_trip(&mut model, None);
+    }
+    for (text, shape, vocab) in ID_CASES {
+        let mut model = Model::new(text, shape, 7).unwrap();
+        check_round_trip(&mut model, Some(*vocab));
     }
 }
 

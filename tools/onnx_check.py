@@ -2,7 +2,7 @@
 """Checks `scratchnet export` with the reference tools: onnx.checker (full check, with shape
 inference) and ONNX Runtime, whose outputs must be within 1e-5 of `scratchnet predict`.
 
-    pip install onnx onnxruntime numpy
+    pip install onnx==1.23.2 onnxruntime==1.32.0 numpy safetensors
     python3 tools/onnx_check.py                      # built-in cases (every layer, trained one epoch)
                                                      # and the PyTorch golden checkpoints
     python3 tools/onnx_check.py --checkpoint m.safetensors [--input X.npy] [--opset 17]
@@ -42,6 +42,17 @@ CASES = [
     ("Conv2d(2,3,3), Dropout2d(0.2), AdaptiveAvgPool2d(1), Flatten, Linear(3,2)", (2, 6, 6)),
     ("seed-cnn", (1, 28, 28)),
     ("lenet", (1, 28, 28)),
+    ("BatchNorm1d(4), Linear(4,3)", (4,)),
+    ("BatchNorm1d(3, eps=0.001), Flatten, Linear(15,2)", (3, 5)),
+    ("Conv2d(2,3,3,padding=1), BatchNorm2d(3, eps=0.1), ReLU, Flatten", (2, 5, 4)),
+    ("Conv2d(2,3,3,padding=1), Residual(Conv2d(3,3,3,padding=1,bias=False), BatchNorm2d(3), ReLU, "
+     "Conv2d(3,3,1), BatchNorm2d(3)), ReLU, AdaptiveAvgPool2d(1), Flatten", (2, 5, 4)),
+    ("Linear(5,6), GELU, Linear(6,6), GELU(approximate='tanh'), Linear(6,6), SiLU, Linear(6,6), ELU, "
+     "Linear(6,6), ELU(alpha=0.4), Identity, Linear(6,2)", (5,)),
+    ("Conv2d(2,3,1), Dropout2d(0.5), AdaptiveAvgPool2d((2,3)), Flatten", (2, 6, 9)),
+    ("Conv2d(2,3,1), AdaptiveAvgPool2d((3,2)), Flatten", (2, 5, 7)),
+    ("Select(2,3), Select(-1,-2)", (2, 4, 3)),
+    ("Embedding(9,3,padding_idx=2), Select(1,-1), Linear(3,2)", (6,), 9),
 ]
 
 
@@ -107,17 +118,25 @@ def main():
                 np.save(x_path, rng.uniform(-2, 2, (5, *shape)).astype(np.float32))
             check(a.bin, a.checkpoint, x_path, d / "m.onnx", a.opset, a.checkpoint)
             return
-        for i, (text, shape) in enumerate(CASES):
+        for i, (text, shape, *vocab) in enumerate(CASES):
             x_path, y_path, ck = d / f"x{i}.npy", d / f"y{i}.npy", d / f"m{i}.safetensors"
             # 6 samples in batches of 2: BatchNorm refuses a training batch of one, as PyTorch does.
-            np.save(x_path, rng.uniform(-2, 2, (6, *shape)).astype(np.float32))
+            if vocab:  # ids, as float32 (what predict and the exported graph take)
+                x = rng.integers(0, vocab[0], (6, *shape)).astype(np.float32)
+            else:
+                x = rng.uniform(-2, 2, (6, *shape)).astype(np.float32)
+            np.save(x_path, x)
             np.save(y_path, np.zeros((6, *output_shape(a.bin, text, shape)), np.float32))
             run(a.bin, "train", "--model", text, "--data", f"{x_path}:{y_path}", "--loss", "mse",
                 "--epochs", "1", "--batch-size", "2", "--quiet", "--out", ck)
             for opset in sorted({13, a.opset, 21}):
                 check(a.bin, ck, x_path, d / f"m{i}.onnx", opset, text)
-        for case in sorted((ROOT / "tests/fixtures/golden").glob("*/init.safetensors")):
-            check(a.bin, case, case.parent / "x.npy", d / "golden.onnx", a.opset, case.parent.name)
+        # The initial weights and those after PyTorch's steps (trained BatchNorm statistics).
+        golden = ROOT / "tests/fixtures/golden"
+        for case in sorted(golden.glob("*/init.safetensors")) + sorted(golden.glob("*/after.safetensors")):
+            for opset in sorted({13, a.opset, 21}):
+                check(a.bin, case, case.parent / "x.npy", d / "golden.onnx", opset,
+                      f"{case.parent.name}/{case.name}")
 
 
 if __name__ == "__main__":
