@@ -265,6 +265,7 @@ pub fn predict_images(
             names.len()
         )));
     }
+    let images = &expand_folders(images)?;
     // Load every image first, so that a bad file fails before any output.
     let pixels = images
         .iter()
@@ -282,6 +283,48 @@ pub fn predict_images(
         println!("{}: {}", path.display(), best.join(", "));
     }
     Ok(())
+}
+
+/// The image files of `paths`: a file as it is, a folder as the images (.png, .jpg, .jpeg, .pgm,
+/// .ppm, .pnm) in it and its subfolders, sorted by path.
+///
+/// # Errors
+/// An unreadable folder, or one without images.
+fn expand_folders(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+        for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let p = e.map_err(|e| Error::io(dir, e))?.path();
+            let image = p.extension().is_some_and(|x| {
+                ["png", "jpg", "jpeg", "pgm", "ppm", "pnm"]
+                    .iter()
+                    .any(|k| x.eq_ignore_ascii_case(k))
+            });
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if image {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            if found.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{}: no .png, .jpg, .jpeg, .pgm, .ppm or .pnm images in this folder",
+                    p.display()
+                )));
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Predicts every row of a CSV table with the columns and standardisation the checkpoint records:

@@ -283,7 +283,7 @@ struct PredictArgs {
     /// Where to write the outputs (float32 .npy).
     #[arg(long, requires = "input")]
     output: Option<PathBuf>,
-    /// Image files (PNG, JPEG, PGM) to classify.
+    /// Image files (PNG, JPEG, PGM) or folders of them (searched with their subfolders) to classify.
     #[arg(conflicts_with = "input")]
     images: Vec<PathBuf>,
     /// Invert the images (1 − v) whatever their background; by default they are inverted when
