@@ -211,6 +211,7 @@ fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
         ),
     })?;
     let style = info
+        .as_ref()
         .and_then(|i| i.image)
         .unwrap_or_else(|| image_io::default_style(shape));
     let names = ck
@@ -222,6 +223,7 @@ fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
         shape,
         style,
         names,
+        info,
     })
 }
 
@@ -231,6 +233,8 @@ struct ImageModel {
     shape: [usize; 3],
     style: ImageStyle,
     names: Option<Vec<String>>,
+    /// The recorded input preparation (`--normalize`), applied after loading.
+    info: Option<InputInfo>,
 }
 
 /// Classifies image files and prints the top classes of each with probabilities. Each image is
@@ -249,6 +253,7 @@ pub fn predict_images(
         shape,
         style,
         names: recorded,
+        info,
     } = image_model(checkpoint, text)?;
     let names = classes
         .map(|c| {
@@ -274,7 +279,9 @@ pub fn predict_images(
     for (path, px) in images.iter().zip(pixels) {
         let mut batch = vec![1];
         batch.extend_from_slice(model.input_shape());
-        let y = model.forward(Tensor::new(&batch, px)?, Mode::Eval)?;
+        let mut x = Tensor::new(&batch, px)?;
+        info.as_ref().map_or(Ok(()), |i| i.prepare(&mut x))?;
+        let y = model.forward(x, Mode::Eval)?;
         let p = probabilities(y.data());
         let best: Vec<String> = top_k(&p, top.max(1))
             .iter()

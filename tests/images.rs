@@ -242,3 +242,43 @@ fn folder_errors_are_one_line() {
         "{e}"
     );
 }
+
+#[test]
+fn normalize_is_recorded_per_channel_and_applied_by_predict() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    colour_folder(&d.join("shapes"), 20);
+    let ck = d.join("m.safetensors");
+    train(
+        s(&d.join("shapes")),
+        MLP,
+        &ck,
+        &["--test-split", "0.2", "--normalize", "auto"],
+    );
+    let info = InputInfo::of(&checkpoint::read(&ck).unwrap())
+        .unwrap()
+        .unwrap();
+    let n = info.standardize.unwrap();
+    assert_eq!(n.mean.len(), 3, "one mean per channel");
+    // Red pictures and blue pictures: the red and blue planes have the same mean, green less.
+    assert!((n.mean[0] - n.mean[2]).abs() < 0.02 && n.mean[1] < n.mean[0], "{n:?}");
+    picture([240, 20, 30], 12, 12, 6)
+        .save(d.join("r.png"))
+        .unwrap();
+    let out = ok(&["predict", "--checkpoint", s(&ck), "--top", "1", s(&d.join("r.png"))]);
+    assert!(out.contains("r.png: red "), "{out}");
+
+    let e = fails(&[
+        "train",
+        "--data",
+        s(&d.join("shapes")),
+        "--model",
+        MLP,
+        "--normalize",
+        "0.5,0.2,0.1",
+    ]);
+    assert!(
+        e.contains("--normalize 0.5,0.2,0.1: 3 numbers for inputs with 3 channels"),
+        "{e}"
+    );
+}

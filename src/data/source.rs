@@ -77,6 +77,12 @@ pub struct DataArgs {
     /// Train on the first N training samples only.
     #[cfg_attr(feature = "cli", arg(long))]
     pub limit: Option<usize>,
+    /// train: normalise the inputs per channel, x ← (x − mean) / std, as torchvision's Normalize:
+    /// MEAN,STD for every channel, M1,…,MC,S1,…,SC, or auto (the training split's); recorded in
+    /// the checkpoint and applied by eval and predict.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "MEAN,STD|auto"))]
+    #[serde(default)]
+    pub normalize: Option<String>,
     /// A folder of images: the size `H,W` every image is fitted to (default: the first image's;
     /// others are scaled keeping their aspect ratio and padded with black).
     #[cfg_attr(feature = "cli", arg(long, value_name = "H,W"))]
