@@ -219,7 +219,10 @@ fn folder_errors_are_one_line() {
     colour_folder(&d.join("ok"), 2);
     for bad in ["0,3", "a,b", "1,2,3"] {
         let e = train_args(&d.join("ok"), &["--image-size", bad]);
-        assert!(e.contains("--image-size") && e.contains("expected H,W"), "{e}");
+        assert!(
+            e.contains("--image-size") && e.contains("expected H,W"),
+            "{e}"
+        );
     }
     // An empty folder for predict.
     std::fs::create_dir_all(d.join("nothing")).unwrap();
@@ -261,11 +264,21 @@ fn normalize_is_recorded_per_channel_and_applied_by_predict() {
     let n = info.standardize.unwrap();
     assert_eq!(n.mean.len(), 3, "one mean per channel");
     // Red pictures and blue pictures: the red and blue planes have the same mean, green less.
-    assert!((n.mean[0] - n.mean[2]).abs() < 0.02 && n.mean[1] < n.mean[0], "{n:?}");
+    assert!(
+        (n.mean[0] - n.mean[2]).abs() < 0.02 && n.mean[1] < n.mean[0],
+        "{n:?}"
+    );
     picture([240, 20, 30], 12, 12, 6)
         .save(d.join("r.png"))
         .unwrap();
-    let out = ok(&["predict", "--checkpoint", s(&ck), "--top", "1", s(&d.join("r.png"))]);
+    let out = ok(&[
+        "predict",
+        "--checkpoint",
+        s(&ck),
+        "--top",
+        "1",
+        s(&d.join("r.png")),
+    ]);
     assert!(out.contains("r.png: red "), "{out}");
 
     let e = fails(&[

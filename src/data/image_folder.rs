@@ -172,7 +172,11 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
     }
     let c = opts
         .channels
-        .unwrap_or(if kept.iter().any(|(d, _)| d.colour) { 3 } else { 1 });
+        .unwrap_or(if kept.iter().any(|(d, _)| d.colour) {
+            3
+        } else {
+            1
+        });
     let [h, w] = size;
     let mut x = Vec::with_capacity(kept.len() * c * h * w);
     let mut y = Vec::with_capacity(kept.len());
@@ -338,6 +342,9 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("cats/notes.txt") && e.contains("not an image"), "{e}");
+        assert!(
+            e.contains("cats/notes.txt") && e.contains("not an image"),
+            "{e}"
+        );
     }
 }

@@ -297,7 +297,10 @@ mod tests {
         let one = Standardize::parse("0.5,0.25", &x).unwrap();
         assert_eq!((one.mean, one.std), (vec![0.5; 3], vec![0.25; 3]));
         let each = Standardize::parse("0.1,0.2,0.3,1,2,4", &x).unwrap();
-        assert_eq!((each.mean, each.std), (vec![0.1, 0.2, 0.3], vec![1.0, 2.0, 4.0]));
+        assert_eq!(
+            (each.mean, each.std),
+            (vec![0.1, 0.2, 0.3], vec![1.0, 2.0, 4.0])
+        );
         let auto = Standardize::parse("auto", &x).unwrap();
         assert_eq!(auto.mean, [0.5, 0.5, 0.5]);
         assert_eq!(auto.std, [0.5, 1.0, 0.5], "a constant channel gets std 1");
@@ -308,7 +311,10 @@ mod tests {
             ("0.5,inf", "'inf' is not a number"),
         ] {
             let e = Standardize::parse(spec, &x).unwrap_err().to_string();
-            assert!(e.contains(says) && e.contains("3 means then 3 standard"), "{e}");
+            assert!(
+                e.contains(says) && e.contains("3 means then 3 standard"),
+                "{e}"
+            );
         }
     }
 

@@ -338,8 +338,14 @@ fn read_image_folder(
             .and_then(|s| (s.len() == 3).then(|| [s[1], s[2]])),
     };
     let channels = match args.channels.as_deref() {
-        Some(c) => Some(c.parse().map_err(|_| Error::invalid("--channels is 1 or 3"))?),
-        None => expect.shape.as_deref().and_then(|s| (s.len() == 3).then(|| s[0])),
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| Error::invalid("--channels is 1 or 3"))?,
+        ),
+        None => expect
+            .shape
+            .as_deref()
+            .and_then(|s| (s.len() == 3).then(|| s[0])),
     };
     read(
         dir,
@@ -366,7 +372,11 @@ fn read_image_folder(
 
 /// `--image-size H,W` (or `N` for `N,N`).
 fn parse_size(s: &str) -> Result<[usize; 2]> {
-    let bad = || Error::invalid(format!("--image-size {s}: expected H,W (e.g. 28,28) or N, each at least 1"));
+    let bad = || {
+        Error::invalid(format!(
+            "--image-size {s}: expected H,W (e.g. 28,28) or N, each at least 1"
+        ))
+    };
     let v: Vec<usize> = s
         .split(',')
         .map(|p| p.trim().parse::<usize>().map_err(|_| bad()))
