@@ -181,6 +181,7 @@ fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
         ),
     })?;
     let style = info
+        .as_ref()
         .and_then(|i| i.image)
         .unwrap_or_else(|| image_io::default_style(shape));
     let names = ck
@@ -192,6 +193,7 @@ fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
         shape,
         style,
         names,
+        info,
     })
 }
 
@@ -201,6 +203,8 @@ struct ImageModel {
     shape: [usize; 3],
     style: ImageStyle,
     names: Option<Vec<String>>,
+    /// The recorded input preparation (`--normalize`), applied after loading.
+    info: Option<InputInfo>,
 }
 
 /// Classifies image files and prints the top classes of each with probabilities. Each image is
@@ -219,6 +223,7 @@ pub fn predict_images(
         shape,
         style,
         names: recorded,
+        info,
     } = image_model(checkpoint, text)?;
     let names = classes
         .map(|c| {
@@ -235,6 +240,7 @@ pub fn predict_images(
             names.len()
         )));
     }
+    let images = &expand_folders(images)?;
     // Load every image first, so that a bad file fails before any output.
     let pixels = images
         .iter()
@@ -243,7 +249,9 @@ pub fn predict_images(
     for (path, px) in images.iter().zip(pixels) {
         let mut batch = vec![1];
         batch.extend_from_slice(model.input_shape());
-        let y = model.forward(Tensor::new(&batch, px)?, Mode::Eval)?;
+        let mut x = Tensor::new(&batch, px)?;
+        info.as_ref().map_or(Ok(()), |i| i.prepare(&mut x))?;
+        let y = model.forward(x, Mode::Eval)?;
         let p = probabilities(y.data());
         let best: Vec<String> = top_k(&p, top.max(1))
             .iter()
@@ -252,6 +260,48 @@ pub fn predict_images(
         println!("{}: {}", path.display(), best.join(", "));
     }
     Ok(())
+}
+
+/// The image files of `paths`: a file as it is, a folder as the images (.png, .jpg, .jpeg, .pgm,
+/// .ppm, .pnm) in it and its subfolders, sorted by path.
+///
+/// # Errors
+/// An unreadable folder, or one without images.
+fn expand_folders(paths: &[std::path::PathBuf]) -> Result<Vec<std::path::PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+        for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let p = e.map_err(|e| Error::io(dir, e))?.path();
+            let image = p.extension().is_some_and(|x| {
+                ["png", "jpg", "jpeg", "pgm", "ppm", "pnm"]
+                    .iter()
+                    .any(|k| x.eq_ignore_ascii_case(k))
+            });
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if image {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            if found.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{}: no .png, .jpg, .jpeg, .pgm, .ppm or .pnm images in this folder",
+                    p.display()
+                )));
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// Predicts every row of a CSV table with the columns and standardisation the checkpoint records:

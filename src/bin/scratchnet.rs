@@ -307,7 +307,7 @@ struct PredictArgs {
     /// Where to write the outputs (float32 .npy).
     #[arg(long, requires = "input")]
     output: Option<PathBuf>,
-    /// Image files (PNG, JPEG, PGM) to classify.
+    /// Image files (PNG, JPEG, PGM) or folders of them (searched with their subfolders) to classify.
     #[arg(conflicts_with = "input")]
     images: Vec<PathBuf>,
     /// Invert the images (1 − v) whatever their background; by default they are inverted when
@@ -1013,7 +1013,10 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     let (mut train, mut test) = source::load_for(&data_args, &expect)?;
     // A table's features are standardised with the training split's statistics, recorded in the
     // checkpoint for eval and predict.
-    let input = InputInfo::for_training(&train, !data_args.no_standardize);
+    let mut input = InputInfo::for_training(&train, !data_args.no_standardize);
+    if let Some(spec) = &data_args.normalize {
+        input.standardize = Some(scratchnet::data::input::Standardize::parse(spec, &train.x)?);
+    }
     input.prepare(&mut train.x)?;
     if let Some(t) = &mut test {
         input.prepare(&mut t.x)?;
@@ -1437,11 +1440,15 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         (Some(_), None) => bail!("give --output Y.npy for the outputs of an .npy batch"),
         (Some(input), Some(output)) => {
             check_output("--output", output, &["npy"])?;
-            let x = source::read_inputs(input)?;
+            let mut x = source::read_inputs(input)?;
             if x.shape()[0] == 0 {
                 bail!("{}: holds no samples", input.display());
             }
             train::check_finite(&x, &input.display().to_string(), "inputs")?;
+            // As training prepared its inputs (--normalize, a table's standardisation).
+            if let Some(info) = InputInfo::of(&scratchnet::checkpoint::read(&a.checkpoint)?)? {
+                info.prepare(&mut x)?;
+            }
             let (mut model, _) = load_model(&a.checkpoint, a.model.as_deref(), &x.shape()[1..])?;
             let y = model.predict(&x, 100)?;
             scratchnet::data::npy::write_npy_f32(output, y.shape(), y.data())?;

@@ -123,6 +123,43 @@ impl Standardize {
         }
     }
 
+    /// `--normalize`: `auto` fits every channel of the training inputs `x: [N, C, …]`; `MEAN,STD`
+    /// applies to every channel; `M1,…,MC,S1,…,SC` gives each channel its own (torchvision's
+    /// `Normalize(mean, std)`).
+    ///
+    /// # Errors
+    /// Not numbers; neither 2 nor 2·C of them; a standard deviation that is not positive.
+    pub fn parse(spec: &str, x: &Tensor) -> Result<Standardize> {
+        let c = x.shape().get(1).copied().unwrap_or(1);
+        if spec.trim() == "auto" {
+            return Ok(Standardize::fit(x, c));
+        }
+        let bad = |why: String| {
+            Error::invalid(format!(
+                "--normalize {spec}: {why}; give auto, MEAN,STD, or {c} means then {c} standard deviations"
+            ))
+        };
+        let v: Vec<f32> = spec
+            .split(',')
+            .map(|p| {
+                p.trim()
+                    .parse::<f32>()
+                    .ok()
+                    .filter(|v| v.is_finite())
+                    .ok_or_else(|| bad(format!("'{}' is not a number", p.trim())))
+            })
+            .collect::<Result<_>>()?;
+        let (mean, std) = match v.len() {
+            2 => (vec![v[0]; c], vec![v[1]; c]),
+            n if n == 2 * c => (v[..c].to_vec(), v[c..].to_vec()),
+            n => return Err(bad(format!("{n} numbers for inputs with {c} channels"))),
+        };
+        if let Some(s) = std.iter().find(|&&s| s <= 0.0) {
+            return Err(bad(format!("a standard deviation of {s}")));
+        }
+        Ok(Standardize { mean, std })
+    }
+
     /// `x ← (x − mean) / std` in place.
     ///
     /// # Errors
@@ -252,6 +289,33 @@ mod tests {
             assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "{col:?}");
         }
         assert_eq!(y.data()[2], 0.0);
+    }
+
+    #[test]
+    fn normalize_flag_forms_and_errors() {
+        let x = Tensor::new(&[2, 3, 1, 1], vec![0.0, 0.5, 1.0, 1.0, 0.5, 0.0]).unwrap();
+        let one = Standardize::parse("0.5,0.25", &x).unwrap();
+        assert_eq!((one.mean, one.std), (vec![0.5; 3], vec![0.25; 3]));
+        let each = Standardize::parse("0.1,0.2,0.3,1,2,4", &x).unwrap();
+        assert_eq!(
+            (each.mean, each.std),
+            (vec![0.1, 0.2, 0.3], vec![1.0, 2.0, 4.0])
+        );
+        let auto = Standardize::parse("auto", &x).unwrap();
+        assert_eq!(auto.mean, [0.5, 0.5, 0.5]);
+        assert_eq!(auto.std, [0.5, 1.0, 0.5], "a constant channel gets std 1");
+        for (spec, says) in [
+            ("0.5", "1 numbers for inputs with 3 channels"),
+            ("0.5,x", "'x' is not a number"),
+            ("0.5,0", "a standard deviation of 0"),
+            ("0.5,inf", "'inf' is not a number"),
+        ] {
+            let e = Standardize::parse(spec, &x).unwrap_err().to_string();
+            assert!(
+                e.contains(says) && e.contains("3 means then 3 standard"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@ pub mod dataset;
 pub mod download;
 pub mod find;
 pub mod idx;
+#[cfg(feature = "cli")]
+pub mod image_folder;
 pub mod image_style;
 pub mod input;
 pub mod npy;

@@ -77,6 +77,26 @@ pub struct DataArgs {
     /// Train on the first N training samples only.
     #[cfg_attr(feature = "cli", arg(long))]
     pub limit: Option<usize>,
+    /// train: normalise the inputs per channel, x ← (x − mean) / std, as torchvision's Normalize:
+    /// MEAN,STD for every channel, M1,…,MC,S1,…,SC, or auto (the training split's); recorded in
+    /// the checkpoint and applied by eval and predict.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "MEAN,STD|auto"))]
+    #[serde(default)]
+    pub normalize: Option<String>,
+    /// A folder of images: the size `H,W` every image is fitted to (default: the first image's;
+    /// others are scaled keeping their aspect ratio and padded with black).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "H,W"))]
+    #[serde(default)]
+    pub image_size: Option<String>,
+    /// A folder of images: 1 (gray) or 3 (RGB) channels (default: 3 when any image is in colour).
+    #[cfg_attr(feature = "cli", arg(long, value_parser = ["1", "3"]))]
+    #[serde(default)]
+    pub channels: Option<String>,
+    /// A folder of images: skip files that are not images (with a warning and a count) instead of
+    /// stopping at the first.
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub skip_bad: bool,
 }
 
 impl DataArgs {
@@ -96,6 +116,8 @@ pub struct Expect {
     pub table: Option<TableInfo>,
     /// The class names a trained model knows.
     pub classes: Option<Vec<String>>,
+    /// The per-sample input shape a trained model takes (`[C, H, W]` for images).
+    pub shape: Option<Vec<usize>>,
 }
 
 impl Expect {
@@ -105,7 +127,9 @@ impl Expect {
     /// An unreadable record of the inputs.
     pub fn of(ck: &Checkpoint) -> Result<Expect> {
         let table = InputInfo::of(ck)?.and_then(|i| i.table);
+        let shape = InputInfo::of(ck)?.map(|i| i.shape);
         Ok(Expect {
+            shape,
             regression: table.as_ref().is_some_and(|t| t.regression),
             table,
             classes: ck
@@ -182,6 +206,8 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
             ..d
         };
         (train.map(named), test.map(named))
+    } else if Path::new(spec).is_dir() && is_image_folder(Path::new(spec)) {
+        read_image_folder(Path::new(spec), args, expect)?
     } else if Path::new(spec).is_dir() {
         read_idx_dir(Path::new(spec))?
     } else {
@@ -225,6 +251,7 @@ fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> R
         regression: expect.regression,
         table: train.table.clone(),
         classes: train.class_names.clone(),
+        shape: Some(train.sample_shape().to_vec()),
     };
     let (a, b) = load_for(&test_args, &like_train)?;
     // A directory with both splits gives its test split.
@@ -276,6 +303,89 @@ fn read_csv(path: &Path, args: &DataArgs, expect: &Expect) -> Result<Dataset> {
     d.class_names = t.class_names;
     d.table = Some(t.info);
     Ok(d)
+}
+
+/// Whether `dir` is laid out as a folder of images by class: it has subfolders and no IDX files.
+fn is_image_folder(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut subdirs = false;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains("-idx") {
+            return false;
+        }
+        subdirs |= e.path().is_dir() && !name.starts_with('.');
+    }
+    subdirs
+}
+
+/// A folder of images by class, read with `--image-size`, `--channels` and `--skip-bad`, at the
+/// shape and with the classes a trained model expects.
+#[cfg(feature = "cli")]
+fn read_image_folder(
+    dir: &Path,
+    args: &DataArgs,
+    expect: &Expect,
+) -> Result<(Option<Dataset>, Option<Dataset>)> {
+    use crate::data::image_folder::{FolderOptions, read};
+    let size = match args.image_size.as_deref() {
+        Some(s) => Some(parse_size(s)?),
+        None => expect
+            .shape
+            .as_deref()
+            .and_then(|s| (s.len() == 3).then(|| [s[1], s[2]])),
+    };
+    let channels = match args.channels.as_deref() {
+        Some(c) => Some(
+            c.parse()
+                .map_err(|_| Error::invalid("--channels is 1 or 3"))?,
+        ),
+        None => expect
+            .shape
+            .as_deref()
+            .and_then(|s| (s.len() == 3).then(|| s[0])),
+    };
+    read(
+        dir,
+        &FolderOptions {
+            size,
+            channels,
+            skip_bad: args.skip_bad,
+            classes: expect.classes.clone(),
+        },
+    )
+}
+
+#[cfg(not(feature = "cli"))]
+fn read_image_folder(
+    dir: &Path,
+    _: &DataArgs,
+    _: &Expect,
+) -> Result<(Option<Dataset>, Option<Dataset>)> {
+    Err(Error::invalid(format!(
+        "{}: folders of images need the 'cli' feature (the image decoders)",
+        dir.display()
+    )))
+}
+
+/// `--image-size H,W` (or `N` for `N,N`).
+fn parse_size(s: &str) -> Result<[usize; 2]> {
+    let bad = || {
+        Error::invalid(format!(
+            "--image-size {s}: expected H,W (e.g. 28,28) or N, each at least 1"
+        ))
+    };
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    match v[..] {
+        [n] if n > 0 => Ok([n, n]),
+        [h, w] if h > 0 && w > 0 => Ok([h, w]),
+        _ => Err(bad()),
+    }
 }
 
 /// Reads the standard four files of an MNIST-style directory: the train pair, the test pair, or both.
