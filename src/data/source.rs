@@ -335,10 +335,11 @@ pub fn read_inputs(path: &Path) -> Result<Tensor> {
 /// Model inputs `[N, …]` from an array as people have them: floats (16, 32 or 64 bit) as they
 /// are (a float `(N, T, F)` or `(N, C, L)` is a sequence, kept), uint8 pixels scaled to [0, 1] as
 /// IDX pixels are (a uint8 `(N, H, W)` given one channel), and channels-last `(N, H, W, C)` images
-/// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says.
+/// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says. Other integers
+/// (int64, int32, …) of shape `(N, T)` are token ids, kept as they are.
 ///
 /// # Errors
-/// A 0-d array; integers other than uint8.
+/// A 0-d array; integers other than uint8 not of shape (N, T).
 pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> {
     let pixels = matches!(a.data, NpyData::Int(_));
     let v = match a.data {
@@ -362,11 +363,13 @@ pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> 
         NpyData::Int(v) if a.dtype.ends_with("u1") => {
             v.into_iter().map(|p| p as f32 / 255.0).collect()
         }
+        // Token ids `[N, T]` for a model that starts with Embedding, kept as whole numbers.
+        NpyData::Int(v) if a.shape.len() == 2 => v.into_iter().map(|i| i as f32).collect(),
         NpyData::Int(_) => {
             return Err(Error::format(
                 path,
                 format!(
-                    "has dtype {}; inputs must be floats, or uint8 pixels",
+                    "has dtype {}; inputs must be floats, uint8 pixels or integer token ids (N, T)",
                     a.dtype
                 ),
             ));
@@ -408,7 +411,7 @@ pub fn read_targets(path: &Path) -> Result<Labels> {
 /// Targets: integers are class indices, floats are values.
 ///
 /// # Errors
-/// A negative class index, integer labels not of shape (N,), or a 0-d array.
+/// A negative class index, integer labels not of shape (N,) or (N, T), or a 0-d array.
 pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     if a.shape.is_empty() {
         return Err(Error::format(
@@ -419,11 +422,11 @@ pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     match a.data {
         NpyData::Float(v) => Ok(Labels::Values(Tensor::new(&a.shape, v)?)),
         NpyData::Int(v) => {
-            if a.shape.len() != 1 {
+            if a.shape.len() > 2 {
                 return Err(Error::format(
                     path,
                     format!(
-                        "integer class labels must have shape (N,), got {:?}",
+                        "integer class labels must have shape (N,) or (N, T) (one per step), got {:?}",
                         a.shape
                     ),
                 ));
@@ -439,7 +442,10 @@ pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
                     })
                 })
                 .collect::<Result<Vec<u32>>>()
-                .map(Labels::Classes)
+                .map(|classes| match a.shape[..] {
+                    [_, steps] => Labels::Steps { classes, steps },
+                    _ => Labels::Classes(classes),
+                })
         }
     }
 }
