@@ -12,3 +12,4 @@ pub mod npy;
 pub mod npz;
 pub mod source;
 pub mod table;
+pub mod text;

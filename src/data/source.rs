@@ -8,7 +8,7 @@ use crate::data::idx::{read_images, read_labels};
 use crate::data::input::{InputInfo, TableInfo};
 use crate::data::npy::{Npy, NpyData, read_npy};
 use crate::data::npz::read_npz;
-use crate::data::table;
+use crate::data::{table, text};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,8 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
     /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, FILE.npz (x/y or
-    /// x_train/y_train/x_test/y_test), or a CSV table (FILE.csv).
+    /// x_train/y_train/x_test/y_test), a CSV table (FILE.csv), or text:FILE (UTF-8 text cut into
+    /// sequences of --seq-len characters with next-character targets).
     #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<String>,
     /// CSV: the target column (default: the last); repeat for several numbers to fit (--loss mse).
@@ -77,6 +78,10 @@ pub struct DataArgs {
     /// Train on the first N training samples only.
     #[cfg_attr(feature = "cli", arg(long))]
     pub limit: Option<usize>,
+    /// text:FILE: characters per sequence (default 64).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub seq_len: Option<usize>,
 }
 
 impl DataArgs {
@@ -155,7 +160,26 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
             "--test-split must be between 0 and 1 (exclusive), got {f}"
         )));
     }
-    let (train, test) = if csv {
+    if args.seq_len.is_some() && !spec.starts_with("text:") {
+        return Err(Error::invalid(format!(
+            "--seq-len cuts text:FILE data into sequences; --data {spec} is not text"
+        )));
+    }
+    let (train, test) = if let Some(file) = spec.strip_prefix("text:") {
+        let seq_len = args.seq_len.unwrap_or(text::DEFAULT_SEQ_LEN);
+        let vocab = match &expect.classes {
+            Some(c) if c.iter().all(|s| s.chars().count() == 1) => {
+                Some(c.iter().filter_map(|s| s.chars().next()).collect())
+            }
+            Some(_) => {
+                return Err(Error::invalid(format!(
+                    "--data {spec}: the model's classes are not characters; it was not trained on text"
+                )));
+            }
+            None => None,
+        };
+        (Some(text::read(Path::new(file), seq_len, vocab)?.0), None)
+    } else if csv {
         (Some(read_csv(Path::new(spec), args, expect)?), None)
     } else if Path::new(spec)
         .extension()
@@ -216,6 +240,7 @@ fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> R
         data: Some(spec.to_string()),
         data_dir: args.data_dir.clone(),
         target: args.target.clone(),
+        seq_len: args.seq_len,
         ..DataArgs::default()
     };
     let like_train = Expect {
