@@ -104,6 +104,65 @@ fn golden_checkpoints_export_and_agree_with_predict() {
     assert!(cases >= 9, "only {cases} golden cases found");
 }
 
+/// Embedding's ids arrive as float32 like every input, and are cast to int64 inside the file.
+#[test]
+fn embedding_takes_float_ids() {
+    let model = Model::new("Embedding(7, 3, padding_idx=0), Select(1, -1)", &[5], 3).unwrap();
+    let bytes = onnx::to_bytes(&model, onnx::DEFAULT_OPSET, &BTreeMap::new()).unwrap();
+    let ids: Vec<f32> = (0..15).map(|i| ((i * 5) % 7) as f32).collect();
+    let x = scratchnet::Tensor::new(&[3, 5], ids).unwrap();
+    let mut model = model;
+    let ours = model.predict(&x, 3).unwrap();
+    check_tract(&bytes, &x, &ours, model.text());
+}
+
+/// BatchNorm is exported in its evaluation form: the running statistics of a trained model (not
+/// the initial 0 and 1) are what the file uses, with Residual, GELU and a global pool around it.
+#[test]
+fn trained_batchnorm_exports_its_running_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let x = inputs(16, &[1, 6, 6], 5);
+    write_npy_f32(p("x.npy").as_ref(), x.shape(), x.data()).unwrap();
+    let labels: Vec<i64> = (0..16).map(|i| i % 3).collect();
+    common::labels_npy(p("y.npy").as_ref(), &labels);
+    ok(&[
+        "train",
+        "--model",
+        "Conv2d(1,4,3,padding=1), BatchNorm2d(4), ReLU, Residual(Conv2d(4,4,3,padding=1), BatchNorm2d(4), GELU), AdaptiveAvgPool2d(1), Flatten, BatchNorm1d(4), SiLU, Linear(4,3)",
+        "--data",
+        &format!("{}:{}", p("x.npy"), p("y.npy")),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--quiet",
+        "--out",
+        &p("m.safetensors"),
+    ]);
+    let ck = scratchnet::checkpoint::read(p("m.safetensors").as_ref()).unwrap();
+    let var = &ck.tensors["1.running_var"];
+    assert!(var.data().iter().all(|&v| v != 1.0), "{:?}", var.data());
+    ok(&[
+        "export",
+        "--checkpoint",
+        &p("m.safetensors"),
+        "--output",
+        &p("m.onnx"),
+    ]);
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p("m.safetensors"),
+        "--input",
+        &p("x.npy"),
+        "--output",
+        &p("out.npy"),
+    ]);
+    let bytes = std::fs::read(p("m.onnx")).unwrap();
+    check_tract(&bytes, &x, &npy(p("out.npy").as_ref()), "trained BatchNorm");
+}
+
 /// Train → export: the checkpoint records the input shape, the class names and the preprocessing,
 /// and they reach the file's metadata.
 #[test]
@@ -274,6 +333,28 @@ const CASES: &[(&str, &[usize])] = &[
         "Parallel(Linear(4,2), Sequential(Linear(4,3), ReLU), Dropout), Linear(9,1)",
         &[4],
     ),
+    ("BatchNorm1d(4)", &[4]),
+    ("BatchNorm1d(3, eps=0.001)", &[3, 5]),
+    ("BatchNorm2d(2)", &[2, 4, 3]),
+    ("Residual(Linear(4,4), ReLU, Linear(4,4))", &[4]),
+    (
+        "Residual(Conv2d(2,2,3,padding=1), BatchNorm2d(2), ReLU)",
+        &[2, 5, 5],
+    ),
+    ("GELU", &[3, 5]),
+    ("GELU(approximate='tanh')", &[3, 5]),
+    ("SiLU", &[3, 5]),
+    ("ELU", &[3, 5]),
+    ("ELU(alpha=0.5)", &[3, 5]),
+    ("Dropout2d(0.3)", &[2, 3, 3]),
+    ("Identity", &[3, 5]),
+    ("AdaptiveAvgPool2d(1)", &[2, 5, 7]),
+    ("AdaptiveAvgPool2d((2,3))", &[2, 6, 9]),
+    ("AdaptiveAvgPool2d((2,3))", &[2, 5, 7]),
+    ("AdaptiveAvgPool2d(3)", &[1, 7, 4]),
+    ("Select(1, -1)", &[4, 3]),
+    ("Select(2, 1)", &[4, 3]),
+    ("Select(-2, 0)", &[2, 4, 3]),
     (
         "Parallel(Conv2d(2,3,3,padding=1), Conv2d(2,1,1)), ReLU, MaxPool2d(2)",
         &[2, 5, 5],

@@ -36,6 +36,10 @@ CASES = [
     ("Linear(4,6), LeakyReLU(0.2), Linear(6,6), Sigmoid, Linear(6,6), Tanh, Dropout, Linear(6,3), Softmax", (4,)),
     ("Parallel(Linear(4,2), Sequential(Linear(4,3), ReLU), Dropout), Linear(9,1)", (4,)),
     ("Parallel(Conv2d(2,3,3,padding=1), Conv2d(2,1,1)), ReLU, MaxPool2d(2), Flatten", (2, 5, 5)),
+    ("Conv2d(2,4,3,padding=1), BatchNorm2d(4, eps=0.001), ReLU, Residual(Conv2d(4,4,3,padding=1), BatchNorm2d(4), GELU), "
+     "AdaptiveAvgPool2d((2,3)), Flatten, BatchNorm1d(24), SiLU, Linear(24,6), ELU(alpha=0.5), Linear(6,3)", (2, 5, 7)),
+    ("BatchNorm1d(3), GELU(approximate='tanh'), Identity, Select(1, -1), Linear(4,2)", (3, 4)),
+    ("Conv2d(2,3,3), Dropout2d(0.2), AdaptiveAvgPool2d(1), Flatten, Linear(3,2)", (2, 6, 6)),
     ("seed-cnn", (1, 28, 28)),
     ("lenet", (1, 28, 28)),
 ]
@@ -105,8 +109,9 @@ def main():
             return
         for i, (text, shape) in enumerate(CASES):
             x_path, y_path, ck = d / f"x{i}.npy", d / f"y{i}.npy", d / f"m{i}.safetensors"
-            np.save(x_path, rng.uniform(-2, 2, (5, *shape)).astype(np.float32))
-            np.save(y_path, np.zeros((5, *output_shape(a.bin, text, shape)), np.float32))
+            # 6 samples in batches of 2: BatchNorm refuses a training batch of one, as PyTorch does.
+            np.save(x_path, rng.uniform(-2, 2, (6, *shape)).astype(np.float32))
+            np.save(y_path, np.zeros((6, *output_shape(a.bin, text, shape)), np.float32))
             run(a.bin, "train", "--model", text, "--data", f"{x_path}:{y_path}", "--loss", "mse",
                 "--epochs", "1", "--batch-size", "2", "--quiet", "--out", ck)
             for opset in sorted({13, a.opset, 21}):

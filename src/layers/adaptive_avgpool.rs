@@ -20,11 +20,16 @@ pub struct AdaptiveAvgPool2d {
 }
 
 /// Window `i` of `o` over a length `len`: `⌊i·len/o⌋ .. ⌈(i+1)·len/o⌉`.
-fn window(i: usize, o: usize, len: usize) -> std::ops::Range<usize> {
+pub fn window(i: usize, o: usize, len: usize) -> std::ops::Range<usize> {
     i * len / o..((i + 1) * len).div_ceil(o)
 }
 
 impl AdaptiveAvgPool2d {
+    /// `(OH, OW)`.
+    pub fn output_size(&self) -> (usize, usize) {
+        self.output_size
+    }
+
     /// A pool to `output_size = (OH, OW)`.
     pub fn new(output_size: (usize, usize)) -> Self {
         AdaptiveAvgPool2d {

@@ -90,6 +90,28 @@ impl Graph {
         name.to_string()
     }
 
+    /// Adds a scalar (rank 0) int64 initializer named `name`; returns the name.
+    pub fn int_scalar(&mut self, name: &str, value: i64) -> String {
+        self.initializers.push(TensorProto {
+            data_type: Some(DataType::Int64 as i32),
+            name: Some(name.to_string()),
+            int64_data: vec![value],
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
+    /// Adds a scalar float initializer named `name`; returns the name.
+    pub fn float_scalar(&mut self, name: &str, value: f32) -> String {
+        self.initializers.push(TensorProto {
+            data_type: Some(DataType::Float as i32),
+            name: Some(name.to_string()),
+            float_data: vec![value],
+            ..Default::default()
+        });
+        name.to_string()
+    }
+
     /// Adds an int64 initializer (a shape for `Reshape`) named `name`; returns the name.
     pub fn ints(&mut self, name: &str, values: &[i64]) -> String {
         self.initializers.push(TensorProto {

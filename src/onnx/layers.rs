@@ -7,9 +7,12 @@
 use super::graph::{Attr, Graph, Value};
 use crate::error::Result;
 use crate::layers::{
-    AvgPool2d, Conv2d, Dropout, Elementwise, Flatten, Layer, LeakyReLU, Linear, MaxPool2d,
-    Parallel, ReLU, Sequential, Sigmoid, Softmax, Tanh, Window, child_path,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Buffer, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
+    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, Param, ReLU,
+    Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window, adaptive_window,
+    child_path,
 };
+use crate::tensor::Tensor;
 use std::any::Any;
 
 /// How a layer is written as ONNX nodes.
@@ -38,6 +41,16 @@ pub const MAPPINGS: &[Mapping] = &[
     mapping::<Dropout>,
     mapping::<Sequential>,
     mapping::<Parallel>,
+    mapping::<BatchNorm>,
+    mapping::<Residual>,
+    mapping::<Elementwise<GELU>>,
+    mapping::<Elementwise<SiLU>>,
+    mapping::<Elementwise<ELU>>,
+    mapping::<Dropout2d>,
+    mapping::<Identity>,
+    mapping::<AdaptiveAvgPool2d>,
+    mapping::<Embedding>,
+    mapping::<Select>,
 ];
 
 fn mapping<L: Layer + ToOnnx>(layer: &dyn Layer) -> Option<&dyn ToOnnx> {
@@ -187,5 +200,182 @@ impl ToOnnx for Parallel {
         }
         let inputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
         Ok(g.node(index, "Concat", &inputs, vec![Attr::Int("axis", 1)]))
+    }
+}
+
+/// The layer's own tensor called `name` among its parameters and buffers (`weight`, `running_var`).
+fn own_tensor(layer: &dyn Layer, name: &str) -> Tensor {
+    let mut found = None;
+    layer.params("", &mut |n: &str, p: &Param| {
+        if n == name {
+            found = Some(p.value.clone());
+        }
+    });
+    layer.buffers("", &mut |n: &str, b: &Buffer| {
+        if n == name {
+            found = Some(b.value.clone());
+        }
+    });
+    found.expect("the layer names this tensor")
+}
+
+impl ToOnnx for BatchNorm {
+    /// Evaluation form: `BatchNormalization(x, weight, bias, running_mean, running_var, epsilon)`,
+    /// the channel axis 1 as in PyTorch (`[N, C]`, `[N, C, L]`, `[N, C, H, W]`). ONNX's default
+    /// `epsilon` is PyTorch's 1e-5, but a layer built with another is written with its own.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let names = ["weight", "bias", "running_mean", "running_var"];
+        let inputs: Vec<String> = names
+            .iter()
+            .map(|n| g.weight(&param(index, n), &own_tensor(self, n)))
+            .collect();
+        let mut all = vec![x.name.as_str()];
+        all.extend(inputs.iter().map(String::as_str));
+        let eps = Attr::Float("epsilon", self.eps());
+        Ok(g.node(index, "BatchNormalization", &all, vec![eps]))
+    }
+}
+
+impl ToOnnx for Residual {
+    /// The layers inside in turn (named `index.0`, `index.1`, … as their checkpoint keys), then
+    /// `Add(x, f(x))`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let mut v = x.clone();
+        for (i, (_, layer)) in self.children().into_iter().enumerate() {
+            v = g.layer(&child_path(index, i), layer, &v)?;
+        }
+        Ok(g.node(index, "Add", &[&x.name, &v.name], vec![]))
+    }
+}
+
+impl ToOnnx for Elementwise<GELU> {
+    /// Written out, since ONNX's own `Gelu` exists only from opset 20:
+    /// `0.5·x·(1 + Erf(x/√2))`, or with `approximate='tanh'`
+    /// `0.5·x·(1 + Tanh(√(2/π)·(x + 0.044715·x³)))`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let c = |g: &mut Graph, name: &str, v: f64| g.float_scalar(&param(index, name), v as f32);
+        let inner = if self.activation().tanh {
+            let k = c(g, "gelu_k", (2.0 / std::f64::consts::PI).sqrt());
+            let a = c(g, "gelu_a", 0.044715);
+            let x2 = g.node(index, "Mul", &[&x.name, &x.name], vec![]);
+            let x3 = g.node(index, "Mul", &[&x2, &x.name], vec![]);
+            let ax3 = g.node(index, "Mul", &[&x3, &a], vec![]);
+            let u = g.node(index, "Add", &[&x.name, &ax3], vec![]);
+            let ku = g.node(index, "Mul", &[&u, &k], vec![]);
+            g.node(index, "Tanh", &[&ku], vec![])
+        } else {
+            let r = c(g, "gelu_rsqrt2", std::f64::consts::FRAC_1_SQRT_2);
+            let xr = g.node(index, "Mul", &[&x.name, &r], vec![]);
+            g.node(index, "Erf", &[&xr], vec![])
+        };
+        let one = c(g, "gelu_one", 1.0);
+        let half = c(g, "gelu_half", 0.5);
+        let sum = g.node(index, "Add", &[&inner, &one], vec![]);
+        let xs = g.node(index, "Mul", &[&x.name, &sum], vec![]);
+        Ok(g.node(index, "Mul", &[&xs, &half], vec![]))
+    }
+}
+
+impl ToOnnx for Elementwise<SiLU> {
+    /// `x·Sigmoid(x)` (`Swish` is not an ONNX operator before opset 24).
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let s = g.node(index, "Sigmoid", &[&x.name], vec![]);
+        Ok(g.node(index, "Mul", &[&x.name, &s], vec![]))
+    }
+}
+
+impl ToOnnx for Elementwise<ELU> {
+    /// `Elu(alpha)`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let alpha = Attr::Float("alpha", self.activation().alpha);
+        Ok(g.node(index, "Elu", &[&x.name], vec![alpha]))
+    }
+}
+
+impl ToOnnx for Dropout2d {
+    /// The identity: an exported model is for inference.
+    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
+        Ok(x.name.clone())
+    }
+}
+
+impl ToOnnx for Identity {
+    /// No node at all.
+    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
+        Ok(x.name.clone())
+    }
+}
+
+impl ToOnnx for AdaptiveAvgPool2d {
+    /// Output 1×1: `GlobalAveragePool`. Windows that tile the input (`H` a multiple of `OH`, `W`
+    /// of `OW`): `AveragePool` with kernel = stride = `(H/OH, W/OW)`. PyTorch's other windows
+    /// overlap and differ in size, which no single ONNX pool expresses: each output cell is then
+    /// the `AveragePool` of its own `Slice`, and the cells are put back together with `Concat`
+    /// (along the width, then the height).
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let (oh, ow) = self.output_size();
+        let (h, w) = (x.shape[1], x.shape[2]);
+        if (oh, ow) == (1, 1) {
+            return Ok(g.node(index, "GlobalAveragePool", &[&x.name], vec![]));
+        }
+        let pool = |g: &mut Graph, input: &str, kernel: (usize, usize)| {
+            let attrs = window_attrs(Window {
+                kernel,
+                stride: kernel,
+                padding: (0, 0),
+            });
+            g.node(index, "AveragePool", &[input], attrs)
+        };
+        if h % oh == 0 && w % ow == 0 {
+            return Ok(pool(g, &x.name, (h / oh, w / ow)));
+        }
+        let axes = g.ints(&param(index, "axes"), &[2, 3]);
+        let mut rows = Vec::new();
+        for i in 0..oh {
+            let r = adaptive_window(i, oh, h);
+            let mut cells = Vec::new();
+            for j in 0..ow {
+                let c = adaptive_window(j, ow, w);
+                let at = |what: &str| param(index, &format!("{what}_{i}_{j}"));
+                let starts = g.ints(&at("starts"), &[r.start as i64, c.start as i64]);
+                let ends = g.ints(&at("ends"), &[r.end as i64, c.end as i64]);
+                let cell = g.node(index, "Slice", &[&x.name, &starts, &ends, &axes], vec![]);
+                cells.push(pool(g, &cell, (r.len(), c.len())));
+            }
+            let cells: Vec<&str> = cells.iter().map(String::as_str).collect();
+            rows.push(g.node(index, "Concat", &cells, vec![Attr::Int("axis", 3)]));
+        }
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+        Ok(g.node(index, "Concat", &rows, vec![Attr::Int("axis", 2)]))
+    }
+}
+
+impl ToOnnx for Embedding {
+    /// The input stays float32 like every scratchnet input (ids as whole numbers), so
+    /// `Gather(weight, Cast(x, to=int64), axis=0)`: `[N, T]` → `[N, T, E]`.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let w = g.weight(&param(index, "weight"), &own_tensor(self, "weight"));
+        let int64 = super::proto::tensor_proto::DataType::Int64 as i64;
+        let ids = g.node(index, "Cast", &[&x.name], vec![Attr::Int("to", int64)]);
+        Ok(g.node(index, "Gather", &[&w, &ids], vec![Attr::Int("axis", 0)]))
+    }
+}
+
+impl ToOnnx for Select {
+    /// `Gather(x, index, axis=dim)` with a scalar index, which drops the axis as `x.select` does;
+    /// negative `dim` and `index` are resolved against the shape first.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let (dim, at) = self.dim_index();
+        let rank = x.shape.len() as i64 + 1;
+        let axis = if dim < 0 { dim + rank } else { dim };
+        let size = x.shape[axis as usize - 1] as i64;
+        let at = if at < 0 { at + size } else { at };
+        let i = g.int_scalar(&param(index, "index"), at);
+        Ok(g.node(
+            index,
+            "Gather",
+            &[&x.name, &i],
+            vec![Attr::Int("axis", axis)],
+        ))
     }
 }

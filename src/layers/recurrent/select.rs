@@ -26,6 +26,11 @@ pub struct Select {
 type Cut = (usize, usize, usize, usize);
 
 impl Select {
+    /// `(dim, index)` as given (negative ones count from the end; `dim` counts the batch).
+    pub fn dim_index(&self) -> (i64, i64) {
+        (self.dim, self.index)
+    }
+
     /// A selection of `index` along `dim`.
     pub fn new(dim: i64, index: i64) -> Self {
         Select {
