@@ -31,6 +31,7 @@ pub mod compare;
 pub mod data;
 pub mod dist;
 pub mod error;
+pub mod generate;
 #[cfg(feature = "cli")]
 pub mod image_io;
 pub mod init;

@@ -8,7 +8,8 @@ use std::str::FromStr;
 /// What a batch is compared against.
 #[derive(Clone, Copy, Debug)]
 pub enum Targets<'a> {
-    /// One class index per sample.
+    /// One class index per sample (`[N]`), or per step of a sequence (`[N, T]` flat, for a
+    /// prediction `[N, T, C]`).
     Classes(&'a [u32]),
     /// One value per output element, row-major like the prediction.
     Values(&'a [f32]),
@@ -128,19 +129,23 @@ impl Loss {
                     "cross-entropy needs integer class indices as targets",
                 ));
             }
-            (l, Targets::Classes(c)) if l.is_cross_entropy() => {
-                if c.len() != n {
+            (l, Targets::Classes(c)) => {
+                // Per step: N·T targets for `[N, T, C…]`, each position a row of C scores, as
+                // `F.cross_entropy(out.reshape(-1, C), y.reshape(-1))`.
+                let per_step = pred.shape().len() >= 3 && c.len() == n * pred.shape()[1];
+                if c.len() != n && !per_step {
                     return Err(Error::invalid(format!(
-                        "{} targets for a batch of {n}",
-                        c.len()
+                        "{} targets for a batch of {n} (outputs {:?})",
+                        c.len(),
+                        pred.shape()
                     )));
                 }
+                let d = pred.len().checked_div(c.len()).unwrap_or(0);
                 check_classes(c, d)?;
-                let loss = cross_entropy(pred.data_mut(), c, d, smoothing);
-                return Ok((loss, pred));
-            }
-            (_, Targets::Classes(c)) => {
-                check_classes(c, d)?;
+                if l.is_cross_entropy() {
+                    let loss = cross_entropy(pred.data_mut(), c, d, smoothing);
+                    return Ok((loss, pred));
+                }
                 hot = one_hot(c, d);
                 hot.data()
             }

@@ -8,7 +8,7 @@ use crate::data::dataset::{Dataset, Labels, gather};
 use crate::dist::{Group, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode};
-use crate::loss::Loss;
+use crate::loss::{Loss, Targets};
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::replica::Replica;
@@ -209,9 +209,9 @@ pub fn clip_grad_norm(model: &mut dyn Layer, max_norm: f32) -> f64 {
     total as f64
 }
 
-/// The arg-max of each row of `y: [N, C]`.
-fn argmax_rows(y: &Tensor) -> impl Iterator<Item = u32> + '_ {
-    let c = y.len() / y.shape()[0].max(1);
+/// The arg-max of each of the `rows` rows of `y` (`[N, C]`, or `[N, T, C]` with `rows = N·T`).
+fn argmax_rows(y: &Tensor, rows: usize) -> impl Iterator<Item = u32> + '_ {
+    let c = y.len() / rows.max(1);
     y.data().chunks_exact(c.max(1)).map(|row| {
         let mut best = 0;
         for (i, v) in row.iter().enumerate() {
@@ -258,14 +258,15 @@ pub fn pass_at(
 ) -> Result<(f64, usize)> {
     gather(&train.x, idx, &mut s.x);
     let y = model.forward(std::mem::take(&mut s.x), mode)?;
-    let right = match &train.y {
-        Labels::Classes(c) => argmax_rows(&y)
-            .zip(idx)
-            .filter(|(p, i)| *p == c[**i])
+    let targets = train.targets(idx, &mut s.classes, &mut s.values);
+    let right = match targets {
+        Targets::Classes(c) => argmax_rows(&y, c.len())
+            .zip(c)
+            .filter(|(p, c)| p == *c)
             .count(),
-        _ => 0,
+        Targets::Values(_) => 0,
     };
-    let (l, mut grad) = loss.compute(y, train.targets(idx, &mut s.classes, &mut s.values))?;
+    let (l, mut grad) = loss.compute(y, targets)?;
     // A shared batch runs backward whatever the loss: its collectives must be met on every rank.
     let shared = matches!(mode, Mode::Train { shares, .. } if shares.is_shared());
     if l.is_finite() || shared {
@@ -324,6 +325,17 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
     match (&data.y, loss) {
         (Labels::Classes(c), _) => crate::loss::check_classes(c, outputs)
             .map_err(|e| Error::invalid(format!("{what}: {e}"))),
+        (Labels::Steps { classes, steps }, _) => {
+            let out = model.output_shape();
+            if out.len() < 2 || out[0] != *steps {
+                return Err(Error::invalid(format!(
+                    "{what}: targets have {steps} steps per sample, the model outputs {out:?} \
+                     (per-step targets need outputs [T, classes])"
+                )));
+            }
+            crate::loss::check_classes(classes, outputs / steps)
+                .map_err(|e| Error::invalid(format!("{what}: {e}")))
+        }
         (Labels::Values(_), l) if l.is_cross_entropy() => Err(Error::invalid(format!(
             "{what}: cross-entropy needs integer class labels, the targets are floats \
              (for regression targets use --loss mse)"
@@ -378,7 +390,7 @@ pub fn eval_sum(
     let mut eval = Evaluation {
         loss: 0.0,
         correct: 0,
-        total: rows.len(),
+        total: rows.len() * data.y.per_sample().max(1),
         predictions: Vec::new(),
     };
     let end = rows.end;
@@ -386,13 +398,14 @@ pub fn eval_sum(
         let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
         gather(&data.x, &idx, &mut s.x);
         let y = model.forward(std::mem::take(&mut s.x), Mode::Eval)?;
-        if let Labels::Classes(c) = &data.y {
-            for (p, &i) in argmax_rows(&y).zip(&idx) {
-                eval.correct += (p == c[i]) as usize;
+        let targets = data.targets(&idx, &mut s.classes, &mut s.values);
+        if let Targets::Classes(c) = targets {
+            for (p, &c) in argmax_rows(&y, c.len()).zip(c) {
+                eval.correct += (p == c) as usize;
                 eval.predictions.push(p);
             }
         }
-        let (l, buf) = loss.compute(y, data.targets(&idx, &mut s.classes, &mut s.values))?;
+        let (l, buf) = loss.compute(y, targets)?;
         eval.loss += l * idx.len() as f64;
         s.x = buf;
     }
@@ -536,13 +549,15 @@ impl Trainer {
             .transpose()?;
         check_same_weights(group, &mut self.model, self.position.epoch + 1)?;
         let p = std::mem::take(&mut self.position);
-        let classes = matches!(train.y, Labels::Classes(_));
+        // Per-step targets count every position.
+        let per = train.y.per_sample();
+        let classes = per > 0;
         let stats = EpochStats {
             epoch: p.epoch + 1,
             train_loss: p.loss_sum / p.seen.max(1) as f64,
-            train_accuracy: classes.then(|| p.correct as f64 / p.seen.max(1) as f64),
+            train_accuracy: classes.then(|| p.correct as f64 / (p.seen * per).max(1) as f64),
             train_correct: p.correct,
-            train_total: p.seen,
+            train_total: p.seen * per,
             test_loss: eval.as_ref().map(|e| e.loss),
             // From the labels: a rank's share of the predictions may be empty.
             test_accuracy: eval

@@ -194,13 +194,13 @@ fn npz_and_array_errors_say_what_is_expected() {
     npz(
         &ints,
         &[
-            ("x", npy_bytes("<i4", false, &[2, 4], &[0u8; 32])),
+            ("x", npy_bytes("<i4", false, &[2, 2, 2], &[0u8; 32])),
             ("y", npy_bytes("|u1", false, &[2], &[0, 1])),
         ],
     );
     let e = train(&ints);
     assert!(
-        e.contains("ints.npz[x.npy]: has dtype <i4; inputs must be floats, or uint8 pixels"),
+        e.contains("ints.npz[x.npy]: has dtype <i4; inputs must be floats, uint8 pixels or integer token ids (N, T)"),
         "{e}"
     );
     let junk = d.join("junk.npz");

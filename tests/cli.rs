@@ -367,7 +367,7 @@ fn bad_input_is_one_line_and_exit_1() {
         &p("o.safetensors"),
     ]);
     assert!(
-        e.contains("has dtype <i8; inputs must be floats, or uint8 pixels"),
+        e.contains("has dtype <i8; inputs must be floats, uint8 pixels or integer token ids"),
         "{e}"
     );
     let e = fails(&[
@@ -477,6 +477,47 @@ fn embedding_model_trains_and_predicts_on_id_sequences() {
         &out,
     ]);
     assert!(err.contains("id 10 at row 2, step 3"), "{err}");
+}
+
+/// int64 ids `[N, T]` and one target per step (tools/make_seq_fixtures.py): weights after training
+/// and predictions `[N, T, C]` as PyTorch's.
+#[test]
+fn train_matches_pytorch_embedding_per_step() {
+    train_like_pytorch(
+        "embedding_steps",
+        &[
+            "--loss",
+            "cross-entropy",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.5",
+            "--momentum",
+            "0.9",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    );
+    // predict on the int64 ids: PyTorch's outputs [N, T, C] from the initial weights.
+    let (dir, g) = (tempfile::tempdir().unwrap(), golden("embedding_steps"));
+    let pred = dir.path().join("pred.npy");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        g.join("init.safetensors").to_str().unwrap(),
+        "--input",
+        g.join("x.npy").to_str().unwrap(),
+        "--output",
+        pred.to_str().unwrap(),
+    ]);
+    let want = floats(&g.join("out.npy"));
+    let got = floats(&pred);
+    assert_eq!(got.len(), want.len());
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
+    }
 }
 
 #[test]

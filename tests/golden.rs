@@ -44,12 +44,9 @@ fn tensor(path: &Path) -> Tensor {
     }
 }
 
+/// Targets read as the CLI reads them (int64 `[N, T]` are per-step classes).
 fn labels(path: &Path) -> Labels {
-    let a = read_npy(path).unwrap();
-    match a.data {
-        NpyData::Int(v) => Labels::Classes(v.into_iter().map(|v| v as u32).collect()),
-        NpyData::Float(v) => Labels::Values(Tensor::new(&a.shape, v).unwrap()),
-    }
+    scratchnet::data::source::read_targets(path).unwrap()
 }
 
 /// `|a − b| ≤ rel·max(1, |b|)` elementwise.
@@ -287,4 +284,10 @@ fn embedding_select() {
 #[test]
 fn embedding_select_adam() {
     check("embedding_select_adam");
+}
+
+/// int64 ids `[N, T]`, a target per step: cross-entropy over all N·T positions.
+#[test]
+fn embedding_per_step_targets() {
+    check("embedding_steps");
 }

@@ -13,6 +13,7 @@ use scratchnet::checkpoint;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::input::{self, InputInfo};
 use scratchnet::data::source::{self, DataArgs};
+use scratchnet::data::text;
 use scratchnet::dist;
 use scratchnet::model::Model;
 use scratchnet::optim::{self, Config, Optimizer};
@@ -72,6 +73,27 @@ enum Command {
     Gradcheck(GradcheckArgs),
     /// Run a checkpoint layer by layer here and in torch.nn (needs PyTorch) and print the differences.
     Compare(CompareArgs),
+    /// Sample text from a model trained on --data text:FILE, streaming characters to stdout.
+    Generate(GenerateArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// A checkpoint trained on text:FILE data.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Text to start from (default: the vocabulary's first character, a newline in most texts).
+    #[arg(long)]
+    prime: Option<String>,
+    /// Characters to generate.
+    #[arg(long, default_value_t = 500)]
+    length: usize,
+    /// Softmax temperature (> 0): lower is more conservative.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f64,
+    /// Seed of the sampler.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -492,6 +514,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
             Ok(())
         }
         Command::Gradcheck(a) => gradcheck_cmd(a),
+        Command::Generate(a) => generate_cmd(a),
         Command::Compare(a) => {
             let x = source::read_inputs(&a.input)?;
             Ok(scratchnet::compare::compare(
@@ -1157,6 +1180,16 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 serde_json::to_string(names)?,
             );
         }
+        if data_args
+            .data
+            .as_deref()
+            .is_some_and(|d| d.starts_with("text:"))
+        {
+            meta.insert(
+                text::KEY.into(),
+                serde_json::json!({ "seq_len": train.sample_shape()[0] }).to_string(),
+            );
+        }
         save_or_rescue(trainer, &out, &meta)
     };
 
@@ -1424,6 +1457,47 @@ fn tensorboard_epoch(
         b.histogram(step, &tag, value.data())?;
     }
     Ok(b.flush()?)
+}
+
+/// `generate`: the prime, then sampled characters as they come.
+fn generate_cmd(a: GenerateArgs) -> Result<()> {
+    use std::io::Write;
+    let ck = checkpoint::read(&a.checkpoint)?;
+    let (Some(meta), Some(classes)) = (
+        ck.metadata.get(text::KEY),
+        ck.metadata.get(checkpoint::CLASSES_KEY),
+    ) else {
+        bail!(
+            "{}: the checkpoint has no character vocabulary; generate needs a model trained on --data text:FILE",
+            a.checkpoint.display()
+        );
+    };
+    let seq_len = serde_json::from_str::<serde_json::Value>(meta)?["seq_len"]
+        .as_u64()
+        .with_context(|| format!("{}: bad {} record", a.checkpoint.display(), text::KEY))?
+        as usize;
+    let vocab: Vec<char> = serde_json::from_str::<Vec<String>>(classes)?
+        .iter()
+        .filter_map(|c| c.chars().next())
+        .collect();
+    let mut model = model_from(&ck, None, &[seq_len])?;
+    let prime = a.prime.unwrap_or_else(|| vocab[0].to_string());
+    let s = scratchnet::generate::Sampling {
+        length: a.length,
+        temperature: a.temperature,
+        seed: a.seed,
+        context: seq_len,
+    };
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 4];
+    scratchnet::generate::generate(&mut model, &vocab, &prime, &s, &mut |c| {
+        // Streamed: a failed write (a closed pipe) ends the output, not the program with a panic.
+        let _ = out
+            .write_all(c.encode_utf8(&mut buf).as_bytes())
+            .and_then(|_| out.flush());
+    })?;
+    writeln!(out)?;
+    Ok(())
 }
 
 fn predict_cmd(a: PredictArgs) -> Result<()> {

@@ -12,8 +12,44 @@ use rand::seq::SliceRandom;
 pub enum Labels {
     /// A class index per sample.
     Classes(Vec<u32>),
+    /// A class index per step of each sample's sequence, `[N, T]` flat (row-major).
+    Steps {
+        /// `classes[n·steps + t]` is the class of step `t` of sample `n`.
+        classes: Vec<u32>,
+        /// `T`, the steps per sample.
+        steps: usize,
+    },
     /// A row of values per sample, `[N, …]`.
     Values(Tensor),
+}
+
+impl Labels {
+    /// The class targets per sample: 1, `T` for per-step targets, 0 for values.
+    pub fn per_sample(&self) -> usize {
+        match self {
+            Labels::Classes(_) => 1,
+            Labels::Steps { steps, .. } => *steps,
+            Labels::Values(_) => 0,
+        }
+    }
+
+    /// The class targets of samples `idx`, in order (`per_sample` of them each).
+    fn gather_classes(&self, idx: &[usize], out: &mut Vec<u32>) {
+        let (c, k) = match self {
+            Labels::Classes(c) => (c, 1),
+            Labels::Steps { classes, steps } => (classes, *steps),
+            Labels::Values(_) => return,
+        };
+        out.extend(idx.iter().flat_map(|&i| &c[i * k..(i + 1) * k]));
+    }
+
+    /// Every class target (none for values).
+    pub fn classes(&self) -> &[u32] {
+        match self {
+            Labels::Classes(c) | Labels::Steps { classes: c, .. } => c,
+            Labels::Values(_) => &[],
+        }
+    }
 }
 
 /// Inputs and targets, sample `i` being row `i` of both.
@@ -38,6 +74,7 @@ impl Dataset {
         let n = x.shape().first().copied().unwrap_or(0);
         let m = match &y {
             Labels::Classes(c) => c.len(),
+            Labels::Steps { classes, steps } => classes.len() / steps.max(&1),
             Labels::Values(v) => v.shape().first().copied().unwrap_or(0),
         };
         if n != m {
@@ -73,7 +110,14 @@ impl Dataset {
         let mut x = Tensor::default();
         gather(&self.x, idx, &mut x);
         let y = match &self.y {
-            Labels::Classes(c) => Labels::Classes(idx.iter().map(|&i| c[i]).collect()),
+            Labels::Classes(_) | Labels::Steps { .. } => {
+                let mut classes = Vec::new();
+                self.y.gather_classes(idx, &mut classes);
+                match self.y {
+                    Labels::Steps { steps, .. } => Labels::Steps { classes, steps },
+                    _ => Labels::Classes(classes),
+                }
+            }
             Labels::Values(v) => {
                 let mut t = Tensor::default();
                 gather(v, idx, &mut t);
@@ -110,9 +154,9 @@ impl Dataset {
         values: &'a mut Tensor,
     ) -> Targets<'a> {
         match &self.y {
-            Labels::Classes(c) => {
+            Labels::Classes(_) | Labels::Steps { .. } => {
                 classes.clear();
-                classes.extend(idx.iter().map(|&i| c[i]));
+                self.y.gather_classes(idx, classes);
                 Targets::Classes(classes)
             }
             Labels::Values(v) => {

@@ -14,4 +14,5 @@ pub mod npy;
 pub mod npz;
 pub mod source;
 pub mod table;
+pub mod text;
 pub mod toy2d;

@@ -8,7 +8,7 @@ use crate::data::idx::{read_images, read_labels};
 use crate::data::input::{InputInfo, TableInfo};
 use crate::data::npy::{Npy, NpyData, read_npy};
 use crate::data::npz::read_npz;
-use crate::data::table;
+use crate::data::{table, text};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,8 @@ pub fn class_names(name: &str) -> Option<Vec<String>> {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataArgs {
     /// fashion-mnist, mnist, a directory of IDX files, X.npy:Y.npy, FILE.npz (x/y or
-    /// x_train/y_train/x_test/y_test), or a CSV table (FILE.csv).
+    /// x_train/y_train/x_test/y_test), a CSV table (FILE.csv), or text:FILE (UTF-8 text cut into
+    /// sequences of --seq-len characters with next-character targets).
     #[cfg_attr(feature = "cli", arg(long))]
     pub data: Option<String>,
     /// CSV: the target column (default: the last); repeat for several numbers to fit (--loss mse).
@@ -97,6 +98,10 @@ pub struct DataArgs {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub skip_bad: bool,
+    /// text:FILE: characters per sequence (default 64).
+    #[cfg_attr(feature = "cli", arg(long))]
+    #[serde(default)]
+    pub seq_len: Option<usize>,
 }
 
 impl DataArgs {
@@ -182,7 +187,26 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
             "--test-split must be between 0 and 1 (exclusive), got {f}"
         )));
     }
-    let (train, test) = if csv {
+    if args.seq_len.is_some() && !spec.starts_with("text:") {
+        return Err(Error::invalid(format!(
+            "--seq-len cuts text:FILE data into sequences; --data {spec} is not text"
+        )));
+    }
+    let (train, test) = if let Some(file) = spec.strip_prefix("text:") {
+        let seq_len = args.seq_len.unwrap_or(text::DEFAULT_SEQ_LEN);
+        let vocab = match &expect.classes {
+            Some(c) if c.iter().all(|s| s.chars().count() == 1) => {
+                Some(c.iter().filter_map(|s| s.chars().next()).collect())
+            }
+            Some(_) => {
+                return Err(Error::invalid(format!(
+                    "--data {spec}: the model's classes are not characters; it was not trained on text"
+                )));
+            }
+            None => None,
+        };
+        (Some(text::read(Path::new(file), seq_len, vocab)?.0), None)
+    } else if csv {
         (Some(read_csv(Path::new(spec), args, expect)?), None)
     } else if Path::new(spec)
         .extension()
@@ -245,6 +269,7 @@ fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> R
         data: Some(spec.to_string()),
         data_dir: args.data_dir.clone(),
         target: args.target.clone(),
+        seq_len: args.seq_len,
         ..DataArgs::default()
     };
     let like_train = Expect {
@@ -448,10 +473,11 @@ pub fn read_inputs(path: &Path) -> Result<Tensor> {
 /// Model inputs `[N, …]` from an array as people have them: floats (16, 32 or 64 bit) as they
 /// are (a float `(N, T, F)` or `(N, C, L)` is a sequence, kept), uint8 pixels scaled to [0, 1] as
 /// IDX pixels are (a uint8 `(N, H, W)` given one channel), and channels-last `(N, H, W, C)` images
-/// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says.
+/// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says. Other integers
+/// (int64, int32, …) of shape `(N, T)` are token ids, kept as they are.
 ///
 /// # Errors
-/// A 0-d array; integers other than uint8.
+/// A 0-d array; integers other than uint8 not of shape (N, T).
 pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> {
     let pixels = matches!(a.data, NpyData::Int(_));
     let v = match a.data {
@@ -475,11 +501,13 @@ pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> 
         NpyData::Int(v) if a.dtype.ends_with("u1") => {
             v.into_iter().map(|p| p as f32 / 255.0).collect()
         }
+        // Token ids `[N, T]` for a model that starts with Embedding, kept as whole numbers.
+        NpyData::Int(v) if a.shape.len() == 2 => v.into_iter().map(|i| i as f32).collect(),
         NpyData::Int(_) => {
             return Err(Error::format(
                 path,
                 format!(
-                    "has dtype {}; inputs must be floats, or uint8 pixels",
+                    "has dtype {}; inputs must be floats, uint8 pixels or integer token ids (N, T)",
                     a.dtype
                 ),
             ));
@@ -521,7 +549,7 @@ pub fn read_targets(path: &Path) -> Result<Labels> {
 /// Targets: integers are class indices, floats are values.
 ///
 /// # Errors
-/// A negative class index, integer labels not of shape (N,), or a 0-d array.
+/// A negative class index, integer labels not of shape (N,) or (N, T), or a 0-d array.
 pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     if a.shape.is_empty() {
         return Err(Error::format(
@@ -532,11 +560,11 @@ pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     match a.data {
         NpyData::Float(v) => Ok(Labels::Values(Tensor::new(&a.shape, v)?)),
         NpyData::Int(v) => {
-            if a.shape.len() != 1 {
+            if a.shape.len() > 2 {
                 return Err(Error::format(
                     path,
                     format!(
-                        "integer class labels must have shape (N,), got {:?}",
+                        "integer class labels must have shape (N,) or (N, T) (one per step), got {:?}",
                         a.shape
                     ),
                 ));
@@ -552,7 +580,10 @@ pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
                     })
                 })
                 .collect::<Result<Vec<u32>>>()
-                .map(Labels::Classes)
+                .map(|classes| match a.shape[..] {
+                    [_, steps] => Labels::Steps { classes, steps },
+                    _ => Labels::Classes(classes),
+                })
         }
     }
 }

@@ -216,7 +216,7 @@ pub fn evaluate_in(
     group.sum_f64(&[e.loss, e.correct as f64], &mut sums);
     e.loss = sums[0] / n.max(1) as f64;
     e.correct = sums[1] as usize;
-    e.total = n;
+    e.total = n * data.y.per_sample().max(1);
     Ok(e)
 }
 
@@ -226,7 +226,7 @@ pub fn checksum(data: &Dataset) -> u64 {
     let mut eat = |v: u32| h = (h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3);
     data.x.data().iter().for_each(|v| eat(v.to_bits()));
     match &data.y {
-        Labels::Classes(c) => c.iter().for_each(|&v| eat(v)),
+        Labels::Classes(c) | Labels::Steps { classes: c, .. } => c.iter().for_each(|&v| eat(v)),
         Labels::Values(t) => t.data().iter().for_each(|v| eat(v.to_bits())),
     }
     h

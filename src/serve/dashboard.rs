@@ -143,6 +143,17 @@ impl RunInfo {
                     .collect();
                 (names, labels, idx)
             }
+            Labels::Steps { classes, steps } => {
+                // A class per step (a sequence): shown as its first steps' classes.
+                let labels = classes[..n * steps]
+                    .chunks((*steps).max(1))
+                    .map(|c| {
+                        let v: Vec<f32> = c.iter().map(|&k| k as f32).collect();
+                        first_values(&v)
+                    })
+                    .collect();
+                (Vec::new(), labels, Vec::new())
+            }
             Labels::Values(v) => {
                 let per = v.len() / v.shape()[0].max(1);
                 let labels = v.data()[..n * per]
