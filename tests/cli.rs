@@ -479,6 +479,32 @@ fn embedding_model_trains_and_predicts_on_id_sequences() {
     assert!(err.contains("id 10 at row 2, step 3"), "{err}");
 }
 
+/// The recurrent golden cases through `train` and `predict`, with the flags `case.json` records.
+#[test]
+fn train_matches_pytorch_recurrent_layers() {
+    let sgd = |lr| vec!["--optimizer", "sgd", "--lr", lr, "--momentum", "0.9"];
+    let adam = vec!["--optimizer", "adam", "--lr", "0.01"];
+    for (case, batch, optimizer) in [
+        ("rnn_tanh", "4", sgd("0.1")),
+        ("rnn_relu_bi_2layer", "4", adam.clone()),
+        ("rnn_tanh_bi_embedding", "4", sgd("0.05")),
+        ("lstm", "4", sgd("0.1")),
+        ("lstm_bi_2layer", "3", adam.clone()),
+        ("gru_2layer", "4", sgd("0.1")),
+        ("gru_bi_nobias", "4", adam.clone()),
+    ] {
+        let common = [
+            "--loss",
+            "cross-entropy",
+            "--epochs",
+            "2",
+            "--batch-size",
+            batch,
+        ];
+        train_like_pytorch(case, &[&common[..], &optimizer].concat());
+    }
+}
+
 #[test]
 fn train_matches_pytorch_embedding_select() {
     train_like_pytorch(
