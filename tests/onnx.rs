@@ -359,6 +359,18 @@ const CASES: &[(&str, &[usize])] = &[
         "Parallel(Conv2d(2,3,3,padding=1), Conv2d(2,1,1)), ReLU, MaxPool2d(2)",
         &[2, 5, 5],
     ),
+    // Recurrent layers: ONNX's gate orders, sequence-major layout, stacked layers and directions.
+    ("RNN(3, 4)", &[5, 3]),
+    ("RNN(3, 4, num_layers=2, bidirectional=True)", &[5, 3]),
+    ("LSTM(3, 4)", &[5, 3]),
+    ("LSTM(3, 4, num_layers=2, bias=False, bidirectional=True)", &[5, 3]),
+    ("GRU(3, 4)", &[5, 3]),
+    ("GRU(3, 4, num_layers=2, bidirectional=True)", &[5, 3]),
+    ("GRU(3, 2, bias=False), Select(1, 0)", &[1, 3]),
+    (
+        "Flatten(1, 2), LSTM(28, 8), Select(1, -1), Linear(8, 10)",
+        &[1, 28, 28],
+    ),
     // Fast paths: a ReLU taken over by the pool, the pool run by the convolution.
     (
         "Conv2d(1,4,3,padding=1), ReLU, MaxPool2d(2), Conv2d(4,6,3), ReLU, MaxPool2d(2), Flatten, Linear(24,10), Softmax",

@@ -166,7 +166,7 @@ def interchange(binary, out):
             ours = os.path.join(tmp, "ours.safetensors")
             subprocess.run([binary, "train", "--init", os.path.join(d, "init.safetensors"),
                             "--data", f"{d}/x.npy:{d}/y.npy", "--no-shuffle", "--quiet",
-                            "--out", ours, *cli_flags(case)], check=True)
+                            "--out", ours, *cli_flags(case)], check=True, capture_output=True)
             model = build(case["model"])
             model.load_state_dict(load_file(ours), strict=True)
         model.eval()

@@ -42,6 +42,11 @@ CASES = [
     ("Conv2d(2,3,3), Dropout2d(0.2), AdaptiveAvgPool2d(1), Flatten, Linear(3,2)", (2, 6, 6)),
     ("seed-cnn", (1, 28, 28)),
     ("lenet", (1, 28, 28)),
+    ("RNN(3, 4, num_layers=2, nonlinearity='relu', bidirectional=True), Select(1, -1), Linear(8, 2)", (5, 3)),
+    ("RNN(3, 4, bias=False), Tanh", (5, 3)),
+    ("LSTM(3, 4, num_layers=2, bias=False, bidirectional=True), Linear(8, 2)", (5, 3)),
+    ("GRU(3, 4, num_layers=2, bidirectional=True), Select(1, 0)", (5, 3)),
+    ("Flatten(1, 2), LSTM(28, 16), Select(1, -1), Linear(16, 10)", (1, 28, 28)),
 ]
 
 

@@ -235,6 +235,26 @@ impl Recurrent {
         }
     }
 
+    /// The cell this stack runs.
+    pub fn cell(&self) -> Cell {
+        self.cell
+    }
+
+    /// `hidden_size`: `H`, the features of each direction's state.
+    pub fn hidden_size(&self) -> usize {
+        self.hidden_size
+    }
+
+    /// `num_layers`.
+    pub fn num_layers(&self) -> usize {
+        self.num_layers
+    }
+
+    /// Whether each layer also runs the sequence backwards (`D = 2`).
+    pub fn bidirectional(&self) -> bool {
+        self.bidirectional
+    }
+
     fn dirs(&self) -> usize {
         if self.bidirectional { 2 } else { 1 }
     }
