@@ -363,7 +363,10 @@ const CASES: &[(&str, &[usize])] = &[
     ("RNN(3, 4)", &[5, 3]),
     ("RNN(3, 4, num_layers=2, bidirectional=True)", &[5, 3]),
     ("LSTM(3, 4)", &[5, 3]),
-    ("LSTM(3, 4, num_layers=2, bias=False, bidirectional=True)", &[5, 3]),
+    (
+        "LSTM(3, 4, num_layers=2, bias=False, bidirectional=True)",
+        &[5, 3],
+    ),
     ("GRU(3, 4)", &[5, 3]),
     ("GRU(3, 4, num_layers=2, bidirectional=True)", &[5, 3]),
     ("GRU(3, 2, bias=False), Select(1, 0)", &[1, 3]),

@@ -438,6 +438,21 @@ impl ToOnnx for Recurrent {
             &[&x.name],
             vec![Attr::Ints("perm", vec![1, 0, 2])],
         );
+        // The zero initial state `[D, N, H]`, given explicitly: tract builds its own only for a
+        // batch size known when the file is loaded, and ours is symbolic. Expand broadcasts
+        // zeros `[D, 1, H]` to `[1, N, 1]` taken from the input's shape.
+        let zeros = g.weight(&param(index, "zeros"), &Tensor::zeros(&[dirs, 1, hid]));
+        let shape_of_x = g.node(index, "Shape", &[&v], vec![]);
+        let at = g.ints(&param(index, "batch_axis"), &[1]);
+        let batch = g.node(index, "Gather", &[&shape_of_x, &at], vec![]);
+        let one = g.ints(&param(index, "one"), &[1]);
+        let target = g.node(
+            index,
+            "Concat",
+            &[&one, &batch, &one],
+            vec![Attr::Int("axis", 0)],
+        );
+        let h0 = g.node(index, "Expand", &[&zeros, &target], vec![]);
         for k in 0..self.num_layers() {
             let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
             for d in 0..dirs {
@@ -463,7 +478,11 @@ impl ToOnnx for Recurrent {
             let w = tensor("W", &[dirs, gh, inputs], w);
             let r = tensor("R", &[dirs, gh, hid], r);
             let b = tensor("B", &[dirs, 2 * gh], b);
-            let y = g.node(index, op, &[&v, &w, &r, &b], attrs());
+            let mut inputs = vec![v.as_str(), &w, &r, &b, "", &h0];
+            if op == "LSTM" {
+                inputs.push(&h0);
+            }
+            let y = g.node(index, op, &inputs, attrs());
             let y = g.node(
                 index,
                 "Transpose",
