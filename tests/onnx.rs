@@ -73,6 +73,13 @@ fn golden_checkpoints_export_and_agree_with_predict() {
         if !ck.exists() || !x.exists() {
             continue;
         }
+        // tract 0.23 reads an ONNX RNN's `activations` as Tanh whatever they say (its importer
+        // builds the cell with tanh), so an RNN with nonlinearity='relu' is checked by ONNX Runtime
+        // in tools/onnx_check.py instead.
+        let text = scratchnet::checkpoint::read(&ck).unwrap();
+        if text.model_text().is_some_and(|t| t.contains("'relu'")) {
+            continue;
+        }
         let x_t = npy(&x);
         let shape: Vec<String> = x_t.shape()[1..].iter().map(|d| d.to_string()).collect();
         let (file, out) = (dir.path().join("m.onnx"), dir.path().join("y.npy"));
