@@ -23,7 +23,10 @@ pub enum Loss {
     CrossEntropy,
     /// `nn.CrossEntropyLoss(label_smoothing=ε)`: the target of sample n is `(1−ε)·onehot(y_n) + ε/C`,
     /// `L = (1/N) Σ_n Σ_c −q_nc log softmax(x_n)_c`.
-    SmoothedCrossEntropy { label_smoothing: f32 },
+    SmoothedCrossEntropy {
+        /// `ε`.
+        label_smoothing: f32,
+    },
     /// `L = (1/N) Σ_n ½‖a_n − y_n‖²`, Nielsen's quadratic cost.
     Quadratic,
 }
@@ -112,7 +115,8 @@ impl Loss {
     /// Targets of the wrong length or a class index out of range.
     pub fn compute(&self, mut pred: Tensor, targets: Targets<'_>) -> Result<(f64, Tensor)> {
         let n = pred.shape()[0];
-        let d = pred.len().checked_div(n).unwrap_or(0);
+        // From the shape, so that a batch of no rows (a rank's empty share) still knows D.
+        let d: usize = pred.shape()[1..].iter().product();
         let hot;
         let smoothing = match self {
             Loss::SmoothedCrossEntropy { label_smoothing } => *label_smoothing as f64,

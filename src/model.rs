@@ -181,6 +181,37 @@ impl Model {
         self.from_text
     }
 
+    /// A copy of every parameter and buffer (running statistics), in visiting order, to put back
+    /// with [`Model::restore`] (keeping the best epoch's weights while training goes on).
+    pub fn snapshot(&self) -> Vec<Tensor> {
+        let mut saved = Vec::new();
+        self.net.params("", &mut |_, p| saved.push(p.value.clone()));
+        self.net
+            .buffers("", &mut |_, b| saved.push(b.value.clone()));
+        saved
+    }
+
+    /// Puts back the values of a [`Model::snapshot`] of this model.
+    ///
+    /// # Errors
+    /// A snapshot of another model (a different count or shape of tensors).
+    pub fn restore(&mut self, saved: &[Tensor]) -> Result<()> {
+        let mut values = saved.iter();
+        let mut fits = true;
+        let mut put = |t: &mut Tensor| match values.next() {
+            Some(v) if v.shape() == t.shape() => t.data_mut().copy_from_slice(v.data()),
+            _ => fits = false,
+        };
+        self.net.visit_params("", &mut |_, p| put(&mut p.value));
+        self.net.visit_buffers("", &mut |_, b| put(&mut b.value));
+        if !fits || values.next().is_some() {
+            return Err(Error::invalid(
+                "the snapshot does not fit this model: restore takes a snapshot of the same model",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that a batch of shape `[N, …]` fits the model.
     pub fn check_batch(&self, shape: &[usize]) -> Result<()> {
         if shape.len() != self.input_shape.len() + 1 || shape[1..] != self.input_shape[..] {
@@ -506,6 +537,27 @@ mod tests {
         assert!(
             e.ends_with("has no 'input_shape' metadata (not saved by scratchnet?): build the model with Model::build and load the weights with Checkpoint::load_into"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn restore_puts_back_a_snapshot_and_refuses_another_models() {
+        let mut m = Model::new("Linear(3,4), BatchNorm1d(4), Linear(4,2)", &[3], 1).unwrap();
+        let saved = m.snapshot();
+        let x = Tensor::new(&[2, 3], vec![0.5, -1.0, 2.0, 1.0, 0.0, -0.5]).unwrap();
+        let before = m.predict(&x, 2).unwrap();
+        m.net()
+            .visit_params("", &mut |_, p| p.value.data_mut().fill(0.25));
+        m.forward(x.clone(), Mode::train(0)).unwrap(); // moves the running statistics
+        assert_ne!(m.predict(&x, 2).unwrap(), before);
+        m.restore(&saved).unwrap();
+        assert_eq!(m.predict(&x, 2).unwrap(), before);
+        let other = Model::new("Linear(3,2)", &[3], 1).unwrap().snapshot();
+        assert!(
+            m.restore(&other)
+                .unwrap_err()
+                .to_string()
+                .starts_with("the snapshot does not fit this model")
         );
     }
 

@@ -40,20 +40,31 @@ pub enum Config {
     /// decay decoupled from the gradient, `θ ← θ·(1 − η·λ)` before the Adam update.
     #[serde(rename = "adamw")]
     AdamW {
+        /// Learning rate `η`.
         lr: f32,
+        /// `β₁`.
         beta1: f32,
+        /// `β₂`.
         beta2: f32,
+        /// `ε`.
         eps: f32,
+        /// `λ` of the decoupled decay.
         weight_decay: f32,
     },
     /// `torch.optim.RMSprop(lr, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False)`.
     #[serde(rename = "rmsprop")]
     RmsProp {
+        /// Learning rate `η`.
         lr: f32,
+        /// `α`, the smoothing of the squared-gradient average.
         alpha: f32,
+        /// `ε`.
         eps: f32,
+        /// `λ`, added to the gradient as `λθ`.
         weight_decay: f32,
+        /// Momentum of the update buffer (0: none).
         momentum: f32,
+        /// Divide by the variance of the gradient rather than its raw second moment.
         centered: bool,
     },
 }
@@ -249,6 +260,104 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// An optimiser named with all its numbers, as the CLI's flags (`--optimizer adam --lr 0.01
+/// --beta1 …`) and the Python keywords give them; each optimiser takes the numbers it has.
+/// [`Settings::default`] holds the CLI's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// `sgd`, `adam`, `adamw` or `rmsprop`.
+    pub optimizer: String,
+    /// Learning rate.
+    pub lr: f32,
+    /// SGD's and RMSprop's momentum.
+    pub momentum: f32,
+    /// SGD's dampening.
+    pub dampening: f32,
+    /// SGD with Nesterov momentum.
+    pub nesterov: bool,
+    /// Weight decay; `None` is PyTorch's default (0.01 for AdamW, else 0).
+    pub weight_decay: Option<f32>,
+    /// RMSprop's smoothing constant α.
+    pub alpha: f32,
+    /// RMSprop normalised by the centred second moment.
+    pub centered: bool,
+    /// Adam's β₁.
+    pub beta1: f32,
+    /// Adam's β₂.
+    pub beta2: f32,
+    /// Adam's and RMSprop's ε.
+    pub eps: f32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            optimizer: "sgd".into(),
+            lr: 0.1,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: None,
+            alpha: 0.99,
+            centered: false,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
+    }
+}
+
+impl Settings {
+    /// The configuration these settings name, checked ([`Config::validate`]).
+    ///
+    /// # Errors
+    /// An unknown optimiser name; a number out of range.
+    pub fn config(&self) -> Result<Config> {
+        let weight_decay =
+            self.weight_decay
+                .unwrap_or(if self.optimizer == "adamw" { 0.01 } else { 0.0 });
+        let (lr, beta1, beta2, eps) = (self.lr, self.beta1, self.beta2, self.eps);
+        let config = match self.optimizer.as_str() {
+            "sgd" => Config::Sgd {
+                lr,
+                momentum: self.momentum,
+                dampening: self.dampening,
+                weight_decay,
+                nesterov: self.nesterov,
+            },
+            "adam" => Config::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+            "adamw" => Config::AdamW {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            },
+            "rmsprop" => Config::RmsProp {
+                lr,
+                alpha: self.alpha,
+                eps,
+                weight_decay,
+                momentum: self.momentum,
+                centered: self.centered,
+            },
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown optimizer '{other}': expected sgd, adam, adamw or rmsprop"
+                )));
+            }
+        };
+        config.validate()?;
+        Ok(config)
     }
 }
 

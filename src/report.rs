@@ -16,38 +16,8 @@ use crate::{Mode, checkpoint};
 use rand::SeedableRng;
 use std::path::Path;
 
-/// `right/total (xx.xx%)`.
-fn fraction(right: usize, total: usize) -> String {
-    format!(
-        "{right}/{total} ({:.2}%)",
-        100.0 * right as f64 / total.max(1) as f64
-    )
-}
-
-/// One line per finished epoch: losses, accuracies as `right/total`, and the time of each phase.
-pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
-    let mut line = format!("epoch {}/{epochs}  train loss {:.4}", s.epoch, s.train_loss);
-    if s.train_accuracy.is_some() {
-        line += &format!("  accuracy {}", fraction(s.train_correct, s.train_total));
-    }
-    if let Some(l) = s.test_loss {
-        line += &format!("  |  test loss {l:.4}");
-        if s.test_accuracy.is_some() {
-            line += &format!("  accuracy {}", fraction(s.test_correct, s.test_total));
-        }
-    }
-    line += &format!(
-        "  |  train {:.2} s  test {:.2} s",
-        s.train_seconds, s.test_seconds
-    );
-    if let Some(lr) = s.lr {
-        line += &format!("  |  lr {}", lr as f32);
-    }
-    if let Some(n) = s.grad_norm {
-        line += &format!("  grad norm {n:.4}");
-    }
-    line
-}
+pub use crate::train::epoch_line;
+use crate::train::fraction;
 
 /// Writes the per-epoch figures as JSON (an array of objects) or CSV (same columns), by extension.
 pub fn write_history(path: &Path, history: &[EpochStats]) -> Result<()> {

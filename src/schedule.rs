@@ -17,27 +17,55 @@ use std::f64::consts::PI;
 #[serde(tag = "kind")]
 pub enum Kind {
     /// `StepLR(step_size, gamma=0.1)`: `η ← γη` every `step_size` epochs.
-    StepLR { step_size: usize, gamma: f64 },
+    StepLR {
+        /// Epochs between decays.
+        step_size: usize,
+        /// The decay factor `γ`.
+        gamma: f64,
+    },
     /// `MultiStepLR(milestones, gamma=0.1)`: `η ← γη` at each milestone epoch.
-    MultiStepLR { milestones: Vec<usize>, gamma: f64 },
+    MultiStepLR {
+        /// The epochs at which the rate decays.
+        milestones: Vec<usize>,
+        /// The decay factor `γ`.
+        gamma: f64,
+    },
     /// `ExponentialLR(gamma)`: `η ← γη` every epoch.
-    ExponentialLR { gamma: f64 },
+    ExponentialLR {
+        /// The decay factor `γ`.
+        gamma: f64,
+    },
     /// `CosineAnnealingLR(T_max, eta_min=0)`:
     /// `η_t = η_min + (η₀ − η_min)(1 + cos(πt/T_max))/2`, by PyTorch's recursion.
-    CosineAnnealingLR { t_max: usize, eta_min: f64 },
+    CosineAnnealingLR {
+        /// `T_max`, epochs of the half cosine.
+        t_max: usize,
+        /// `η_min`, the lowest rate.
+        eta_min: f64,
+    },
     /// `OneCycleLR(max_lr, total_steps=None, epochs=None, steps_per_epoch=None, pct_start=0.3,
     /// anneal_strategy='cos', cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
     /// div_factor=25, final_div_factor=1e4, three_phase=False)`, stepped every batch.
     OneCycleLR {
+        /// The peak learning rate.
         max_lr: f64,
+        /// Steps of the cycle, if given (else epochs × batches per epoch).
         total_steps: Option<usize>,
+        /// Fraction of the steps spent increasing the rate.
         pct_start: f64,
+        /// `anneal_strategy='cos'` (else linear).
         cos: bool,
+        /// Cycle the momentum (SGD) or β₁ (Adam) inversely to the rate.
         cycle_momentum: bool,
+        /// The lowest momentum.
         base_momentum: f64,
+        /// The highest momentum.
         max_momentum: f64,
+        /// Initial rate = `max_lr / div_factor`.
         div_factor: f64,
+        /// Final rate = initial rate / `final_div_factor`.
         final_div_factor: f64,
+        /// Three phases (up, down, annihilate) instead of two.
         three_phase: bool,
     },
 }
@@ -46,10 +74,15 @@ pub enum Kind {
 /// optimiser steps for `OneCycleLR`), the base rate and the current rate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LrSchedule {
+    /// Which schedule.
     pub kind: Kind,
+    /// The constructor call as the user wrote it.
     pub text: String,
+    /// PyTorch's `last_epoch`: epochs (or steps for `OneCycleLR`) taken.
     pub last: usize,
+    /// The optimiser's learning rate before the schedule.
     pub base_lr: f64,
+    /// The current learning rate.
     pub lr: f64,
     /// `OneCycleLR`: the steps it runs for (`epochs × batches per epoch` unless given).
     pub total_steps: usize,

@@ -205,8 +205,11 @@ impl EventWriter {
 /// `every` batches (`grad_norm/batch`), and histograms of every parameter's gradient at each
 /// epoch's last batch (`gradients/NAME`). Write errors surface at the writer's next flush.
 pub struct GradientLog {
+    /// The event file written to.
     pub board: Arc<Mutex<EventWriter>>,
+    /// Write scalars every this many batches.
     pub every: usize,
+    /// Batches per epoch, to number the steps.
     pub batches_per_epoch: usize,
 }
 
@@ -250,9 +253,13 @@ pub mod read {
     /// bucket counts)`.
     #[derive(Debug, Default)]
     pub struct Event {
+        /// The global step.
         pub step: i64,
+        /// The file version, on the first event.
         pub file_version: String,
+        /// Scalars as `(tag, value)`.
         pub scalars: Vec<(String, f32)>,
+        /// Histograms as `(tag, min, max, bucket counts)`.
         pub histograms: Vec<(String, f64, f64, Vec<f64>)>,
     }
 

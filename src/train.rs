@@ -90,6 +90,7 @@ pub struct EpochStats {
 /// global gradient norm.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Controls {
+    /// The learning-rate schedule, if any.
     pub lr_schedule: Option<LrSchedule>,
     /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` before every step.
     pub clip_grad_norm: Option<f32>,
@@ -163,6 +164,7 @@ pub struct Trainer {
     pub position: Position,
     /// The finished epochs' figures.
     pub history: Vec<EpochStats>,
+    /// Schedule and clipping.
     pub controls: Controls,
     /// Sees the gradients of every batch (see [`Observer`]).
     pub observer: Option<Box<dyn Observer>>,
@@ -251,7 +253,9 @@ pub fn pass_at(
         _ => 0,
     };
     let (l, mut grad) = loss.compute(y, train.targets(idx, &mut s.classes, &mut s.values))?;
-    if l.is_finite() {
+    // A shared batch runs backward whatever the loss: its collectives must be met on every rank.
+    let shared = matches!(mode, Mode::Train { shares, .. } if shares.is_shared());
+    if l.is_finite() || shared {
         if scale != 1.0 {
             grad.data_mut().iter_mut().for_each(|g| *g *= scale);
         }
@@ -563,6 +567,61 @@ impl Trainer {
             layer,
         }
     }
+}
+
+/// The epoch with the lowest test loss so far (the first of equals), and that loss.
+pub fn best_epoch(history: &[EpochStats]) -> Option<(usize, f64)> {
+    history
+        .iter()
+        .filter_map(|h| h.test_loss.filter(|l| l.is_finite()).map(|l| (h.epoch, l)))
+        .fold(None, |best, (e, l)| match best {
+            Some((_, b)) if b <= l => best,
+            _ => Some((e, l)),
+        })
+}
+
+/// Early stopping with `patience`, after epoch `epoch`: why the run stops, when the test loss has
+/// not improved for `patience` epochs since the best epoch.
+pub fn early_stop(patience: usize, history: &[EpochStats], epoch: usize) -> Option<String> {
+    let (b, loss) = best_epoch(history)?;
+    (epoch - b >= patience).then(|| {
+        format!(
+            "early stopping after epoch {epoch}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})"
+        )
+    })
+}
+
+/// `right/total (xx.xx%)`.
+pub fn fraction(right: usize, total: usize) -> String {
+    format!(
+        "{right}/{total} ({:.2}%)",
+        100.0 * right as f64 / total.max(1) as f64
+    )
+}
+
+/// One line per finished epoch: losses, accuracies as `right/total`, and the time of each phase.
+pub fn epoch_line(s: &EpochStats, epochs: usize) -> String {
+    let mut line = format!("epoch {}/{epochs}  train loss {:.4}", s.epoch, s.train_loss);
+    if s.train_accuracy.is_some() {
+        line += &format!("  accuracy {}", fraction(s.train_correct, s.train_total));
+    }
+    if let Some(l) = s.test_loss {
+        line += &format!("  |  test loss {l:.4}");
+        if s.test_accuracy.is_some() {
+            line += &format!("  accuracy {}", fraction(s.test_correct, s.test_total));
+        }
+    }
+    line += &format!(
+        "  |  train {:.2} s  test {:.2} s",
+        s.train_seconds, s.test_seconds
+    );
+    if let Some(lr) = s.lr {
+        line += &format!("  |  lr {}", lr as f32);
+    }
+    if let Some(n) = s.grad_norm {
+        line += &format!("  grad norm {n:.4}");
+    }
+    line
 }
 
 /// Parameter values in visiting order, for comparisons in tests and determinism checks.

@@ -15,7 +15,7 @@ use scratchnet::data::input::{self, InputInfo};
 use scratchnet::data::source::{self, DataArgs};
 use scratchnet::dist;
 use scratchnet::model::Model;
-use scratchnet::optim::{Config, Optimizer};
+use scratchnet::optim::{self, Config, Optimizer};
 use scratchnet::resume::{self, Resume};
 use scratchnet::schedule::LrSchedule;
 use scratchnet::train::{self, Outcome, Schedule, Trainer};
@@ -531,43 +531,20 @@ fn model_from(
 }
 
 fn optimizer_config(a: &TrainArgs) -> Result<Config> {
-    let weight_decay = a
-        .weight_decay
-        .unwrap_or(if a.optimizer == "adamw" { 0.01 } else { 0.0 });
-    let config = match a.optimizer.as_str() {
-        "sgd" => Config::Sgd {
-            lr: a.lr,
-            momentum: a.momentum,
-            dampening: a.dampening,
-            weight_decay,
-            nesterov: a.nesterov,
-        },
-        "adam" => Config::Adam {
-            lr: a.lr,
-            beta1: a.beta1,
-            beta2: a.beta2,
-            eps: a.eps,
-            weight_decay,
-        },
-        "adamw" => Config::AdamW {
-            lr: a.lr,
-            beta1: a.beta1,
-            beta2: a.beta2,
-            eps: a.eps,
-            weight_decay,
-        },
-        "rmsprop" => Config::RmsProp {
-            lr: a.lr,
-            alpha: a.alpha,
-            eps: a.eps,
-            weight_decay,
-            momentum: a.momentum,
-            centered: a.centered,
-        },
-        other => bail!("unknown optimizer '{other}': expected sgd, adam, adamw or rmsprop"),
-    };
-    config.validate()?;
-    Ok(config)
+    Ok(optim::Settings {
+        optimizer: a.optimizer.clone(),
+        lr: a.lr,
+        momentum: a.momentum,
+        dampening: a.dampening,
+        nesterov: a.nesterov,
+        weight_decay: a.weight_decay,
+        alpha: a.alpha,
+        centered: a.centered,
+        beta1: a.beta1,
+        beta2: a.beta2,
+        eps: a.eps,
+    }
+    .config()?)
 }
 
 /// The loss of `--loss` (default cross-entropy) with `--label-smoothing`.
@@ -923,6 +900,13 @@ fn train_cmd(a: TrainArgs, given: &Given) -> Result<()> {
         return Ok(());
     }
     dist::install(&group);
+    // A panic on one rank would leave the others waiting in a collective: end this process, so
+    // that mpirun ends the run.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        std::process::abort();
+    }));
     let (rank, size) = (group.rank(), group.size());
     let code = match train_run(a, given, &*group) {
         Ok(code) => code,
@@ -1106,13 +1090,6 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             trainer.position.epoch
         );
     }
-    if group.size() > 1 && trainer.model.text().contains("BatchNorm") {
-        // Each rank would normalise with its own share's statistics: not the one-process model.
-        return Err(AllRanks(anyhow::anyhow!(
-            "BatchNorm does not yet synchronise its batch statistics across MPI ranks: train this model in one process"
-        ))
-        .into());
-    }
     if group.size() > 1 {
         dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
             .map_err(|e| AllRanks(e.into()))?;
@@ -1251,7 +1228,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 if let Some(Ok(mut b)) = board.as_ref().map(|b| b.lock()) {
                     tensorboard_epoch(&mut b, &mut trainer, &stats, first_step + batches as u64)?;
                 }
-                let best = best_epoch(&trainer.history);
+                let best = train::best_epoch(&trainer.history);
                 // Keeping the best: --out is written when the test loss improves, and only then.
                 let due = if keep_best {
                     best.is_some_and(|(e, _)| e == stats.epoch)
@@ -1279,7 +1256,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
     }
     if lead {
-        match best_epoch(&trainer.history).filter(|_| keep_best) {
+        match train::best_epoch(&trainer.history).filter(|_| keep_best) {
             Some((b, loss)) => println!(
                 "saved {} (epoch {b}, the lowest test loss: {loss:.4})",
                 out.display()
@@ -1290,20 +1267,13 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     Ok(0)
 }
 
-/// With `--early-stopping`, after epoch `epoch`: why the run stops, when the test loss has not
-/// improved for the patience since the best epoch.
+/// With `--early-stopping`, after epoch `epoch`: why the run stops (see [`train::early_stop`]).
 fn early_stop(
     a: &TrainArgs,
     history: &[scratchnet::train::EpochStats],
     epoch: usize,
 ) -> Option<String> {
-    let patience = a.early_stopping?;
-    let (b, loss) = best_epoch(history)?;
-    (epoch - b >= patience).then(|| {
-        format!(
-            "early stopping after epoch {epoch}: the test loss has not improved for {patience} epochs since epoch {b} ({loss:.4})"
-        )
-    })
+    train::early_stop(a.early_stopping?, history, epoch)
 }
 
 /// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
@@ -1344,17 +1314,6 @@ fn run_facts(
             ),
         ),
     ]
-}
-
-/// The epoch with the lowest test loss so far (the first of equals), and that loss.
-fn best_epoch(history: &[scratchnet::train::EpochStats]) -> Option<(usize, f64)> {
-    history
-        .iter()
-        .filter_map(|h| h.test_loss.filter(|l| l.is_finite()).map(|l| (h.epoch, l)))
-        .fold(None, |best, (e, l)| match best {
-            Some((_, b)) if b <= l => best,
-            _ => Some((e, l)),
-        })
 }
 
 /// The per-epoch TensorBoard events: figures of the epoch, lr (and the mean gradient norm with

@@ -32,7 +32,9 @@ pub struct InputInfo {
 /// The columns of a CSV table: features in input order, and the targets.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TableInfo {
+    /// The feature columns, in input order.
     pub features: Vec<String>,
+    /// The target columns.
     pub targets: Vec<String>,
     /// The targets are numbers to fit (`--loss mse`), not classes.
     pub regression: bool,
@@ -45,14 +47,18 @@ pub struct TableInfo {
 /// image's channel) uses `mean[g]` and `std[g]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardize {
+    /// Per group: the mean subtracted.
     pub mean: Vec<f32>,
+    /// Per group: the standard deviation divided by.
     pub std: Vec<f32>,
 }
 
 /// Which of light and dark is the background of the training images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Background {
+    /// Light ink on a dark background (MNIST).
     Dark,
+    /// Dark ink on a light background (Fashion-MNIST as drawn).
     Light,
 }
 
@@ -61,7 +67,10 @@ pub enum Background {
 pub enum Fit {
     /// As MNIST was made: the ink's bounding box scaled (keeping its aspect ratio) until its longer
     /// side is `extent` of the frame (20/28 for MNIST), then centred by its centre of mass.
-    Digit { extent: f32 },
+    Digit {
+        /// The longer side of the ink's box, as a fraction of the frame.
+        extent: f32,
+    },
     /// As Fashion-MNIST was made: the ink's bounding box scaled to fill the frame, centred.
     Object,
     /// The whole picture scaled to fit, keeping its aspect ratio, centred and padded with black.
@@ -74,6 +83,7 @@ pub struct ImageStyle {
     /// The background of the training images, if they share one (drawings, not photos): an image
     /// with the other polarity is inverted before it is predicted.
     pub background: Option<Background>,
+    /// How an image is placed into the frame.
     pub fit: Fit,
 }
 

@@ -90,8 +90,11 @@ impl DataArgs {
 /// numbers) and, for data a trained model is run on, the columns and classes it was trained with.
 #[derive(Clone, Debug, Default)]
 pub struct Expect {
+    /// The targets are numbers to fit (`--loss mse`), not classes.
     pub regression: bool,
+    /// The table columns a trained model expects.
     pub table: Option<TableInfo>,
+    /// The class names a trained model knows.
     pub classes: Option<Vec<String>>,
 }
 

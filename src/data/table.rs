@@ -36,7 +36,9 @@ pub struct Table {
     pub x: Tensor,
     /// `None` when the targets were not asked for.
     pub y: Option<Labels>,
+    /// The class names of a text target column (sorted), if it is one.
     pub class_names: Option<Vec<String>>,
+    /// The columns read.
     pub info: TableInfo,
     /// The line of the file each row came from.
     pub lines: Vec<u64>,

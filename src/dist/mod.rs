@@ -18,7 +18,8 @@
 //!
 //! Dropout draws row `i` of a share as row `first_row + i` of the batch ([`crate::Mode::Train`]), so
 //! the masks are those of one process. BatchNorm sums its batch statistics over the ranks through
-//! [`sum_batch_stats`].
+//! the mode's [`Shares`] (the run's group, [`install`]ed), so it normalises with the whole batch's
+//! statistics; a rank whose share is empty still runs the pass on no rows, to meet those sums.
 
 #[cfg(feature = "mpi")]
 mod mpi;
@@ -26,7 +27,7 @@ mod mpi;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::dataset::{Dataset, Labels};
 use crate::error::{Error, Result};
-use crate::layers::{Layer, Mode};
+use crate::layers::{BatchSum, Layer, Mode, Shares};
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::train::{Evaluation, Scratch, eval_sum, pass_at};
@@ -148,18 +149,23 @@ impl Reducer {
         seed: u64,
         stop: bool,
     ) -> Result<Step> {
+        if installed_size() != Some(group.size()) {
+            return Err(Error::invalid(
+                "dist::install(group) must come before data-parallel training (BatchNorm sums \
+                 its statistics over the installed group)",
+            ));
+        }
         let rows = share(idx.len(), group.rank(), group.size());
         let mine = &idx[rows.clone()];
-        let (l, right) = if mine.is_empty() {
-            (0.0, 0)
-        } else {
-            let mode = Mode::Train {
-                seed,
-                first_row: rows.start,
-            };
-            let scale = mine.len() as f32 / idx.len() as f32;
-            pass_at(model, loss, train, mine, mode, scale, &mut self.scratch)?
+        let mode = Mode::Train {
+            seed,
+            first_row: rows.start,
+            shares: Shares::across(&Installed),
         };
+        // An empty share runs too (on no rows): BatchNorm's sums are collective.
+        let scale = mine.len() as f32 / idx.len() as f32;
+        let (l, right) = pass_at(model, loss, train, mine, mode, scale, &mut self.scratch)?;
+        let l = if mine.is_empty() { 0.0 } else { l };
         // Fused: every gradient in visiting order, then Σ loss, right answers, stop flags.
         self.send.clear();
         model
@@ -299,8 +305,9 @@ pub fn broadcast_params(group: &dyn Group, model: &mut Model) {
     });
 }
 
-/// Checks that every rank holds the same weights, bit for bit (they take the same steps from the
-/// same sums; a transport that summed differently on some rank would show here).
+/// Checks that every rank holds the same weights and buffers (BatchNorm's running statistics), bit
+/// for bit (they take the same steps from the same sums; a transport that summed differently on
+/// some rank would show here).
 ///
 /// # Errors
 /// The first rank whose weights differ from rank 0's.
@@ -309,11 +316,13 @@ pub fn check_same_weights(group: &dyn Group, model: &mut Model, epoch: usize) ->
         return Ok(());
     }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    model.net().visit_params("", &mut |_, p| {
-        for v in p.value.data() {
+    let mut eat = |t: &crate::Tensor| {
+        for v in t.data() {
             h = (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3);
         }
-    });
+    };
+    model.net().visit_params("", &mut |_, p| eat(&p.value));
+    model.net().visit_buffers("", &mut |_, b| eat(&b.value));
     let all = group.gather(&h.to_le_bytes());
     match all.iter().position(|b| *b != all[0]) {
         Some(rank) => Err(Error::invalid(format!(
@@ -327,25 +336,38 @@ pub fn check_same_weights(group: &dyn Group, model: &mut Model, epoch: usize) ->
 /// The group BatchNorm synchronises its statistics over, while a data-parallel run trains.
 static BATCH_GROUP: RwLock<Option<Weak<dyn Group>>> = RwLock::new(None);
 
-/// Makes [`sum_batch_stats`] sum over `group` for as long as it lives (the run's group).
+/// Makes BatchNorm in data-parallel steps sum its statistics over `group`, for as long as it lives
+/// (the run's group).
 pub fn install(group: &Arc<dyn Group>) {
     *BATCH_GROUP.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::downgrade(group));
 }
 
-/// The hook for layers whose training forward depends on the whole batch (BatchNorm): replaces
-/// `values` (per-channel sums over this rank's rows, such as `[count, Σx…]` in forward or
-/// `[Σ∂y, Σ∂y·x̂…]` in backward) by their sums over all ranks, so that every rank normalises with
-/// the statistics of the whole batch. Without an installed group of more than one rank it does
-/// nothing. Called by every rank at the same point of the same forward or backward.
-pub fn sum_batch_stats(values: &mut [f64]) {
-    let group = BATCH_GROUP
+/// The installed group, while it lives.
+fn installed() -> Option<Arc<dyn Group>> {
+    BATCH_GROUP
         .read()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
-        .and_then(Weak::upgrade);
-    if let Some(g) = group.filter(|g| g.size() > 1) {
-        let input = values.to_vec();
-        g.sum_f64(&input, values);
+        .and_then(Weak::upgrade)
+}
+
+/// The size of the installed group, while it lives.
+fn installed_size() -> Option<usize> {
+    installed().map(|g| g.size())
+}
+
+/// The [`BatchSum`] of data-parallel steps: over the [`install`]ed group. It replaces `values`
+/// (per-channel sums over this rank's rows, such as `[M, Σx…]` in BatchNorm's forward or
+/// `[Σ∂y, Σ∂y·x̂…]` in its backward) by their sums over all ranks. Without an installed group it
+/// does nothing (a [`Reducer`] refuses to start then).
+struct Installed;
+
+impl BatchSum for Installed {
+    fn sum(&self, values: &mut [f64]) {
+        if let Some(g) = installed() {
+            let input = values.to_vec();
+            g.sum_f64(&input, values);
+        }
     }
 }
 
@@ -397,15 +419,17 @@ mod tests {
     #[test]
     fn batch_stats_are_summed_over_the_installed_group_while_it_lives() {
         let mut v = [1.0, 2.5];
-        sum_batch_stats(&mut v);
+        Installed.sum(&mut v);
         assert_eq!(v, [1.0, 2.5], "no group installed");
         let group: Arc<dyn Group> = Arc::new(Twin);
         install(&group);
-        sum_batch_stats(&mut v);
+        assert_eq!(installed_size(), Some(2));
+        Installed.sum(&mut v);
         assert_eq!(v, [2.0, 5.0]);
         drop(group);
-        sum_batch_stats(&mut v);
+        Installed.sum(&mut v);
         assert_eq!(v, [2.0, 5.0], "the run's group is gone");
+        assert_eq!(installed_size(), None);
     }
 
     #[test]

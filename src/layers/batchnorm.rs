@@ -2,7 +2,7 @@
 //! `affine=True, track_running_stats=True`: each channel normalised by the batch's statistics in
 //! training, by the running statistics in evaluation.
 
-use super::{Buffer, Layer, Mode, Param, no_forward};
+use super::{Buffer, Layer, Mode, Param, Shares, no_forward};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use rayon::prelude::*;
@@ -16,6 +16,10 @@ use std::fmt;
 /// - evaluation: the same `y` with `μ, σ²` = `running_mean, running_var`.
 ///
 /// Running statistics are [`Buffer`]s: checkpoints keep them, optimisers never see them.
+///
+/// When processes share the batch (`Mode::Train`'s [`Shares`], data parallelism) every sum over the
+/// batch — `M`, `Σx`, `Σ(x − μ)²` here, `Σg`, `Σg·x̂` in backward — is summed over all of them, so
+/// each normalises with the whole batch's statistics and the running statistics are one process's.
 ///
 /// # Shapes
 /// `BatchNorm1d`: `[N, C]` or `[N, C, L]`; `BatchNorm2d`: `[N, C, H, W]`; output as input.
@@ -31,8 +35,9 @@ pub struct BatchNorm {
     running_mean: Buffer,
     running_var: Buffer,
     num_batches_tracked: Buffer,
-    /// `x̂` of the last forward, whether it used batch statistics, and `1/√(σ² + ε)` per channel.
-    xhat: Option<(Tensor, bool)>,
+    /// `x̂` of the last forward and, when it used batch statistics, the whole batch's `M` and who
+    /// shares the batch; `1/√(σ² + ε)` per channel.
+    xhat: Option<(Tensor, Option<(f64, Shares)>)>,
     inv_std: Vec<f32>,
     spare: Tensor,
 }
@@ -132,19 +137,26 @@ impl Layer for BatchNorm {
         let c = self.num_features;
         let out = self.check("", &x.shape()[1..], "")?;
         let s: usize = out[1..].iter().product();
-        let m = x.len() / c;
-        let train = matches!(mode, Mode::Train { .. });
-        let (mean, var): (Vec<f32>, Vec<f32>) = if train {
+        let shares = match mode {
+            Mode::Train { shares, .. } => Some(shares),
+            Mode::Eval => None,
+        };
+        let mut batch = None;
+        let (mean, var): (Vec<f32>, Vec<f32>) = if let Some(shares) = shares {
+            // [M, Σx per channel], over every process's rows.
+            let mut sums = vec![(x.len() / c) as f64];
+            sums.extend(self.channel_sums(x.data(), x.data(), s).iter().map(|v| v.0));
+            shares.sum(&mut sums);
+            let m = sums[0] as usize;
             if m <= 1 {
                 return Err(Error::invalid(format!(
                     "{self}: Expected more than 1 value per channel when training, got input size {:?}",
                     x.shape()
                 )));
             }
-            let sums = self.channel_sums(x.data(), x.data(), s);
-            let mean: Vec<f64> = sums.iter().map(|(s, _)| s / m as f64).collect();
+            let mean: Vec<f64> = sums[1..].iter().map(|s| s / m as f64).collect();
             // σ² as Σ(x − μ)²/M, a second pass: E[x²] − μ² loses digits when |μ| ≫ σ.
-            let centred = (0..c)
+            let mut centred = (0..c)
                 .into_par_iter()
                 .map(|ch| {
                     let mut sq = 0f64;
@@ -153,9 +165,12 @@ impl Layer for BatchNorm {
                             sq += (*v as f64 - mean[ch]).powi(2);
                         }
                     }
-                    sq / m as f64
+                    sq
                 })
                 .collect::<Vec<f64>>();
+            shares.sum(&mut centred);
+            centred.iter_mut().for_each(|v| *v /= m as f64);
+            batch = Some((m as f64, shares));
             // Running statistics: the unbiased variance, M/(M − 1)·σ².
             let k = self.momentum;
             for ch in 0..c {
@@ -198,7 +213,7 @@ impl Layer for BatchNorm {
                     *y = gamma[ch] * *x + beta[ch];
                 }
             });
-        self.xhat = Some((x, train));
+        self.xhat = Some((x, batch));
         Ok(y)
     }
 
@@ -207,12 +222,11 @@ impl Layer for BatchNorm {
     /// training: `∂L/∂x = γ/√(σ² + ε) · (g − Σg/M − x̂·Σ(g·x̂)/M)` (μ and σ² depend on every x);
     /// evaluation: `∂L/∂x = γ/√(running_var + ε) · g`.
     fn backward(&mut self, mut grad_y: Tensor) -> Result<Tensor> {
-        let (xhat, train) = self.xhat.take().ok_or_else(|| no_forward(self))?;
+        let (xhat, batch) = self.xhat.take().ok_or_else(|| no_forward(self))?;
         let c = self.num_features;
-        let s = xhat.len() / xhat.shape()[0].max(1) / c;
-        let m = (xhat.len() / c) as f64;
+        let s = xhat.shape()[2..].iter().product::<usize>().max(1);
 
-        // Parameter gradients.
+        // Parameter gradients, from this process's rows (a shared batch sums them with the others).
         let sums = self.channel_sums(grad_y.data(), xhat.data(), s);
         for (ch, (sg, sgx)) in sums.iter().enumerate() {
             self.weight.grad.data_mut()[ch] += *sgx as f32;
@@ -222,16 +236,17 @@ impl Layer for BatchNorm {
         // Input gradient, in place in ∂L/∂y's buffer.
         let gamma = self.weight.value.data();
         let scale: Vec<f32> = (0..c).map(|ch| gamma[ch] * self.inv_std[ch]).collect();
-        let means: Vec<(f32, f32)> = sums
-            .iter()
-            .map(|(sg, sgx)| {
-                if train {
-                    ((sg / m) as f32, (sgx / m) as f32)
-                } else {
-                    (0.0, 0.0)
-                }
-            })
-            .collect();
+        let means: Vec<(f32, f32)> = match batch {
+            Some((m, shares)) => {
+                // Σg and Σg·x̂ over the whole batch.
+                let mut all: Vec<f64> = sums.iter().flat_map(|&(sg, sgx)| [sg, sgx]).collect();
+                shares.sum(&mut all);
+                all.chunks(2)
+                    .map(|p| ((p[0] / m) as f32, (p[1] / m) as f32))
+                    .collect()
+            }
+            None => vec![(0.0, 0.0); c],
+        };
         grad_y
             .data_mut()
             .par_chunks_mut(s)
@@ -282,6 +297,7 @@ mod tests {
     use super::*;
     use crate::layers::gradcheck::check_layer;
     use rand::SeedableRng;
+    use std::ops::Range;
 
     /// A layer with γ, β away from their defaults, so that the check sees them act.
     fn bn(dims: usize, c: usize) -> BatchNorm {
@@ -297,6 +313,104 @@ mod tests {
         check_layer(&mut bn(1, 3), &[5, 3], 0.0);
         check_layer(&mut bn(1, 2), &[3, 2, 4], 0.0);
         check_layer(&mut bn(2, 3), &[2, 3, 2, 3], 0.0);
+    }
+
+    /// One of two threads that share a batch: their sums meet at a barrier, added in rank order.
+    struct Half {
+        me: usize,
+        slots: &'static std::sync::Mutex<[Vec<f64>; 2]>,
+        barrier: &'static std::sync::Barrier,
+    }
+
+    impl crate::layers::BatchSum for Half {
+        fn sum(&self, values: &mut [f64]) {
+            self.slots.lock().unwrap()[self.me] = values.to_vec();
+            self.barrier.wait();
+            {
+                let slots = self.slots.lock().unwrap();
+                for (i, v) in values.iter_mut().enumerate() {
+                    *v = slots[0][i] + slots[1][i];
+                }
+            }
+            self.barrier.wait();
+        }
+    }
+
+    /// Forward and backward of rows `rows` of `x` (upstream gradient `g`) as one of two processes
+    /// sharing the batch; `(y, ∂L/∂x, ∂L/∂γ, ∂L/∂β, running mean, running var)`.
+    fn share_of(
+        dims: usize,
+        x: &Tensor,
+        g: &Tensor,
+        rows: Range<usize>,
+        sum: &'static Half,
+    ) -> [Vec<f32>; 6] {
+        let mut l = bn(dims, x.shape()[1]);
+        let mode = Mode::Train {
+            seed: 0,
+            first_row: rows.start,
+            shares: Shares::across(sum),
+        };
+        let y = l.forward(x.rows(rows.start, rows.end), mode).unwrap();
+        let dx = l.backward(g.rows(rows.start, rows.end)).unwrap();
+        [
+            y.data().to_vec(),
+            dx.data().to_vec(),
+            l.weight.grad.data().to_vec(),
+            l.bias.grad.data().to_vec(),
+            l.running_mean.value.data().to_vec(),
+            l.running_var.value.data().to_vec(),
+        ]
+    }
+
+    #[test]
+    fn a_batch_shared_by_two_processes_is_normalised_as_the_whole_batch() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for (dims, shape) in [(2, vec![5, 3, 2, 2]), (1, vec![4, 3])] {
+            let x = crate::init::uniform(&shape, -2.0, 3.0, &mut rng);
+            let g = crate::init::uniform(&shape, -1.0, 1.0, &mut rng);
+            let mut one = bn(dims, shape[1]);
+            let y = one.forward(x.clone(), Mode::train(0)).unwrap();
+            let dx = one.backward(g.clone()).unwrap();
+            let n = shape[0];
+            // Uneven shares, and a process whose share is empty (it still meets every sum).
+            for cut in [3, n, 0] {
+                let slots = Box::leak(Box::new(std::sync::Mutex::new([vec![], vec![]])));
+                let barrier = Box::leak(Box::new(std::sync::Barrier::new(2)));
+                let half = |me| &*Box::leak(Box::new(Half { me, slots, barrier }));
+                let (a, b) = (half(0), half(1));
+                let (x, g) = (&x, &g);
+                let (p, q) = std::thread::scope(|t| {
+                    let p = t.spawn(move || share_of(dims, x, g, 0..cut, a));
+                    let q = t.spawn(move || share_of(dims, x, g, cut..n, b));
+                    (p.join().unwrap(), q.join().unwrap())
+                });
+                let close = |got: &[f32], want: &[f32], what: &str| {
+                    assert_eq!(got.len(), want.len(), "{what}");
+                    for (u, v) in got.iter().zip(want) {
+                        assert!(
+                            (u - v).abs() <= 1e-6 * (1.0 + v.abs()),
+                            "{what}, cut {cut}: {u} against {v}"
+                        );
+                    }
+                };
+                close(&[&p[0][..], &q[0]].concat(), y.data(), "y");
+                close(&[&p[1][..], &q[1]].concat(), dx.data(), "∂L/∂x");
+                // Each process's parameter gradients are its rows' part; the shares add up.
+                let add =
+                    |i: usize| -> Vec<f32> { p[i].iter().zip(&q[i]).map(|(u, v)| u + v).collect() };
+                close(&add(2), one.weight.grad.data(), "∂L/∂γ");
+                close(&add(3), one.bias.grad.data(), "∂L/∂β");
+                // Both processes keep the whole batch's running statistics, the same bits.
+                for (i, (what, want)) in [
+                    (4, ("running_mean", &one.running_mean)),
+                    (5, ("running_var", &one.running_var)),
+                ] {
+                    assert_eq!(p[i], q[i], "{what}");
+                    close(&p[i], want.value.data(), what);
+                }
+            }
+        }
     }
 
     #[test]

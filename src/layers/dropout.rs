@@ -47,7 +47,10 @@ impl Layer for Dropout {
 
     /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        let Mode::Train { seed, first_row } = mode else {
+        let Mode::Train {
+            seed, first_row, ..
+        } = mode
+        else {
             self.mask = Some(None);
             return Ok(x);
         };
@@ -128,6 +131,7 @@ mod tests {
                 Mode::Train {
                     seed: 4,
                     first_row: 2,
+                    shares: crate::layers::Shares::WHOLE,
                 },
             )
             .unwrap();

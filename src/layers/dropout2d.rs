@@ -54,7 +54,10 @@ impl Layer for Dropout2d {
 
     /// `y[n, c] = x[n, c] · m[n, c] / (1−p)` with `m[n, c] ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        let Mode::Train { seed, first_row } = mode else {
+        let Mode::Train {
+            seed, first_row, ..
+        } = mode
+        else {
             self.mask = Some(None);
             return Ok(x);
         };

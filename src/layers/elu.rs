@@ -6,6 +6,7 @@ use std::fmt;
 /// `f(x) = x if x > 0 else α(eˣ − 1)`, `f′(x) = 1 if x > 0 else α·eˣ`.
 #[derive(Clone, Copy, Debug)]
 pub struct ELU {
+    /// `α`, the value approached for very negative inputs is `−α`.
     pub alpha: f32,
 }
 

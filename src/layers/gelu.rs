@@ -11,6 +11,7 @@ use std::fmt;
 /// Evaluated in f64 and rounded once, so both sit within an ulp of PyTorch's float kernels.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GELU {
+    /// `approximate='tanh'` rather than the exact erf form.
     pub tanh: bool,
 }
 

@@ -25,12 +25,15 @@ pub struct Check {
     pub of: String,
     /// Entries compared, of `total`; `skipped` of them sat on a kink.
     pub checked: usize,
+    /// Entries left out because they sat on a kink.
     pub skipped: usize,
+    /// Entries in the gradient.
     pub total: usize,
     /// The largest `|a − n| / max(|a|, |n|, 0.1)` (the floor keeps near-zero entries meaningful).
     pub max_relative: f64,
     /// The worst entry against the tolerance: `(index, analytic, numeric)`.
     pub worst: (usize, f64, f64),
+    /// Whether `max_relative` is within the tolerance.
     pub pass: bool,
 }
 
@@ -211,8 +214,11 @@ pub fn check_loss(loss: Loss, shape: &[usize], targets: Targets<'_>, seed: u64) 
 
 /// One row of `scratchnet gradcheck`: a layer (or the loss) and its checks.
 pub struct Row {
+    /// Where the layer sits, e.g. `2`.
     pub index: String,
+    /// The layer, in one line.
     pub layer: String,
+    /// One check per gradient: the input and each parameter.
     pub checks: Vec<Check>,
 }
 

@@ -14,6 +14,7 @@
 mod activation;
 mod adaptive_avgpool;
 mod avgpool;
+mod batch_sum;
 mod batchnorm;
 mod conv2d;
 mod dropout;
@@ -39,6 +40,7 @@ mod tanh;
 pub use activation::{Activation, Elementwise};
 pub use adaptive_avgpool::{AdaptiveAvgPool2d, window as adaptive_window};
 pub use avgpool::AvgPool2d;
+pub use batch_sum::{BatchSum, Shares};
 pub use batchnorm::BatchNorm;
 pub use conv2d::Conv2d;
 pub use dropout::Dropout;
@@ -86,6 +88,7 @@ impl Param {
 /// and loaded with the parameters under its `state_dict` name, never seen by optimisers.
 #[derive(Clone, Debug)]
 pub struct Buffer {
+    /// The state itself.
     pub value: Tensor,
     /// Whether a checkpoint stores it as int64 (PyTorch's `num_batches_tracked`).
     pub int: bool,
@@ -98,19 +101,26 @@ pub enum Mode {
     Eval,
     /// Training: Dropout draws its masks from `seed`. `first_row`: where the rows of this forward
     /// start within the whole batch (0 unless the batch is split across processes, see `dist`), so
-    /// that row `i` draws what row `first_row + i` of the whole batch would.
+    /// that row `i` draws what row `first_row + i` of the whole batch would; `shares`: how
+    /// BatchNorm sums its statistics over the whole batch when processes share it.
     Train {
         /// The seed of this batch (see [`Mode::child`]).
         seed: u64,
         /// The first row's index in the whole batch.
         first_row: usize,
+        /// The processes holding the rest of the batch ([`Shares::WHOLE`]: none).
+        shares: Shares,
     },
 }
 
 impl Mode {
     /// Training with Dropout seeded by `seed`, on a whole batch (`first_row` 0).
     pub const fn train(seed: u64) -> Mode {
-        Mode::Train { seed, first_row: 0 }
+        Mode::Train {
+            seed,
+            first_row: 0,
+            shares: Shares::WHOLE,
+        }
     }
 
     /// The mode for child `i` of a container: in training, its own seed mixed from the parent's
@@ -119,9 +129,14 @@ impl Mode {
     pub fn child(self, i: usize) -> Mode {
         match self {
             Mode::Eval => Mode::Eval,
-            Mode::Train { seed, first_row } => Mode::Train {
+            Mode::Train {
+                seed,
+                first_row,
+                shares,
+            } => Mode::Train {
                 seed: mix(seed, i as u64 + 1, 0x5eed),
                 first_row,
+                shares,
             },
         }
     }

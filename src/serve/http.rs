@@ -29,18 +29,25 @@ const QUEUE_PER_WORKER: usize = 64;
 
 /// A request as the handlers see it.
 pub struct Request {
+    /// `GET`, `POST`, ….
     pub method: String,
     /// The path without the query string.
     pub path: String,
+    /// The text after `?`, if any.
     pub query: String,
+    /// The `Content-Type` header.
     pub content_type: String,
+    /// The body, at most the configured limit.
     pub body: Vec<u8>,
 }
 
 /// An answer: status, content type, body.
 pub struct Response {
+    /// The HTTP status code.
     pub status: u16,
+    /// The `Content-Type` header.
     pub content_type: &'static str,
+    /// The body.
     pub body: Vec<u8>,
 }
 

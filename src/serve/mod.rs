@@ -40,6 +40,7 @@ pub use http::Server;
 /// How the server runs.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The address to listen on.
     pub host: String,
     /// 0 picks a free port.
     pub port: u16,
