@@ -95,12 +95,28 @@ impl Init {
     /// normalisation's scale and shift (BatchNorm's 1-D `weight` and its `bias`), which keep their
     /// 1 and 0: a scale drawn near 0 would silence the layer.
     pub fn apply(&self, model: &mut dyn Layer, rng: &mut impl Rng) {
+        // A recurrent layer's weights and biases (`weight_ih_l0`, `bias_hh_l1_reverse`, ...) all
+        // take the fan-in `hidden_size`, as PyTorch's `RNNBase.reset_parameters`: the width of its
+        // `weight_hh_*`, found first because `weight_ih_l0` comes before it.
+        let mut hidden = std::collections::HashMap::new();
+        model.params("", &mut |name, p| {
+            let (layer, last) = name.rsplit_once('.').unwrap_or(("", name));
+            if last.starts_with("weight_hh_") {
+                hidden.insert(layer.to_string(), p.value.shape()[1]);
+            }
+        });
         // A bias takes the fan-in and fan-out of the weight visited just before it.
         let mut last = (1usize, 1usize);
         let mut norm = false;
         model.visit_params("", &mut |name, p| {
             let shape = p.value.shape().to_vec();
-            if name.ends_with("weight") {
+            let (layer, short) = name.rsplit_once('.').unwrap_or(("", name));
+            let recurrent = hidden
+                .get(layer)
+                .filter(|_| short.starts_with("weight_") || short.starts_with("bias_"));
+            if let Some(&h) = recurrent {
+                (last, norm) = ((shape[0], h), false);
+            } else if name.ends_with("weight") {
                 last = (shape[0], shape[1..].iter().product());
                 norm = shape.len() == 1;
             }
@@ -217,6 +233,33 @@ mod tests {
             "1.bias" => assert_eq!(p.value.data(), &[0.0; 3]),
             _ => assert!(p.value.data().iter().all(|v| v.abs() < 0.1), "{name}"),
         });
+    }
+
+    #[test]
+    fn recurrent_weights_and_biases_take_one_over_root_hidden() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+        let text = "LSTM(300, 40, num_layers=2, bidirectional=True), Linear(80, 3)";
+        let mut m = crate::model::Model::build(text, &[5, 300], &mut rng).unwrap();
+        for init in [Init::PyTorch, Init::ScaledNormal] {
+            init.apply(m.net(), &mut rng);
+            let mut seen = 0;
+            m.net().visit_params("", &mut |name, p| {
+                let largest = p.value.data().iter().fold(0f32, |a, v| a.max(v.abs()));
+                if name.starts_with("0.") {
+                    seen += 1;
+                    // PyTorch: U(±1/√40) = U(±0.158); σ = 1/(160·40) for scaled-normal.
+                    let bound = match init {
+                        Init::PyTorch => 1.0 / 40f32.sqrt(),
+                        _ => 6.0 / (160.0 * 40.0),
+                    };
+                    assert!(largest <= bound, "{name}: {largest} > {bound}");
+                    if init == Init::PyTorch {
+                        assert!(largest > 0.7 * bound, "{name}: {largest} ≪ {bound}");
+                    }
+                }
+            });
+            assert_eq!(seen, 16);
+        }
     }
 
     #[test]

@@ -10,9 +10,9 @@
 
 use crate::error::{Error, Result};
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
-    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, ReLU,
-    Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Cell, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
+    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Nonlinearity,
+    Parallel, ReLU, Recurrent, Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window,
 };
 use crate::tensor::MAX_VALUES;
 use rand::Rng;
@@ -640,6 +640,77 @@ pub fn build(
             let b = bind(vec![("dim", None), ("index", None)])?;
             Box::new(Select::new(b.int("dim")?, b.int("index")?))
         }
+        "RNN" | "LSTM" | "GRU" => {
+            let rnn = call.name == "RNN";
+            let mut params = vec![
+                ("input_size", None),
+                ("hidden_size", None),
+                ("num_layers", Some(Int(1))),
+            ];
+            if rnn {
+                params.push(("nonlinearity", Some(Value::Str("tanh".into()))));
+            }
+            params.extend([
+                ("bias", Some(Bool(true))),
+                ("batch_first", Some(Bool(true))),
+                ("dropout", Some(Float(0.0))),
+                ("bidirectional", Some(Bool(false))),
+            ]);
+            if call.name == "LSTM" {
+                params.push(("proj_size", Some(Int(0))));
+            }
+            let b = bind(params)?;
+            let (inputs, hidden) = (b.positive("input_size")?, b.positive("hidden_size")?);
+            let layers = b.positive("num_layers")?;
+            let cell = match call.name.as_str() {
+                "LSTM" => Cell::Lstm,
+                "GRU" => Cell::Gru,
+                _ => match b.get("nonlinearity") {
+                    (Value::Str(a), _) if a == "tanh" => Cell::Rnn(Nonlinearity::Tanh),
+                    (Value::Str(a), _) if a == "relu" => Cell::Rnn(Nonlinearity::Relu),
+                    (_, col) => return b.bad("nonlinearity", col, "'tanh' or 'relu'"),
+                },
+            };
+            if !b.flag("batch_first")? {
+                let col = b.get("batch_first").1;
+                return b.bad(
+                    "batch_first",
+                    col,
+                    "True: scratchnet is always batch-first, its data files and layers (Select, \
+                     Linear, ...) hold sequences as [N, T, features], never [T, N, features]",
+                );
+            }
+            if b.float("dropout")? != 0.0 {
+                let col = b.get("dropout").1;
+                return b.bad(
+                    "dropout",
+                    col,
+                    "0 (dropout between layers is not supported)",
+                );
+            }
+            if call.name == "LSTM" && b.int("proj_size")? != 0 {
+                let col = b.get("proj_size").1;
+                return b.bad("proj_size", col, "0 (projections are not supported)");
+            }
+            let (bias, bidirectional) = (b.flag("bias")?, b.flag("bidirectional")?);
+            let (gh, dirs) = (cell.gates() * hidden, if bidirectional { 2 } else { 1 });
+            for k in 0..layers {
+                let layer_inputs = if k == 0 { inputs } else { dirs * hidden };
+                for _ in 0..dirs {
+                    let biases = if bias { 2 * gh } else { 0 };
+                    b.take(budget, &[gh, layer_inputs + hidden], biases)?;
+                }
+            }
+            Box::new(Recurrent::new(
+                cell,
+                inputs,
+                hidden,
+                layers,
+                bias,
+                bidirectional,
+                rng,
+            ))
+        }
         "ReLU" | "Sigmoid" | "Tanh" => {
             let b = bind(if call.name == "ReLU" {
                 vec![("inplace", Some(Bool(false)))]
@@ -778,7 +849,7 @@ pub fn build(
                 text: text.to_string(),
                 column: call.column,
                 msg: format!(
-                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Embedding, Select, Sequential, Parallel, Residual)"
+                    "unknown layer '{other}' (known: Linear, Conv2d, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Flatten, Identity, ReLU, LeakyReLU, ELU, GELU, SiLU, Sigmoid, Tanh, Softmax, Dropout, Dropout2d, Embedding, Select, RNN, LSTM, GRU, Sequential, Parallel, Residual)"
                 ),
             });
         }
@@ -985,5 +1056,40 @@ mod tests {
         );
         assert!(build_err("Embedding(5, 2, padding_idx=7)").contains("padding_idx 7"));
         assert!(build_err("Select(1)").contains("index"));
+    }
+
+    #[test]
+    fn builds_recurrent_layers_with_pytorch_signatures() {
+        let text = "RNN(3, 4, 2, 'relu', False), LSTM(3, 5, bidirectional=True, batch_first=True), \
+                    GRU(input_size=2, hidden_size=3, num_layers=2, dropout=0)";
+        assert_eq!(
+            reprs(text),
+            [
+                "RNN(3, 4, num_layers=2, nonlinearity='relu', bias=False, batch_first=True)",
+                "LSTM(3, 5, batch_first=True, bidirectional=True)",
+                "GRU(2, 3, num_layers=2, batch_first=True)",
+            ]
+        );
+        let one_line = |text: &str, want: &str| {
+            let e = build_err(text);
+            assert!(e.contains(want) && !e.contains('\n'), "{text}: {e}");
+        };
+        one_line(
+            "LSTM(3, 4, batch_first=False)",
+            "column 12: LSTM: 'batch_first' must be True: scratchnet is always batch-first",
+        );
+        one_line(
+            "RNN(3, 4, nonlinearity='sigmoid')",
+            "RNN: 'nonlinearity' must be 'tanh' or 'relu'",
+        );
+        one_line(
+            "GRU(3, 4, nonlinearity='relu')",
+            "GRU has no argument 'nonlinearity'",
+        );
+        one_line("GRU(3, 4, dropout=0.5)", "'dropout' must be 0");
+        one_line("LSTM(3, 4, proj_size=2)", "'proj_size' must be 0");
+        one_line("RNN(3, 0)", "'hidden_size' must be a positive integer");
+        one_line("Lstm(3, 4)", "known: Linear");
+        one_line("LSTM(100000, 100000)", "past 268435456 parameters");
     }
 }

@@ -520,6 +520,32 @@ fn train_matches_pytorch_embedding_per_step() {
     }
 }
 
+/// The recurrent golden cases through `train` and `predict`, with the flags `case.json` records.
+#[test]
+fn train_matches_pytorch_recurrent_layers() {
+    let sgd = |lr| vec!["--optimizer", "sgd", "--lr", lr, "--momentum", "0.9"];
+    let adam = vec!["--optimizer", "adam", "--lr", "0.01"];
+    for (case, batch, optimizer) in [
+        ("rnn_tanh", "4", sgd("0.1")),
+        ("rnn_relu_bi_2layer", "4", adam.clone()),
+        ("rnn_tanh_bi_embedding", "4", sgd("0.05")),
+        ("lstm", "4", sgd("0.1")),
+        ("lstm_bi_2layer", "3", adam.clone()),
+        ("gru_2layer", "4", sgd("0.1")),
+        ("gru_bi_nobias", "4", adam.clone()),
+    ] {
+        let common = [
+            "--loss",
+            "cross-entropy",
+            "--epochs",
+            "2",
+            "--batch-size",
+            batch,
+        ];
+        train_like_pytorch(case, &[&common[..], &optimizer].concat());
+    }
+}
+
 #[test]
 fn train_matches_pytorch_embedding_select() {
     train_like_pytorch(
@@ -539,4 +565,65 @@ fn train_matches_pytorch_embedding_select() {
             "4",
         ],
     );
+}
+
+/// Recurrent layers' bad input: a sequence of the wrong rank or width (in train and predict),
+/// `batch_first=False` and an unknown `nonlinearity` are one-line errors.
+#[test]
+fn recurrent_bad_input_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let flat = toy_data(dir.path(), 6); // x.npy: [6, 4], y.npy: 3 classes
+    let train = |model: &str, data: &str| {
+        let out = p("m.safetensors");
+        fails(&[
+            "train", "--model", model, "--data", data, "--quiet", "--out", &out,
+        ])
+    };
+    let e = train("LSTM(4, 3), Select(1, -1), Linear(3, 3)", &flat);
+    assert!(
+        e.contains("layer 0 (LSTM(4, 3, batch_first=True)) expects input [T, 4] (batch first: [N, T, features]), got [4]"),
+        "{e}"
+    );
+    let seq: Vec<f32> = (0..6 * 5 * 4).map(|i| (i % 7) as f32 / 7.0).collect();
+    write_npy_f32(Path::new(&p("seq.npy")), &[6, 5, 4], &seq).unwrap();
+    let data = format!("{}:{}", p("seq.npy"), dir.path().join("y.npy").display());
+    let e = train("LSTM(4, 3, batch_first=False)", &data);
+    assert!(
+        e.contains("'batch_first' must be True: scratchnet is always batch-first"),
+        "{e}"
+    );
+    let e = train("RNN(4, 3, nonlinearity='sigmoid')", &data);
+    assert!(e.contains("'nonlinearity' must be 'tanh' or 'relu'"), "{e}");
+
+    let model = p("gru.safetensors");
+    ok(&[
+        "train",
+        "--model",
+        "GRU(4, 3), Select(1, -1), Linear(3, 3)",
+        "--data",
+        &data,
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        &model,
+    ]);
+    let wide: Vec<f32> = vec![0.5; 6 * 5 * 3];
+    write_npy_f32(Path::new(&p("wide.npy")), &[6, 5, 3], &wide).unwrap();
+    for (input, got) in [("x.npy", "got [4]"), ("wide.npy", "got [5, 3]")] {
+        let e = fails(&[
+            "predict",
+            "--checkpoint",
+            &model,
+            "--input",
+            &p(input),
+            "--output",
+            &p("pred.npy"),
+        ]);
+        assert!(
+            e.contains("(GRU(4, 3, batch_first=True)) expects input [T, 4]") && e.contains(got),
+            "{e}"
+        );
+    }
 }

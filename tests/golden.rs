@@ -291,3 +291,20 @@ fn embedding_select_adam() {
 fn embedding_per_step_targets() {
     check("embedding_steps");
 }
+
+/// `RNN`, `LSTM`, `GRU` (`python3 tools/make_rnn_fixtures.py`): tanh and relu, one and two layers,
+/// one and two directions, with and without bias, each followed by `Select` and a `Linear` head.
+#[test]
+fn recurrent_layers() {
+    for case in [
+        "rnn_tanh",
+        "rnn_relu_bi_2layer",
+        "rnn_tanh_bi_embedding",
+        "lstm",
+        "lstm_bi_2layer",
+        "gru_2layer",
+        "gru_bi_nobias",
+    ] {
+        check(case);
+    }
+}

@@ -246,12 +246,16 @@ fn nan_in_the_data_is_refused_before_training() {
 /// Networks that take every parallel path: a CNN with Dropout (products cut across the cores), the
 /// same without (small enough to train in two halves of each batch), and lenet (convolutions that
 /// run their ReLU and max pool image by image, in runs of images), and one with BatchNorm (channel
-/// sums), a residual block, Dropout2d, GELU, SiLU and an adaptive pool.
-const NETS: [&str; 4] = [
+/// sums), a residual block, Dropout2d, GELU, SiLU and an adaptive pool; an LSTM row by row (past the
+/// size that trains in halves: its products are cut across the cores) and a small two-layer
+/// bidirectional GRU (trained in halves).
+const NETS: [&str; 6] = [
     "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Dropout(0.1), Linear(64,10)",
     "Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,64), ReLU, Linear(64,10)",
     "lenet",
     "Conv2d(1,8,3,stride=2,bias=False), BatchNorm2d(8), ReLU, Residual(Conv2d(8,8,3,padding=1,bias=False), BatchNorm2d(8), GELU), Dropout2d(0.1), AdaptiveAvgPool2d(2), Flatten, Linear(32,16), BatchNorm1d(16), SiLU, Linear(16,10)",
+    "Flatten(1, 2), LSTM(28, 128), Select(1, -1), Linear(128, 10)",
+    "Flatten(1, 2), GRU(28, 16, num_layers=2, bidirectional=True), Select(1, -1), Linear(32, 10)",
 ];
 
 /// Trains `model` on 28×28 images with `threads` threads; returns the weights.

@@ -53,6 +53,11 @@ CASES = [
     ("Conv2d(2,3,1), AdaptiveAvgPool2d((3,2)), Flatten", (2, 5, 7)),
     ("Select(2,3), Select(-1,-2)", (2, 4, 3)),
     ("Embedding(9,3,padding_idx=2), Select(1,-1), Linear(3,2)", (6,), 9),
+    ("RNN(3, 4, num_layers=2, nonlinearity='relu', bidirectional=True), Select(1, -1), Linear(8, 2)", (5, 3)),
+    ("RNN(3, 4, bias=False), Tanh", (5, 3)),
+    ("LSTM(3, 4, num_layers=2, bias=False, bidirectional=True), Linear(8, 2)", (5, 3)),
+    ("GRU(3, 4, num_layers=2, bidirectional=True), Select(1, 0)", (5, 3)),
+    ("Flatten(1, 2), LSTM(28, 16), Select(1, -1), Linear(16, 10)", (1, 28, 28)),
 ]
 
 

@@ -55,7 +55,7 @@ pub use linear::Linear;
 pub use maxpool::{MaxPool2d, PoolSpec};
 pub use parallel::Parallel;
 pub use pool::Window;
-pub use recurrent::{Embedding, Select};
+pub use recurrent::{Cell, Embedding, Nonlinearity, Recurrent, Select};
 pub use relu::ReLU;
 pub use residual::Residual;
 pub use sequential::Sequential;

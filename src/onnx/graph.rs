@@ -24,6 +24,10 @@ pub enum Attr {
     Ints(&'static str, Vec<i64>),
     /// A float.
     Float(&'static str, f32),
+    /// A string.
+    Str(&'static str, &'static str),
+    /// A list of strings.
+    Strs(&'static str, Vec<&'static str>),
 }
 
 /// The nodes and initializers written so far.
@@ -148,6 +152,22 @@ fn attribute(a: Attr) -> AttributeProto {
             AttributeProto {
                 f: Some(f),
                 r#type: Some(AttributeType::Float as i32),
+                ..Default::default()
+            },
+        ),
+        Attr::Str(name, text) => (
+            name,
+            AttributeProto {
+                s: Some(text.as_bytes().to_vec()),
+                r#type: Some(AttributeType::String as i32),
+                ..Default::default()
+            },
+        ),
+        Attr::Strs(name, texts) => (
+            name,
+            AttributeProto {
+                strings: texts.iter().map(|t| t.as_bytes().to_vec()).collect(),
+                r#type: Some(AttributeType::Strings as i32),
                 ..Default::default()
             },
         ),

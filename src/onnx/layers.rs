@@ -7,10 +7,10 @@
 use super::graph::{Attr, Graph, Value};
 use crate::error::Result;
 use crate::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Buffer, Conv2d, Dropout, Dropout2d, ELU, Elementwise,
-    Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d, Parallel, Param, ReLU,
-    Residual, Select, Sequential, SiLU, Sigmoid, Softmax, Tanh, Window, adaptive_window,
-    child_path,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm, Buffer, Cell, Conv2d, Dropout, Dropout2d, ELU,
+    Elementwise, Embedding, Flatten, GELU, Identity, Layer, LeakyReLU, Linear, MaxPool2d,
+    Nonlinearity, Parallel, Param, ReLU, Recurrent, Residual, Select, Sequential, SiLU, Sigmoid,
+    Softmax, Tanh, Window, adaptive_window, child_path,
 };
 use crate::tensor::Tensor;
 use std::any::Any;
@@ -51,6 +51,7 @@ pub const MAPPINGS: &[Mapping] = &[
     mapping::<AdaptiveAvgPool2d>,
     mapping::<Embedding>,
     mapping::<Select>,
+    mapping::<Recurrent>,
 ];
 
 fn mapping<L: Layer + ToOnnx>(layer: &dyn Layer) -> Option<&dyn ToOnnx> {
@@ -376,6 +377,125 @@ impl ToOnnx for Select {
             "Gather",
             &[&x.name, &i],
             vec![Attr::Int("axis", axis)],
+        ))
+    }
+}
+
+impl ToOnnx for Recurrent {
+    /// One ONNX `RNN` / `LSTM` / `GRU` node per layer, each with both directions
+    /// (`direction="bidirectional"`). The traps:
+    /// - ONNX runs sequence-major, `X: [T, N, F]` → `Y: [T, D, N, H]`: the input is transposed
+    ///   once, each layer's `Y` becomes the next layer's `[T, N, D·H]` by `Transpose` + `Reshape`,
+    ///   and the last one is transposed back to batch-first `[N, T, D·H]`.
+    /// - Gate order: ONNX's LSTM rows are i, o, f, c (PyTorch's i, f, g, o), its GRU's z, r, h
+    ///   (PyTorch's r, z, n), so the blocks of rows are permuted; the GRU needs
+    ///   `linear_before_reset=1`, PyTorch's `r ⊙ (W_hn h + b_hn)`.
+    /// - `W: [D, G·H, in]`, `R: [D, G·H, H]`, `B: [D, 2·G·H] = [b_ih | b_hh]` (zeros without bias),
+    ///   stacked over the directions; RNN's `activations` says Tanh or Relu per direction.
+    fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
+        let (hid, dirs) = (self.hidden_size(), if self.bidirectional() { 2 } else { 1 });
+        let (op, order): (_, &[usize]) = match self.cell() {
+            Cell::Rnn(_) => ("RNN", &[0]),
+            Cell::Lstm => ("LSTM", &[0, 3, 1, 2]),
+            Cell::Gru => ("GRU", &[1, 0, 2]),
+        };
+        let attrs = || {
+            let direction = if dirs == 2 {
+                "bidirectional"
+            } else {
+                "forward"
+            };
+            let mut attrs = vec![
+                Attr::Int("hidden_size", hid as i64),
+                Attr::Str("direction", direction),
+            ];
+            match self.cell() {
+                Cell::Rnn(Nonlinearity::Tanh) => {
+                    attrs.push(Attr::Strs("activations", vec!["Tanh"; dirs]))
+                }
+                Cell::Rnn(Nonlinearity::Relu) => {
+                    attrs.push(Attr::Strs("activations", vec!["Relu"; dirs]))
+                }
+                Cell::Gru => attrs.push(Attr::Int("linear_before_reset", 1)),
+                Cell::Lstm => {}
+            }
+            attrs
+        };
+        // PyTorch's gate blocks of `[G·H, …]` rows in ONNX's order.
+        let onnx_rows = |t: &Tensor| -> Vec<f32> {
+            let block = hid * t.len() / t.shape()[0];
+            order
+                .iter()
+                .flat_map(|&b| &t.data()[b * block..(b + 1) * block])
+                .copied()
+                .collect()
+        };
+        let gh = order.len() * hid;
+        let shape = g.ints(&param(index, "shape"), &[0, 0, (dirs * hid) as i64]);
+        let mut v = g.node(
+            index,
+            "Transpose",
+            &[&x.name],
+            vec![Attr::Ints("perm", vec![1, 0, 2])],
+        );
+        // The zero initial state `[D, N, H]`, given explicitly: tract builds its own only for a
+        // batch size known when the file is loaded, and ours is symbolic. Expand broadcasts
+        // zeros `[D, 1, H]` to `[1, N, 1]` taken from the input's shape.
+        let zeros = g.weight(&param(index, "zeros"), &Tensor::zeros(&[dirs, 1, hid]));
+        let shape_of_x = g.node(index, "Shape", &[&v], vec![]);
+        let at = g.ints(&param(index, "batch_axis"), &[1]);
+        let batch = g.node(index, "Gather", &[&shape_of_x, &at], vec![]);
+        let one = g.ints(&param(index, "one"), &[1]);
+        let target = g.node(
+            index,
+            "Concat",
+            &[&one, &batch, &one],
+            vec![Attr::Int("axis", 0)],
+        );
+        let h0 = g.node(index, "Expand", &[&zeros, &target], vec![]);
+        for k in 0..self.num_layers() {
+            let (mut w, mut r, mut b) = (Vec::new(), Vec::new(), Vec::new());
+            for d in 0..dirs {
+                let at =
+                    |name: &str| format!("{name}_l{k}{}", if d == 1 { "_reverse" } else { "" });
+                w.extend(onnx_rows(&own_tensor(self, &at("weight_ih"))));
+                r.extend(onnx_rows(&own_tensor(self, &at("weight_hh"))));
+                for bias in ["bias_ih", "bias_hh"] {
+                    let mut found = None;
+                    self.params("", &mut |n, p| {
+                        if n == at(bias) {
+                            found = Some(onnx_rows(&p.value));
+                        }
+                    });
+                    b.extend(found.unwrap_or_else(|| vec![0.0; gh]));
+                }
+            }
+            let inputs = w.len() / (dirs * gh);
+            let mut tensor = |name: &str, shape: &[usize], data: Vec<f32>| {
+                let t = Tensor::new(shape, data).expect("stacked weights fit their shape");
+                g.weight(&param(index, &format!("{name}_l{k}")), &t)
+            };
+            let w = tensor("W", &[dirs, gh, inputs], w);
+            let r = tensor("R", &[dirs, gh, hid], r);
+            let b = tensor("B", &[dirs, 2 * gh], b);
+            let mut inputs = vec![v.as_str(), &w, &r, &b, "", &h0];
+            if op == "LSTM" {
+                inputs.push(&h0);
+            }
+            let y = g.node(index, op, &inputs, attrs());
+            let y = g.node(
+                index,
+                "Transpose",
+                &[&y],
+                vec![Attr::Ints("perm", vec![0, 2, 1, 3])],
+            );
+            v = g.node(index, "Reshape", &[&y, &shape], vec![]);
+        }
+        Ok(g.node(
+            index,
+            "Transpose",
+            &[&v],
+            vec![Attr::Ints("perm", vec![1, 0, 2])],
         ))
     }
 }
