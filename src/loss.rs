@@ -140,7 +140,12 @@ impl Loss {
                         pred.shape()
                     )));
                 }
-                let d = pred.len().checked_div(c.len()).unwrap_or(0);
+                // Scores per target, from the shape (a batch of no rows still knows them).
+                let d: usize = if per_step {
+                    pred.shape()[2..].iter().product()
+                } else {
+                    d
+                };
                 check_classes(c, d)?;
                 if l.is_cross_entropy() {
                     let loss = cross_entropy(pred.data_mut(), c, d, smoothing);
