@@ -209,7 +209,7 @@ impl Model {
         let loss = match (loss, self.loss, &data.y) {
             (Some(name), _, _) => ok(name.parse())?,
             (None, Some(l), _) => l,
-            (None, None, Labels::Classes(_)) => Loss::CrossEntropy,
+            (None, None, Labels::Classes(_) | Labels::Steps { .. }) => Loss::CrossEntropy,
             (None, None, Labels::Values(_)) => Loss::Mse,
         };
         let m = self.net()?;

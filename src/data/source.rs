@@ -396,6 +396,7 @@ fn read_image_folder(
 }
 
 /// `--image-size H,W` (or `N` for `N,N`).
+#[cfg(feature = "cli")]
 fn parse_size(s: &str) -> Result<[usize; 2]> {
     let bad = || {
         Error::invalid(format!(
