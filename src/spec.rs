@@ -39,6 +39,12 @@ pub const PRESETS: &[(&str, &str)] = &[
         "nielsen",
         "Flatten, Linear(784,30), Sigmoid, Linear(30,10), Sigmoid",
     ),
+    // For 28×28 images read row by row: each of the 28 rows is one step of 28 pixels; the LSTM's
+    // state after the last row is classified.
+    (
+        "row-lstm",
+        "Flatten(1, 2), LSTM(28, 128), Select(1, -1), Linear(128, 10)",
+    ),
     // For 28×28: a stem conv, three stages of two residual blocks (16, 32, 64 channels; the
     // second and third start with a stride-2 conv), a global average pool and a linear layer.
     (
@@ -861,6 +867,28 @@ pub fn build(
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// `row-lstm` reads a 28×28 image as 28 steps of 28 pixels: PyTorch's parameter names and
+    /// counts (4·128·(28 + 128) + 8·128 for the LSTM, 1290 for the head), 10 scores out.
+    #[test]
+    fn row_lstm_preset_reads_rows_as_steps() {
+        let m = crate::model::Model::new("row-lstm", &[1, 28, 28], 0).unwrap();
+        assert_eq!(m.output_shape(), &[10]);
+        assert_eq!(
+            m.param_names(),
+            [
+                "1.weight_ih_l0",
+                "1.weight_hh_l0",
+                "1.bias_ih_l0",
+                "1.bias_hh_l0",
+                "3.weight",
+                "3.bias"
+            ]
+        );
+        let mut count = 0;
+        crate::layers::Layer::params(m.net_ref(), "", &mut |_, p| count += p.value.len());
+        assert_eq!(count, 4 * 128 * (28 + 128) + 8 * 128 + 1290);
+    }
 
     fn names(text: &str) -> Vec<String> {
         parse(text)
