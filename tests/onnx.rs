@@ -188,24 +188,7 @@ fn trained_batchnorm_exports_its_running_statistics() {
     let ck = scratchnet::checkpoint::read(p("m.safetensors").as_ref()).unwrap();
     let var = &ck.tensors["1.running_var"];
     assert!(var.data().iter().all(|&v| v != 1.0), "{:?}", var.data());
-    ok(&[
-        "export",
-        "--checkpoint",
-        &p("m.safetensors"),
-        "--output",
-        &p("m.onnx"),
-    ]);
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p("m.safetensors"),
-        "--input",
-        &p("x.npy"),
-        "--output",
-        &p("out.npy"),
-    ]);
-    let bytes = std::fs::read(p("m.onnx")).unwrap();
-    check_tract(&bytes, &x, &npy(p("out.npy").as_ref()), "trained BatchNorm");
+    check_golden(dir.path(), p("m.safetensors").as_ref(), p("x.npy").as_ref());
 }
 
 /// Train → export: the checkpoint records the input shape, the class names and the preprocessing,

@@ -173,12 +173,18 @@ impl ToOnnx for Softmax {
     }
 }
 
-impl ToOnnx for Dropout {
-    /// The identity: an exported model is for inference.
-    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
-        Ok(x.name.clone())
-    }
+/// Layers that are the identity in an exported model (which is for inference): no node at all.
+macro_rules! no_node {
+    ($($layer:ty),* $(,)?) => {$(
+        impl ToOnnx for $layer {
+            fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
+                Ok(x.name.clone())
+            }
+        }
+    )*};
 }
+
+no_node!(Dropout, Dropout2d, Identity);
 
 impl ToOnnx for Sequential {
     /// Each layer in turn, including any a fast path runs inside its neighbour: the file holds
@@ -290,20 +296,6 @@ impl ToOnnx for Elementwise<ELU> {
     fn write(&self, g: &mut Graph, index: &str, x: &Value, _: &[usize]) -> Result<String> {
         let alpha = Attr::Float("alpha", self.activation().alpha);
         Ok(g.node(index, "Elu", &[&x.name], vec![alpha]))
-    }
-}
-
-impl ToOnnx for Dropout2d {
-    /// The identity: an exported model is for inference.
-    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
-        Ok(x.name.clone())
-    }
-}
-
-impl ToOnnx for Identity {
-    /// No node at all.
-    fn write(&self, _: &mut Graph, _: &str, x: &Value, _: &[usize]) -> Result<String> {
-        Ok(x.name.clone())
     }
 }
 
