@@ -66,7 +66,7 @@ enum PadMode {
 /// The numbers of one affine map, as `F.affine` takes them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AffineParams {
-    /// Degrees, counter-clockwise on screen (torchvision's sign).
+    /// Degrees, clockwise on screen (y pointing down), as torchvision.
     pub angle: f64,
     /// Pixels `(tx, ty)`, right and down.
     pub translate: (f64, f64),
@@ -759,5 +759,425 @@ pub fn affine(
                 dst[ch * plane + at] = v * mask + (1.0 - mask) * fill[ch];
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 3×3 one-channel image 1…9, row by row.
+    const NINE: [f32; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+
+    fn params(angle: f64, translate: (f64, f64)) -> AffineParams {
+        AffineParams {
+            angle,
+            translate,
+            scale: 1.0,
+            shear: (0.0, 0.0),
+        }
+    }
+
+    fn affine_of(src: &[f32], p: &AffineParams) -> Vec<f32> {
+        let mut dst = vec![f32::NAN; 9];
+        affine(src, &mut dst, (1, 3, 3), p, None, &[0.0], false);
+        dst
+    }
+
+    fn err(text: &str) -> String {
+        Augment::parse(text).unwrap_err().to_string()
+    }
+
+    /// A batch `[n, c, h, w]` of distinct values.
+    fn batch(n: usize, c: usize, h: usize, w: usize) -> Tensor {
+        let len = n * c * h * w;
+        Tensor::new(
+            &[n, c, h, w],
+            (0..len).map(|v| v as f32 / len as f32).collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn affine_by_hand_on_a_tiny_image() {
+        // 90° turns clockwise on screen (torchvision's sign: y points down).
+        assert_eq!(
+            affine_of(&NINE, &params(90.0, (0.0, 0.0))),
+            [7.0, 4.0, 1.0, 8.0, 5.0, 2.0, 9.0, 6.0, 3.0]
+        );
+        // One pixel right: the left column is filled.
+        assert_eq!(
+            affine_of(&NINE, &params(0.0, (1.0, 0.0))),
+            [0.0, 1.0, 2.0, 0.0, 4.0, 5.0, 0.0, 7.0, 8.0]
+        );
+        // One pixel up, the bottom row filled with 0.5.
+        let mut dst = vec![0.0; 9];
+        affine(
+            &NINE,
+            &mut dst,
+            (1, 3, 3),
+            &params(0.0, (0.0, -1.0)),
+            None,
+            &[0.5],
+            false,
+        );
+        assert_eq!(dst, [4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 0.5, 0.5, 0.5]);
+        // Zero degrees, no move: the identity, nearest and bilinear.
+        assert_eq!(affine_of(&NINE, &params(0.0, (0.0, 0.0))), NINE);
+        affine(
+            &NINE,
+            &mut dst,
+            (1, 3, 3),
+            &params(0.0, (0.0, 0.0)),
+            None,
+            &[0.0],
+            true,
+        );
+        assert_eq!(dst, NINE);
+    }
+
+    #[test]
+    fn crop_offsets_and_padding_modes_by_hand() {
+        let mut dst = [0.0; 9];
+        // The corner one pixel up-left inside the padding: a row and column of fill.
+        crop(
+            &NINE,
+            &mut dst,
+            (1, 3, 3),
+            (-1, -1),
+            PadMode::Constant,
+            &[0.0],
+        );
+        assert_eq!(dst, [0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 4.0, 5.0]);
+        crop(
+            &NINE,
+            &mut dst,
+            (1, 3, 3),
+            (1, 0),
+            PadMode::Constant,
+            &[-1.0],
+        );
+        assert_eq!(dst, [4.0, 5.0, 6.0, 7.0, 8.0, 9.0, -1.0, -1.0, -1.0]);
+        crop(&NINE, &mut dst, (1, 3, 3), (0, -2), PadMode::Edge, &[0.0]);
+        assert_eq!(dst, [1.0, 1.0, 1.0, 4.0, 4.0, 4.0, 7.0, 7.0, 7.0]);
+        crop(
+            &NINE,
+            &mut dst,
+            (1, 3, 3),
+            (0, -2),
+            PadMode::Reflect,
+            &[0.0],
+        );
+        assert_eq!(dst, [3.0, 2.0, 1.0, 6.0, 5.0, 4.0, 9.0, 8.0, 7.0]);
+        crop(
+            &NINE,
+            &mut dst,
+            (1, 3, 3),
+            (0, 2),
+            PadMode::Symmetric,
+            &[0.0],
+        );
+        assert_eq!(dst, [3.0, 3.0, 2.0, 6.0, 6.0, 5.0, 9.0, 9.0, 8.0]);
+    }
+
+    #[test]
+    fn random_crop_draws_every_offset_in_the_padding_and_no_other() {
+        // RandomCrop(3, padding=1) on 3×3: the 9 windows of the 5×5 padded image.
+        let a = Augment::parse("RandomCrop(3, padding=1)").unwrap();
+        let n = 400;
+        let mut x = Tensor::new(&[n, 1, 3, 3], NINE.repeat(n)).unwrap();
+        a.apply(&mut x, 0..n, 7, 0, 0);
+        let mut seen = std::collections::BTreeSet::new();
+        for out in x.data().chunks_exact(9) {
+            let hit = (-1..=1)
+                .flat_map(|i| (-1..=1).map(move |j| (i, j)))
+                .find(|&corner| {
+                    let mut want = [0.0; 9];
+                    crop(
+                        &NINE,
+                        &mut want,
+                        (1, 3, 3),
+                        corner,
+                        PadMode::Constant,
+                        &[0.0],
+                    );
+                    want == out
+                });
+            seen.insert(hit.expect("a window of the padded image"));
+        }
+        assert_eq!(seen.len(), 9);
+    }
+
+    #[test]
+    fn flips_follow_p() {
+        let mut dst = [0.0; 9];
+        flip(&NINE, &mut dst, (1, 3, 3), false);
+        assert_eq!(dst, [3.0, 2.0, 1.0, 6.0, 5.0, 4.0, 9.0, 8.0, 7.0]);
+        flip(&NINE, &mut dst, (1, 3, 3), true);
+        assert_eq!(dst, [7.0, 8.0, 9.0, 4.0, 5.0, 6.0, 1.0, 2.0, 3.0]);
+        for (p, flipped) in [(1.0, 200), (0.0, 0)] {
+            let a = Augment::parse(&format!("RandomHorizontalFlip(p={p})")).unwrap();
+            let mut x = Tensor::new(&[200, 1, 3, 3], NINE.repeat(200)).unwrap();
+            a.apply(&mut x, 0..200, 1, 0, 0);
+            let count = x.data().chunks_exact(9).filter(|s| s[0] == 3.0).count();
+            assert_eq!(count, flipped);
+        }
+        // p = 0.5 (the default): about half.
+        let a = Augment::parse("RandomHorizontalFlip()").unwrap();
+        let mut x = Tensor::new(&[1000, 1, 3, 3], NINE.repeat(1000)).unwrap();
+        a.apply(&mut x, 0..1000, 1, 0, 0);
+        let count = x.data().chunks_exact(9).filter(|s| s[0] == 3.0).count();
+        assert!((430..570).contains(&count), "{count}");
+    }
+
+    #[test]
+    fn random_affine_draws_within_its_ranges() {
+        // translate=(0.4, 0) on width 5: tx = round(U(-2, 2)) ∈ {-2, …, 2}, every one drawn; the
+        // image is a row 1…5, so the shift shows as where 3 (the centre) lands.
+        let a = Augment::parse("RandomAffine(0, translate=(0.4, 0))").unwrap();
+        let row = [1.0, 2.0, 3.0, 4.0, 5.0];
+        let mut x = Tensor::new(&[300, 1, 1, 5], row.repeat(300)).unwrap();
+        a.apply(&mut x, 0..300, 3, 1, 0);
+        let shifts: std::collections::BTreeSet<i64> = x
+            .data()
+            .chunks_exact(5)
+            .map(|s| s.iter().position(|&v| v == 3.0).unwrap() as i64 - 2)
+            .collect();
+        assert_eq!(shifts.into_iter().collect::<Vec<_>>(), [-2, -1, 0, 1, 2]);
+    }
+
+    #[test]
+    fn draws_depend_on_seed_epoch_and_position_only() {
+        let a = Augment::parse(
+            "RandomCrop(6, padding=2), RandomHorizontalFlip(), RandomAffine(degrees=30, translate=(0.2, 0.1), scale=(0.8, 1.2), shear=10)",
+        )
+        .unwrap();
+        let on = |threads: usize, x: &mut Tensor, rows: Range<usize>, epoch: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| a.apply(x, rows, 11, epoch, 100))
+        };
+        let mut one = batch(37, 2, 6, 6);
+        on(1, &mut one, 0..37, 2);
+        let mut two = batch(37, 2, 6, 6);
+        on(2, &mut two, 0..37, 2);
+        assert_eq!(one.data(), two.data());
+        assert_ne!(one.data(), batch(37, 2, 6, 6).data());
+        // A rank running rows 20..37 only draws what the whole batch drew for them.
+        let mut share = batch(37, 2, 6, 6);
+        on(2, &mut share, 20..37, 2);
+        let per = 2 * 6 * 6;
+        assert_eq!(share.data()[20 * per..], one.data()[20 * per..]);
+        assert_eq!(
+            share.data()[..20 * per],
+            batch(37, 2, 6, 6).data()[..20 * per]
+        );
+        // Another epoch draws anew.
+        let mut next = batch(37, 2, 6, 6);
+        on(1, &mut next, 0..37, 3);
+        assert_ne!(next.data(), one.data());
+    }
+
+    #[test]
+    fn normalized_fill_equals_normalizing_after() {
+        // Normalize last (torchvision) = augment the normalised image with a normalised fill.
+        let text = "RandomCrop(4, padding=3, fill=0.25), RandomAffine(degrees=45, fill=(0.5, 1))";
+        let s = Standardize {
+            mean: vec![0.5, 0.2],
+            std: vec![0.25, 2.0],
+        };
+        let mut raw = batch(20, 2, 4, 4);
+        Augment::parse(text)
+            .unwrap()
+            .apply(&mut raw, 0..20, 4, 0, 0);
+        s.apply(&mut raw).unwrap();
+        let mut normed = batch(20, 2, 4, 4);
+        s.apply(&mut normed).unwrap();
+        let a = Augment::parse(text).unwrap().normalized(Some(&s));
+        a.apply(&mut normed, 0..20, 4, 0, 0);
+        for (p, q) in raw.data().iter().zip(normed.data()) {
+            assert!((p - q).abs() < 1e-5, "{p} {q}");
+        }
+    }
+
+    /// torchvision's own outputs with fixed parameters, from
+    /// `python3 tools/make_augment_fixtures.py` (tests/fixtures/augment/torchvision.json).
+    #[test]
+    fn matches_torchvision_functional_ops() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/augment/torchvision.json"
+        );
+        let f: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let v = |v: &serde_json::Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        let pair = |v: &serde_json::Value| (v[0].as_f64().unwrap(), v[1].as_f64().unwrap());
+        let shape: Vec<usize> = f["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        let (c, h, w) = (shape[0], shape[1], shape[2]);
+        let img = v(&f["image"]);
+        let mut checked = 0;
+        for case in f["cases"].as_array().unwrap() {
+            let want = v(&case["out"]);
+            let mut got = vec![f32::NAN; want.len()];
+            let bilinear = case["interpolation"] == "bilinear";
+            match case["op"].as_str().unwrap() {
+                "affine" => {
+                    let p = AffineParams {
+                        angle: case["angle"].as_f64().unwrap(),
+                        translate: pair(&case["translate"]),
+                        scale: case["scale"].as_f64().unwrap(),
+                        shear: pair(&case["shear"]),
+                    };
+                    let center = (!case["center"].is_null()).then(|| pair(&case["center"]));
+                    let fill = v(&case["fill"]);
+                    affine(&img, &mut got, (c, h, w), &p, center, &fill, bilinear);
+                }
+                "crop" => {
+                    let pad = v(&case["padding"]);
+                    let mode = match case["padding_mode"].as_str().unwrap() {
+                        "constant" => PadMode::Constant,
+                        "edge" => PadMode::Edge,
+                        "reflect" => PadMode::Reflect,
+                        _ => PadMode::Symmetric,
+                    };
+                    let corner = (
+                        case["i"].as_i64().unwrap() as isize - pad[1] as isize,
+                        case["j"].as_i64().unwrap() as isize - pad[0] as isize,
+                    );
+                    let fill = vec![case["fill"].as_f64().unwrap() as f32; c];
+                    crop(&img, &mut got, (c, h, w), corner, mode, &fill);
+                }
+                op => flip(&img, &mut got, (c, h, w), op == "vflip"),
+            }
+            let tol = if bilinear { 1e-5 } else { 0.0 };
+            for (k, (g, x)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - x).abs() <= tol,
+                    "{case:?}: value {k}: {g} vs torchvision's {x}"
+                );
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 14);
+    }
+
+    #[test]
+    fn text_forms_and_round_trip() {
+        let a = Augment::parse(
+            "transforms.Compose([T.RandomCrop((6, 6), padding=(1, 2), padding_mode='reflect'), \
+             RandomAffine((-5, 15), interpolation=InterpolationMode.BILINEAR, fill=(0, 1))])",
+        )
+        .unwrap();
+        assert_eq!(a.steps.len(), 2);
+        assert!(matches!(
+            a.steps[0],
+            Transform::Crop {
+                size: (6, 6),
+                pad: [1, 2, 1, 2],
+                mode: PadMode::Reflect,
+                ..
+            }
+        ));
+        assert!(matches!(
+            &a.steps[1],
+            Transform::Affine { degrees, bilinear: true, .. } if *degrees == (-5.0, 15.0)
+        ));
+        let json = serde_json::to_string(&a).unwrap();
+        let back: Augment = serde_json::from_str(&json).unwrap();
+        assert_eq!((back.steps, back.text), (a.steps, a.text));
+        // Positional as torchvision: RandomAffine(degrees, translate, scale, shear).
+        let b = Augment::parse("RandomAffine(10, (0.1, 0.2), (0.9, 1.1), (1, 2, 3, 4))").unwrap();
+        assert!(matches!(
+            &b.steps[0],
+            Transform::Affine {
+                translate: Some((0.1, 0.2)),
+                scale: Some((0.9, 1.1)),
+                shear: Some(((1.0, 2.0), Some((3.0, 4.0)))),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_are_one_line_and_name_what_is_known() {
+        assert_eq!(
+            err("RandomCrop(28), RandomRotation(10)"),
+            "--augment, column 17: unknown transform 'RandomRotation' (known: RandomCrop, \
+             RandomHorizontalFlip, RandomVerticalFlip, RandomAffine) (in \"RandomCrop(28), RandomRotation(10)\")"
+        );
+        assert_eq!(
+            err("RandomHorizontalFlip(prob=0.5)"),
+            "--augment, column 22: RandomHorizontalFlip has no argument 'prob' (it takes p) (in \"RandomHorizontalFlip(prob=0.5)\")"
+        );
+        assert!(err("RandomAffine()").contains("RandomAffine is missing its argument 'degrees'"));
+        assert!(err("RandomAffine(-3)").contains("'degrees' must be a number ≥ 0"));
+        assert!(err("RandomAffine(3, translate=(0.1, 2))").contains("between 0 and 1"));
+        assert!(
+            err("RandomAffine(3, scale=(0, 1))")
+                .contains("'scale' must be None or (a, b), both > 0")
+        );
+        assert!(
+            err("RandomAffine(3, interpolation='bicubic')")
+                .contains("InterpolationMode.NEAREST or")
+        );
+        assert!(
+            err("RandomCrop(28, padding_mode='wrap')")
+                .contains("'constant', 'edge', 'reflect' or 'symmetric'")
+        );
+        assert!(err("RandomCrop(28, padding=(1, 2, 3))").contains("'padding' must be"));
+        assert!(err("RandomHorizontalFlip(p=2)").contains("'p' must be between 0 and 1"));
+        assert!(err("RandomCrop(28").contains("--augment, column"));
+        assert!(err("Compose(RandomCrop(28))").contains("Compose takes a list of transforms"));
+        assert!(!err("RandomCrop(28,\n padding=\t4x)").contains('\n'));
+
+        let check = |text: &str, shape: &[usize]| {
+            Augment::parse(text)
+                .unwrap()
+                .check(shape)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            check("RandomHorizontalFlip()", &[13]),
+            "--augment \"RandomHorizontalFlip()\": its transforms take images [C, H, W]; these \
+             samples are [13] (a table, text or flat vectors cannot be augmented)"
+        );
+        assert!(
+            check("RandomCrop(24)", &[1, 28, 28])
+                .contains("would make 24×24 images from 28×28 ones")
+        );
+        assert!(
+            check("RandomCrop(40)", &[1, 28, 28]).contains("larger than the padded image (28, 28)")
+        );
+        assert!(
+            check(
+                "RandomCrop(4, padding=4, padding_mode='reflect')",
+                &[1, 4, 4]
+            )
+            .contains("at most 3")
+        );
+        assert!(
+            check("RandomAffine(5, fill=(0, 1))", &[3, 8, 8])
+                .contains("fill has 2 values for images with 3 channels")
+        );
+        Augment::parse(
+            "RandomCrop(4, padding=3, padding_mode='reflect'), RandomAffine(5, fill=(0, 1, 0))",
+        )
+        .unwrap()
+        .check(&[3, 4, 4])
+        .unwrap();
     }
 }
