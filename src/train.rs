@@ -785,6 +785,52 @@ mod tests {
         );
     }
 
+    /// The test pass sees the images as they are: its loss is `evaluate`'s, while training saw
+    /// them transformed (a run without `--augment` ends elsewhere).
+    #[test]
+    fn augmentation_trains_on_transformed_batches_and_never_tests_on_them() {
+        let n = 40;
+        let x = crate::init::uniform(
+            &[n, 1, 6, 6],
+            0.0,
+            1.0,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        );
+        let data =
+            Dataset::new(x, Labels::Classes((0..n as u32).map(|i| i % 2).collect())).unwrap();
+        let make = |augment: Option<&str>| {
+            let mut t = trainer(2, true);
+            t.model = Model::new("Flatten, Linear(36, 2)", &[1, 6, 6], 2).unwrap();
+            t.controls.augment = augment.map(|a| Augment::parse(a).unwrap());
+            t
+        };
+        let mut a = make(Some("RandomCrop(6, padding=2), RandomAffine(30)"));
+        let Outcome::Finished(stats) = a
+            .run_epoch(&data, Some(&data), None, &mut |_, _, _| {})
+            .unwrap()
+        else {
+            panic!()
+        };
+        let e = evaluate(&mut a.model, a.loss, &data, 100).unwrap();
+        assert_eq!(stats.test_loss, Some(e.loss));
+        let mut b = make(None);
+        b.run_epoch(&data, Some(&data), None, &mut |_, _, _| {})
+            .unwrap();
+        assert_ne!(flat_params(&mut a.model), flat_params(&mut b.model));
+        // Non-image data is refused before the first batch.
+        let mut t = trainer(0, false);
+        t.controls.augment = Some(Augment::parse("RandomHorizontalFlip()").unwrap());
+        let e = t
+            .run_epoch(&toy(8), None, None, &mut |_, _, _| {})
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("its transforms take images [C, H, W]"),
+            "{e}"
+        );
+        assert_eq!(t.position, Position::default());
+    }
+
     #[test]
     fn divergence_names_epoch_batch_and_layer() {
         let data = toy(16);
