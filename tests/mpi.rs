@@ -255,6 +255,21 @@ fn real_data_with_dropout_sgd_momentum_on_ranks_is_one_process() {
     real_data(CONV_DROPOUT, &["--momentum", "0.9"], 1e-3);
 }
 
+/// Each rank augments the rows of its share as one process does (`--augment` draws by position).
+#[test]
+fn real_data_with_dropout_and_augment_on_ranks_is_one_process() {
+    real_data(
+        CONV_DROPOUT,
+        &[
+            "--momentum",
+            "0.9",
+            "--augment",
+            "RandomCrop(28, padding=2), RandomHorizontalFlip(), RandomAffine(10, translate=(0.1, 0.1))",
+        ],
+        1e-3,
+    );
+}
+
 #[test]
 fn real_data_with_dropout_adam_on_ranks_is_one_process() {
     real_data(

@@ -191,6 +191,9 @@ struct BenchArgs {
     /// --threads cores: the machine's GEMM peak as our kernels reach it.
     #[arg(long, value_name = "SIZE")]
     peak: Option<usize>,
+    /// Also time, after each epoch, one with these --augment transforms (its cost, side by side).
+    #[arg(long, value_name = "TRANSFORMS")]
+    augment: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -1702,8 +1705,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     } else {
         a.model.split(',').map(str::trim).collect()
     };
+    let augment = a.augment.as_deref().map(Augment::parse).transpose()?;
     for m in models {
-        let r = bench::bench(m, &train, &test, a.repeats)?;
+        let r = bench::bench(m, &train, &test, a.repeats, augment.as_ref())?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1721,6 +1725,15 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
                 r.test_seconds,
                 r.peak_rss_mib
             );
+            if let (Some(t), Some(all)) = (r.augment_median_seconds, &r.augment_epoch_seconds) {
+                println!(
+                    "{m} with --augment: {t:.2} s/epoch (median of {:?}), {:+.1}% against the epochs without",
+                    all.iter()
+                        .map(|t| (t * 100.0).round() / 100.0)
+                        .collect::<Vec<_>>(),
+                    100.0 * (t / r.median_seconds - 1.0)
+                );
+            }
         }
     }
     Ok(())
