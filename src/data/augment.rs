@@ -76,6 +76,9 @@ pub struct AffineParams {
     pub shear: (f64, f64),
 }
 
+/// `RandomAffine`'s shear ranges in degrees: `(x_lo, x_hi)` and, when given, `(y_lo, y_hi)`.
+type Shear = ((f64, f64), Option<(f64, f64)>);
+
 #[derive(Clone, Debug, PartialEq)]
 enum Transform {
     Crop {
@@ -94,8 +97,7 @@ enum Transform {
         degrees: (f64, f64),
         translate: Option<(f64, f64)>,
         scale: Option<(f64, f64)>,
-        /// `(x_lo, x_hi)` and, when given, `(y_lo, y_hi)`.
-        shear: Option<((f64, f64), Option<(f64, f64)>)>,
+        shear: Option<Shear>,
         bilinear: bool,
         /// One value, or one per channel.
         fill: Vec<f32>,
@@ -407,12 +409,11 @@ fn transform(call: &Call, text: &str) -> Result<Transform> {
                 ("fill", Some(Int(0))),
                 ("padding_mode", Some(Str("constant".into()))),
             ])?;
-            let size = match b.get("size") {
-                (v, col) => match ints(v).as_deref() {
-                    Some(&[s]) if s > 0 => (s, s),
-                    Some(&[sh, sw]) if sh > 0 && sw > 0 => (sh, sw),
-                    _ => return b.bad("size", col, "a positive integer or (h, w)"),
-                },
+            let (v, col) = b.get("size");
+            let size = match ints(v).as_deref() {
+                Some(&[s]) if s > 0 => (s, s),
+                Some(&[sh, sw]) if sh > 0 && sw > 0 => (sh, sw),
+                _ => return b.bad("size", col, "a positive integer or (h, w)"),
             };
             let pad = match b.get("padding") {
                 (Value::None, _) => [0; 4],
@@ -502,11 +503,10 @@ fn transform(call: &Call, text: &str) -> Result<Transform> {
                     );
                 }
             };
-            let fill = match b.get("fill") {
-                (v, col) => match numbers(v) {
-                    Some(f) if !f.is_empty() => f.into_iter().map(|f| f as f32).collect(),
-                    _ => return b.bad("fill", col, "a number or one number per channel"),
-                },
+            let (v, col) = b.get("fill");
+            let fill = match numbers(v) {
+                Some(f) if !f.is_empty() => f.into_iter().map(|f| f as f32).collect(),
+                _ => return b.bad("fill", col, "a number or one number per channel"),
             };
             let center = optional_pair(&b, "center", f64::is_finite, "None or (x, y) in pixels")?;
             Transform::Affine {
