@@ -653,16 +653,15 @@ fn crop(
 
 /// `F.hflip` (`x → W−1−x`) or `F.vflip` (`y → H−1−y`).
 fn flip(src: &[f32], dst: &mut [f32], (c, h, w): (usize, usize, usize), vertical: bool) {
-    for (s, d) in src.chunks_exact(w).zip(dst.chunks_exact_mut(w)).take(c * h) {
-        if !vertical {
-            d.iter_mut().zip(s.iter().rev()).for_each(|(d, s)| *d = *s);
-        }
-    }
-    if vertical {
-        for ch in 0..c {
-            for y in 0..h {
-                let from = (ch * h + h - 1 - y) * w;
-                dst[(ch * h + y) * w..][..w].copy_from_slice(&src[from..from + w]);
+    for ch in 0..c {
+        for y in 0..h {
+            let from = if vertical { h - 1 - y } else { y };
+            let s = &src[(ch * h + from) * w..][..w];
+            let d = &mut dst[(ch * h + y) * w..][..w];
+            if vertical {
+                d.copy_from_slice(s);
+            } else {
+                d.iter_mut().zip(s.iter().rev()).for_each(|(d, s)| *d = *s);
             }
         }
     }
