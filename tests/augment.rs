@@ -29,7 +29,8 @@ fn images(dir: &Path) -> String {
     format!("{}:{}", s(&dir.join("x.npy")), s(&dir.join("y.npy")))
 }
 
-fn train(data: &str, out: &Path, extra: &[&str]) -> String {
+/// The `train` arguments of these runs, then `extra`.
+fn args<'a>(data: &'a str, out: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     let model = "Conv2d(1,4,3,padding=1), ReLU, Flatten, Linear(256,2)";
     let base = [
         "train",
@@ -48,7 +49,11 @@ fn train(data: &str, out: &Path, extra: &[&str]) -> String {
         "--out",
         s(out),
     ];
-    ok(&[&base[..], extra].concat())
+    [&base[..], extra].concat()
+}
+
+fn train(data: &str, out: &Path, extra: &[&str]) -> String {
+    ok(&args(data, out, extra))
 }
 
 fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
@@ -91,29 +96,9 @@ fn resume_continues_the_same_augmentation_and_threads_do_not_matter() {
         weights(&p("resumed.safetensors"))
     );
     // The same run on one thread.
-    ok(&[
-        "--threads",
-        "1",
-        "train",
-        "--data",
-        &data,
-        "--model",
-        "Conv2d(1,4,3,padding=1), ReLU, Flatten, Linear(256,2)",
-        "--batch-size",
-        "8",
-        "--seed",
-        "3",
-        "--lr",
-        "0.05",
-        "--test-split",
-        "0.25",
-        "--epochs",
-        "2",
-        "--augment",
-        AUGMENT,
-        "--out",
-        s(&p("threads1.safetensors")),
-    ]);
+    let one_thread = p("threads1.safetensors");
+    let run = args(&data, &one_thread, &["--epochs", "2", "--augment", AUGMENT]);
+    ok(&[&["--threads", "1"][..], &run].concat());
     assert_eq!(
         weights(&p("two.safetensors")),
         weights(&p("threads1.safetensors"))
