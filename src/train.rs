@@ -5,7 +5,7 @@
 //! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
 
 use crate::data::dataset::{Dataset, Labels, gather};
-use crate::dist::{Group, Reducer, Single, check_same_weights, evaluate_in};
+use crate::dist::{Group, Held, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode};
 use crate::loss::{Loss, Targets};
@@ -456,7 +456,32 @@ impl Trainer {
         interrupt: Option<&AtomicBool>,
         on_batch: &mut dyn FnMut(usize, usize, f64),
     ) -> Result<Outcome> {
-        let n = train.len();
+        let test = test.map(Held::Whole);
+        self.run_epoch_held(group, Held::Whole(train), test, interrupt, on_batch)
+    }
+
+    /// [`Trainer::run_epoch_in`] with the rows of the data this rank holds (`--shard`: a part of
+    /// each set, see [`crate::dist`]): the same batches and the same weights as when every rank
+    /// holds every row.
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch_in`]; a part of the data on one process.
+    pub fn run_epoch_held(
+        &mut self,
+        group: &dyn Group,
+        train: Held,
+        test: Option<Held>,
+        interrupt: Option<&AtomicBool>,
+        on_batch: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Outcome> {
+        let n = train.total();
+        let data = train.data();
+        if group.size() == 1 && data.len() != n {
+            return Err(Error::invalid(format!(
+                "one process holds {} of the {n} training rows; alone it needs all of them",
+                data.len()
+            )));
+        }
         let bs = self.schedule.batch_size;
         let batches = n.div_ceil(bs);
         let order = epoch_order(n, &self.schedule, self.position.epoch);
@@ -478,14 +503,14 @@ impl Trainer {
                     (s.loss, s.right, s.stop)
                 }
                 (None, Some(r)) if idx.len() >= 2 => {
-                    let (l, right) = r.pass(&mut self.model, self.loss, train, idx, seed)?;
+                    let (l, right) = r.pass(&mut self.model, self.loss, data, idx, seed)?;
                     (l, right, stop)
                 }
                 _ => {
                     let (l, right) = pass(
                         &mut self.model,
                         self.loss,
-                        train,
+                        data,
                         idx,
                         seed,
                         1.0,
@@ -550,7 +575,7 @@ impl Trainer {
         check_same_weights(group, &mut self.model, self.position.epoch + 1)?;
         let p = std::mem::take(&mut self.position);
         // Per-step targets count every position.
-        let per = train.y.per_sample();
+        let per = data.y.per_sample();
         let classes = per > 0;
         let stats = EpochStats {
             epoch: p.epoch + 1,
@@ -583,10 +608,12 @@ impl Trainer {
         Ok(Outcome::Finished(stats))
     }
 
-    /// The error for a diverged step, with the first layer whose output is not finite.
-    fn diverged(&mut self, train: &Dataset, idx: &[usize], batch: usize, what: &str) -> Error {
+    /// The error for a diverged step, with the first layer whose output is not finite (in the
+    /// rows of batch `idx` that this rank holds).
+    fn diverged(&mut self, train: Held, idx: &[usize], batch: usize, what: &str) -> Error {
         let mut x = Tensor::default();
-        gather(&train.x, idx, &mut x);
+        let held: Vec<usize> = idx.iter().filter_map(|&row| train.local(row)).collect();
+        gather(&train.data().x, &held, &mut x);
         let layer = match self.model.net().first_non_finite(x) {
             Ok(Some(l)) => l,
             _ => "every layer output is finite; the loss or update overflowed".into(),

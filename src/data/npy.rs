@@ -126,46 +126,126 @@ fn header_v1(descr: &str, shape: &[usize]) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The array a file's header describes.
+struct Layout {
+    shape: Vec<usize>,
+    descr: String,
+    dtype: Dtype,
+    /// The byte offset of the data.
+    data_at: usize,
+    /// The data's length in bytes: `product(shape) · itemsize`.
+    len: usize,
+}
+
+impl Layout {
+    /// The layout from the first bytes of a file (at least its header), checked.
+    fn read(bytes: &[u8]) -> std::result::Result<Layout, String> {
+        let (text, header_at) = split_header(bytes)?;
+        let header = parse_header(text, header_at)?;
+        if header.fortran_order {
+            return Err(
+                "fortran_order is True, expected C order; save the array with \
+                        np.save(path, np.ascontiguousarray(a))"
+                    .to_owned(),
+            );
+        }
+        let dtype = Dtype::parse(&header.descr)?;
+        let shape = header.shape;
+        let len = element_count(&shape)
+            .and_then(|n| n.checked_mul(dtype.size()))
+            .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
+        Ok(Layout {
+            shape,
+            descr: header.descr,
+            dtype,
+            data_at: header_at + text.len(),
+            len,
+        })
+    }
+
+    /// Checks that a file of `file_len` bytes holds exactly the data, no less and no more.
+    fn check_len(&self, file_len: usize) -> std::result::Result<(), String> {
+        let (shape, expected, data_at) = (&self.shape, self.len, self.data_at);
+        let body = file_len.saturating_sub(data_at);
+        if body < expected {
+            return Err(format!(
+                "data is truncated: shape {shape:?} of '{}' needs {expected} bytes from byte \
+                 {data_at}, got {body}",
+                self.descr,
+            ));
+        }
+        if body > expected {
+            return Err(format!(
+                "{} unexpected bytes after the data at byte {}: shape {shape:?} of '{}' needs \
+                 exactly {expected} bytes from byte {data_at}",
+                body - expected,
+                data_at + expected,
+                self.descr
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole file, checked; errors are messages without the path.
 fn decode_npy(bytes: &[u8]) -> std::result::Result<Npy, String> {
-    let (text, header_at) = split_header(bytes)?;
-    let header = parse_header(text, header_at)?;
-    if header.fortran_order {
-        return Err(
-            "fortran_order is True, expected C order; save the array with \
-                    np.save(path, np.ascontiguousarray(a))"
-                .to_owned(),
-        );
-    }
-    let dtype = Dtype::parse(&header.descr)?;
-    let shape = header.shape;
-    let data_at = header_at + text.len();
-    let body = &bytes[data_at..];
-    let expected = element_count(&shape)
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
-    if body.len() < expected {
-        return Err(format!(
-            "data is truncated: shape {shape:?} of '{}' needs {expected} bytes from byte \
-             {data_at}, got {}",
-            header.descr,
-            body.len()
-        ));
-    }
-    if body.len() > expected {
-        return Err(format!(
-            "{} unexpected bytes after the data at byte {}: shape {shape:?} of '{}' needs \
-             exactly {expected} bytes from byte {data_at}",
-            body.len() - expected,
-            data_at + expected,
-            header.descr
-        ));
-    }
+    let l = Layout::read(bytes)?;
+    l.check_len(bytes.len())?;
     Ok(Npy {
-        shape,
-        data: dtype.decode(body, data_at)?,
-        dtype: header.descr,
+        data: l.dtype.decode(&bytes[l.data_at..], l.data_at)?,
+        shape: l.shape,
+        dtype: l.descr,
     })
+}
+
+/// Rows `pick(n)` of the array `[n, …]` in the `.npy` file at `path`, and `n`: reads the header
+/// and those rows' bytes only (a part of a file larger than memory). The returned array has
+/// shape `[rows, …]`.
+///
+/// # Errors
+/// As [`read_npy`] (the file's length is checked against its header, not its bytes read), and
+/// [`Error::Format`] for a 0-d array.
+pub fn read_npy_rows(
+    path: &Path,
+    pick: impl FnOnce(usize) -> std::ops::Range<usize>,
+) -> Result<(Npy, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let fail = |msg: String| Error::format(path, msg);
+    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+    // Magic, version and the header's length (2 bytes in version 1.0, else 4), then the header.
+    let mut head = Vec::new();
+    let io = |e| Error::io(path, e);
+    file.by_ref().take(12).read_to_end(&mut head).map_err(io)?;
+    let header_end = match head.get(6..12) {
+        Some([1, _, a, b, ..]) => 10 + usize::from(u16::from_le_bytes([*a, *b])),
+        Some([_, _, a, b, c, d]) => 12 + u32::from_le_bytes([*a, *b, *c, *d]) as usize,
+        _ => head.len(),
+    };
+    let more = header_end.saturating_sub(head.len()) as u64;
+    file.by_ref().take(more).read_to_end(&mut head).map_err(io)?;
+    let l = Layout::read(&head).map_err(fail)?;
+    l.check_len(file_len).map_err(fail)?;
+    let Some(&n) = l.shape.first() else {
+        return Err(fail("is a 0-d array; expected rows (N, …)".into()));
+    };
+    let row = l.len / n.max(1);
+    let rows = pick(n);
+    assert!(rows.start <= rows.end && rows.end <= n, "rows within the array");
+    let at = l.data_at + rows.start * row;
+    let mut body = vec![0u8; rows.len() * row];
+    file.seek(SeekFrom::Start(at as u64)).map_err(io)?;
+    file.read_exact(&mut body).map_err(io)?;
+    let mut shape = l.shape;
+    shape[0] = rows.len();
+    Ok((
+        Npy {
+            data: l.dtype.decode(&body, at).map_err(fail)?,
+            shape,
+            dtype: l.descr,
+        },
+        n,
+    ))
 }
 
 /// Checks magic, version and length; returns the header text and its byte offset.

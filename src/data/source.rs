@@ -264,7 +264,7 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
 }
 
 /// `--test-data`: read as the training data was, a table with the training columns and classes.
-fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> Result<Dataset> {
+pub(crate) fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> Result<Dataset> {
     let test_args = DataArgs {
         data: Some(spec.to_string()),
         data_dir: args.data_dir.clone(),
