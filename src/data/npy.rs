@@ -1005,4 +1005,62 @@ mod tests {
         let err = read_npy(&path).unwrap_err();
         assert!(err.to_string().contains("np.ascontiguousarray"), "{err}");
     }
+
+    #[test]
+    fn rows_read_at_their_offset_equal_those_of_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let body: Vec<u8> = (0..5 * 3 * 2).flat_map(|v: i16| (v - 7).to_le_bytes()).collect();
+        fs::write(&path, simple("<i2", "(5, 3, 2)", &body)).unwrap();
+        let whole = read_npy(&path).unwrap();
+        let NpyData::Int(all) = &whole.data else {
+            panic!("ints")
+        };
+        let (part, n) = read_npy_rows(&path, |n| n - 3..n - 1).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(part.shape, [2, 3, 2]);
+        assert_eq!(part.data, NpyData::Int(all[12..24].to_vec()));
+        let (none, _) = read_npy_rows(&path, |_| 5..5).unwrap();
+        assert_eq!((none.shape, none.data), (vec![0, 3, 2], NpyData::Int(vec![])));
+    }
+
+    #[test]
+    fn rows_of_a_file_larger_than_memory_read_only_those_rows() {
+        // 2^21 rows of 4096 f32: a 32 GiB sparse file, of which 2 rows are read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.npy");
+        let header = header_v1("<f4", &[1 << 21, 4096]).unwrap();
+        let row = 4096 * 4;
+        let f = fs::File::create(&path).unwrap();
+        f.set_len((header.len() + (1 << 21) * row) as u64).unwrap();
+        drop(f);
+        let mut bytes = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        use std::io::{Seek, SeekFrom, Write};
+        bytes.write_all(&header).unwrap();
+        bytes
+            .seek(SeekFrom::Start((header.len() + 1_000_001 * row) as u64))
+            .unwrap();
+        bytes.write_all(&1.5f32.to_le_bytes()).unwrap();
+        drop(bytes);
+        let (part, n) = read_npy_rows(&path, |_| 1_000_000..1_000_002).unwrap();
+        assert_eq!((n, part.shape.as_slice()), (1 << 21, &[2, 4096][..]));
+        let NpyData::Float(v) = part.data else {
+            panic!("floats")
+        };
+        assert_eq!((v[4096], v.iter().sum::<f32>()), (1.5, 1.5));
+    }
+
+    #[test]
+    fn rows_of_a_truncated_file_are_refused_as_the_whole_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        fs::write(&path, simple("<f4", "(4, 2)", &[0; 28])).unwrap();
+        let e = read_npy_rows(&path, |_| 0..1).unwrap_err().to_string();
+        let whole = read_npy(&path).unwrap_err().to_string();
+        assert_eq!(e, whole);
+        assert!(e.contains("data is truncated: shape [4, 2] of '<f4' needs 32 bytes"), "{e}");
+        fs::write(&path, simple("<f4", "()", &[0; 4])).unwrap();
+        let e = read_npy_rows(&path, |_| 0..0).unwrap_err().to_string();
+        assert!(e.ends_with("is a 0-d array; expected rows (N, …)"), "{e}");
+    }
 }

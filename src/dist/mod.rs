@@ -297,7 +297,7 @@ pub fn evaluate_in(
 
 /// What each rank holds of the training data (and the test data): one line per rank, in rank
 /// order, on every rank (rank 0 prints them): `rank 1 of 2 holds training rows 2000..4000 of 4000
-/// (6.3 MB), test rows …`.
+/// (6.3 MB), test rows …` (inputs and targets in memory, 4 bytes a value).
 pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<String> {
     let rows = |h: Held| {
         let first = match h {
@@ -309,12 +309,12 @@ pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<Str
             Labels::Classes(c) | Labels::Steps { classes: c, .. } => c.len(),
             Labels::Values(t) => t.len(),
         };
-        let mb = 4.0 * (d.x.len() + labels) as f64 / 1e6;
-        format!(
-            "rows {first}..{} of {} ({mb:.1} MB)",
-            first + d.len(),
-            h.total()
-        )
+        let kb = 4.0 * (d.x.len() + labels) as f64 / 1e3;
+        let size = match kb {
+            ..1000.0 => format!("{kb:.1} kB"),
+            _ => format!("{:.1} MB", kb / 1e3),
+        };
+        format!("rows {first}..{} of {} ({size})", first + d.len(), h.total())
     };
     let mut mine = format!("holds training {}", rows(train));
     if let Some(t) = test {
