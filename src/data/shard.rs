@@ -1,18 +1,45 @@
 //! `--shard`: one rank's part of the data, rows [`share`]`(N, rank, R)` of each set (a contiguous
 //! 1/R of it), for data-parallel training where no rank holds the whole dataset (see `dist`).
 //!
-//! An `X.npy:Y.npy` pair (training set, and a `--test-data` pair) is read at those rows only: the
-//! header gives `N`, the rows are read at their offset, so a rank's memory holds its part and
-//! never the file. Every other form (IDX, `.npz`, CSV, text, image folders, and `--test-split`,
-//! which draws from the whole set) is read whole and cut with [`Part::keep`]: what a rank keeps
-//! for training is its part, but the read itself once held the whole file.
+//! An `X.npy:Y.npy` pair (training set, and a `--test-data` pair) and a raw IDX directory are read
+//! at those rows only: the header gives `N`, the rows are read at their offset, so a rank's memory
+//! holds its part and never the file. Gzipped IDX (`fashion-mnist`, `mnist`) is decompressed as a
+//! stream that keeps the rank's rows: the whole file is read, never held. Every other form
+//! (`.npz`, CSV, text, image folders, and `--test-split`, which draws from the whole set) is read
+//! whole and cut with [`Part::keep`]: what a rank keeps for training is its part, but the read
+//! itself once held the whole file.
 
 use crate::data::dataset::Dataset;
+use crate::data::find::{dataset_info, find_dataset};
 use crate::data::npy::read_npy_rows;
 use crate::data::source::{self, DataArgs, Expect, inputs, targets};
 use crate::dist::{Held, share};
 use crate::error::{Error, Result};
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// The rows a rank reads of a set of `n`: [`share`]`(min(n, limit), rank, size)`.
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    /// This rank.
+    pub rank: usize,
+    /// The ranks.
+    pub size: usize,
+    /// Only the first rows of the set count (`--limit`).
+    pub limit: Option<usize>,
+}
+
+impl Cut {
+    /// The rows of the whole set: `min(n, limit)`.
+    pub fn total(&self, n: usize) -> usize {
+        self.limit.map_or(n, |l| l.min(n))
+    }
+
+    /// This rank's rows of a set of `n`.
+    pub fn rows(&self, n: usize) -> Range<usize> {
+        share(self.total(n), self.rank, self.size)
+    }
+}
 
 /// Rows `first .. first + data.len()` of a dataset of `total` rows.
 pub struct Part {
@@ -71,20 +98,65 @@ pub fn load_part(
     rank: usize,
     size: usize,
 ) -> Result<(Part, Option<Part>)> {
-    let pair = args.data.as_deref().and_then(npy_pair);
-    let Some((x, y)) = pair.filter(|_| args.test_split.is_none() && args.limit != Some(0)) else {
+    let whole = || -> Result<(Part, Option<Part>)> {
         let (train, test) = source::load_for(args, expect)?;
-        return Ok((Part::whole(train), test.map(Part::whole)));
+        Ok((Part::whole(train), test.map(Part::whole)))
     };
-    let train = read_pair(x, y, args.limit, rank, size)?;
+    let Some(spec) = args.data.as_deref() else {
+        return whole();
+    };
+    if args.test_split.is_some() || args.limit == Some(0) {
+        return whole();
+    }
+    let train_cut = Cut {
+        rank,
+        size,
+        limit: args.limit,
+    };
+    let test_cut = Cut {
+        limit: None,
+        ..train_cut
+    };
+    let (train, test) = if let Some((x, y)) = npy_pair(spec) {
+        (read_pair(x, y, train_cut)?, None)
+    } else if let Some(dir) = idx_dir(spec, args)? {
+        let (train, test) = source::read_idx_dir(&dir, Some((train_cut, test_cut)))?;
+        let Some(train) = train else {
+            return whole();
+        };
+        let names = dataset_info(spec).and_then(|i| source::class_names(i.name));
+        let named = |p: Part| Part {
+            data: Dataset {
+                class_names: names.clone(),
+                ..p.data
+            },
+            ..p
+        };
+        (named(train), test.map(named))
+    } else {
+        return whole();
+    };
     let test = match args.test_data.as_deref() {
-        None => None,
+        None => test,
         Some(spec) => Some(match npy_pair(spec) {
-            Some((x, y)) => read_pair(x, y, None, rank, size)?,
+            Some((x, y)) => read_pair(x, y, test_cut)?,
             None => Part::whole(source::load_test(spec, args, expect, &train.data)?),
         }),
     };
     Ok((train, test))
+}
+
+/// The directory of IDX files that `spec` names (a known dataset's, found as `load` finds it, or a
+/// directory holding a `train-*` pair); `None` for other forms.
+fn idx_dir(spec: &str, args: &DataArgs) -> Result<Option<PathBuf>> {
+    if let Some(info) = dataset_info(spec) {
+        return find_dataset(info.name, args.data_dir.as_deref()).map(Some);
+    }
+    let dir = Path::new(spec);
+    let idx = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+        .iter()
+        .all(|f| crate::data::find::dataset_file(dir, f).is_some());
+    Ok((dir.is_dir() && idx).then(|| dir.to_path_buf()))
 }
 
 /// `X.npy:Y.npy` as two paths, when `spec` names such a pair (and is not itself a file).
@@ -95,21 +167,10 @@ fn npy_pair(spec: &str) -> Option<(&Path, &Path)> {
         .map(|(x, y)| (Path::new(x), Path::new(y)))
 }
 
-/// Rows [`share`]`(N, rank, size)` of the pair, `N` its rows (at most `limit`).
-fn read_pair(
-    x: &Path,
-    y: &Path,
-    limit: Option<usize>,
-    rank: usize,
-    size: usize,
-) -> Result<Part> {
-    let mut total = 0;
-    let mut pick = |n: usize| {
-        total = limit.map_or(n, |l| l.min(n));
-        share(total, rank, size)
-    };
-    let (xa, nx) = read_npy_rows(x, &mut pick)?;
-    let first = share(total, rank, size).start;
+/// The rows `cut` gives of the pair.
+fn read_pair(x: &Path, y: &Path, cut: Cut) -> Result<Part> {
+    let (xa, nx) = read_npy_rows(x, |n| cut.rows(n))?;
+    let (first, total) = (cut.rows(nx).start, cut.total(nx));
     let rows = first..first + xa.shape[0];
     let (ya, ny) = read_npy_rows(y, |n| if n == nx { rows } else { 0..0 })?;
     if nx != ny {
@@ -195,5 +256,49 @@ mod tests {
         write_npy_f32(&dir.path().join("y.npy"), &[9, 1], &[0.0; 9]).unwrap();
         let e = load_part(&args, &Expect::default(), 0, 2).err().unwrap();
         assert!(e.to_string().contains("x.npy has 10 rows and "), "{e}");
+    }
+
+    /// An IDX file of unsigned bytes with dimensions `dims`, gzipped when `gz`.
+    fn idx(path: &Path, dims: &[u32], gz: bool) {
+        let mut bytes = vec![0, 0, 8, dims.len() as u8];
+        dims.iter().for_each(|d| bytes.extend(d.to_be_bytes()));
+        let n: u32 = dims.iter().product();
+        bytes.extend((0..n).map(|v| (v * 7 % 10) as u8));
+        if gz {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&bytes).unwrap();
+            bytes = e.finish().unwrap();
+        }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn each_rank_reads_its_rows_of_an_idx_directory_raw_or_gzipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        idx(&d.join("train-images-idx3-ubyte"), &[7, 2, 3], false);
+        idx(&d.join("train-labels-idx1-ubyte"), &[7], false);
+        idx(&d.join("t10k-images-idx3-ubyte.gz"), &[5, 2, 3], true);
+        idx(&d.join("t10k-labels-idx1-ubyte.gz"), &[5], true);
+        let args = DataArgs {
+            data: Some(d.display().to_string()),
+            limit: Some(6),
+            ..DataArgs::default()
+        };
+        let (train, test) = source::load(&args).unwrap();
+        let test = test.unwrap();
+        let (p, t) = load_part(&args, &Expect::default(), 1, 2).unwrap();
+        let t = t.unwrap();
+        assert_eq!((p.first, p.data.len(), p.total), (3, 3, 6));
+        assert_eq!((t.first, t.data.len(), t.total), (3, 2, 5));
+        assert_eq!(p.data.x, train.select(&[3, 4, 5]).x);
+        assert_eq!(p.data.y, train.select(&[3, 4, 5]).y);
+        assert_eq!(t.data.x, test.select(&[3, 4]).x);
+        assert_eq!(t.data.y, test.select(&[3, 4]).y);
+        // Labels that do not match the images are named as in a whole read.
+        idx(&d.join("train-labels-idx1-ubyte"), &[8], false);
+        let e = load_part(&args, &Expect::default(), 1, 2).err().unwrap();
+        assert!(e.to_string().contains("8 labels for the 7 images of"), "{e}");
     }
 }
