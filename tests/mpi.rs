@@ -233,7 +233,10 @@ fn real_data(model: &str, optimizer: &[&str], bound: f32) {
         args.extend((!shard.is_empty()).then(|| shard.to_string()));
         let lines = run_ok(np, &strs(&args));
         for (name, gap, size) in gaps(&read(&out(&name)), &one) {
-            assert!(gap <= bound * size, "{np} ranks {shard}, {name}: {gap} of {size}");
+            assert!(
+                gap <= bound * size,
+                "{np} ranks {shard}, {name}: {gap} of {size}"
+            );
         }
         // The same epoch lines (4 decimals), apart from the timings.
         let figures = |s: &str| -> Vec<String> {
@@ -366,7 +369,10 @@ fn shard_holds_a_third_and_trains_the_one_process_weights() {
         a
     };
     let one = ok(&strs(&args("one")));
-    assert!(!one.contains(" holds "), "one process holds every row: {one}");
+    assert!(
+        !one.contains(" holds "),
+        "one process holds every row: {one}"
+    );
     run_ok(1, &strs(&args("r1")));
     assert_eq!(read(&out("r1")).tensors, read(&out("one")).tensors);
     let three = run_ok(3, &strs(&args("r3")));

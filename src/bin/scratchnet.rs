@@ -1076,7 +1076,11 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         false => (train, test),
     };
     fn held(p: &Part, sharded: bool) -> Held<'_> {
-        if sharded { p.held() } else { Held::Whole(&p.data) }
+        if sharded {
+            p.held()
+        } else {
+            Held::Whole(&p.data)
+        }
     }
     let (mut trainer, origin) = match resumed {
         Some((ck, r)) => {
@@ -1149,12 +1153,18 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
     };
     // A rank may hold no rows of a small set (the others check theirs).
-    for (p, what) in [(Some(&train), "training data"), (test.as_ref(), "test data")] {
+    for (p, what) in [
+        (Some(&train), "training data"),
+        (test.as_ref(), "test data"),
+    ] {
         if let Some(p) = p.filter(|p| !p.data.is_empty() || p.total == 0) {
             train::check_data(&trainer.model, trainer.loss, &p.data, what)?;
         }
     }
-    for w in train::data_warnings(&train.data).into_iter().filter(|_| lead) {
+    for w in train::data_warnings(&train.data)
+        .into_iter()
+        .filter(|_| lead)
+    {
         eprintln!("warning: training data: {w}");
     }
     trainer

@@ -273,7 +273,9 @@ pub fn read_idx_rows(
     };
     let file_len = file.metadata().map_err(io)?.len() as usize;
     let mut stream: Box<dyn Read> = match gzipped {
-        true => Box::new(MultiGzDecoder::new(BufReader::new(file.try_clone().map_err(io)?))),
+        true => Box::new(MultiGzDecoder::new(BufReader::new(
+            file.try_clone().map_err(io)?,
+        ))),
         false => Box::new(file.try_clone().map_err(io)?),
     };
     let gz_err = |e: std::io::Error| {
@@ -293,7 +295,10 @@ pub fn read_idx_rows(
     let n = dims[0];
     let row: usize = dims[1..].iter().product();
     let rows = pick(n);
-    assert!(rows.start <= rows.end && rows.end <= n, "rows within the array");
+    assert!(
+        rows.start <= rows.end && rows.end <= n,
+        "rows within the array"
+    );
     if rows.len().saturating_mul(row) > crate::tensor::MAX_VALUES {
         return Err(fail(format!(
             "rows {rows:?} of dims {dims:?} hold more than {} bytes, the most read here",
@@ -314,7 +319,11 @@ pub fn read_idx_rows(
         check_len(&dims, data_at, file_len.saturating_sub(data_at)).map_err(fail)?;
         file.seek(SeekFrom::Start((data_at + rows.start * row) as u64))
             .map_err(io)?;
-        read(&mut (Box::new(file) as Box<dyn Read>), rows.len() * row, &mut data)?;
+        read(
+            &mut (Box::new(file) as Box<dyn Read>),
+            rows.len() * row,
+            &mut data,
+        )?;
     }
     let mut dims = dims;
     dims[0] = rows.len();
@@ -536,8 +545,15 @@ mod tests {
             let (images, _) = (read_images_rows(&path, |_| 0..5).unwrap(), ());
             assert_eq!(images, (5, 2, 3, body.clone()), "{name}");
         }
-        let labels = file(&dir, "labels", &idx_bytes(UNSIGNED_BYTE, &[4], &[7, 8, 9, 6]));
-        assert_eq!(read_labels_rows(&labels, |_| 1..3).unwrap(), (vec![8, 9], 4));
+        let labels = file(
+            &dir,
+            "labels",
+            &idx_bytes(UNSIGNED_BYTE, &[4], &[7, 8, 9, 6]),
+        );
+        assert_eq!(
+            read_labels_rows(&labels, |_| 1..3).unwrap(),
+            (vec![8, 9], 4)
+        );
         let e = read_labels_rows(&file(&dir, "raw", &raw), |_| 0..1).unwrap_err();
         assert!(message(e).starts_with("expected an IDX labels file"));
     }

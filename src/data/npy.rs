@@ -223,7 +223,10 @@ pub fn read_npy_rows(
         _ => head.len(),
     };
     let more = header_end.saturating_sub(head.len()) as u64;
-    file.by_ref().take(more).read_to_end(&mut head).map_err(io)?;
+    file.by_ref()
+        .take(more)
+        .read_to_end(&mut head)
+        .map_err(io)?;
     let l = Layout::read(&head).map_err(fail)?;
     l.check_len(file_len).map_err(fail)?;
     let Some(&n) = l.shape.first() else {
@@ -231,7 +234,10 @@ pub fn read_npy_rows(
     };
     let row = l.len / n.max(1);
     let rows = pick(n);
-    assert!(rows.start <= rows.end && rows.end <= n, "rows within the array");
+    assert!(
+        rows.start <= rows.end && rows.end <= n,
+        "rows within the array"
+    );
     let at = l.data_at + rows.start * row;
     let mut body = vec![0u8; rows.len() * row];
     file.seek(SeekFrom::Start(at as u64)).map_err(io)?;
@@ -1010,7 +1016,9 @@ mod tests {
     fn rows_read_at_their_offset_equal_those_of_the_whole_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.npy");
-        let body: Vec<u8> = (0..5 * 3 * 2).flat_map(|v: i16| (v - 7).to_le_bytes()).collect();
+        let body: Vec<u8> = (0..5 * 3 * 2)
+            .flat_map(|v: i16| (v - 7).to_le_bytes())
+            .collect();
         fs::write(&path, simple("<i2", "(5, 3, 2)", &body)).unwrap();
         let whole = read_npy(&path).unwrap();
         let NpyData::Int(all) = &whole.data else {
@@ -1021,7 +1029,10 @@ mod tests {
         assert_eq!(part.shape, [2, 3, 2]);
         assert_eq!(part.data, NpyData::Int(all[12..24].to_vec()));
         let (none, _) = read_npy_rows(&path, |_| 5..5).unwrap();
-        assert_eq!((none.shape, none.data), (vec![0, 3, 2], NpyData::Int(vec![])));
+        assert_eq!(
+            (none.shape, none.data),
+            (vec![0, 3, 2], NpyData::Int(vec![]))
+        );
     }
 
     #[test]
@@ -1058,7 +1069,10 @@ mod tests {
         let e = read_npy_rows(&path, |_| 0..1).unwrap_err().to_string();
         let whole = read_npy(&path).unwrap_err().to_string();
         assert_eq!(e, whole);
-        assert!(e.contains("data is truncated: shape [4, 2] of '<f4' needs 32 bytes"), "{e}");
+        assert!(
+            e.contains("data is truncated: shape [4, 2] of '<f4' needs 32 bytes"),
+            "{e}"
+        );
         fs::write(&path, simple("<f4", "()", &[0; 4])).unwrap();
         let e = read_npy_rows(&path, |_| 0..0).unwrap_err().to_string();
         assert!(e.ends_with("is a 0-d array; expected rows (N, …)"), "{e}");

@@ -195,7 +195,9 @@ mod tests {
 
     /// `n` rows of 3 inputs (row i holds i, i+0.25, i+0.5) and float targets i.
     fn pair(dir: &Path, n: usize) -> DataArgs {
-        let x: Vec<f32> = (0..n * 3).map(|v| (v / 3) as f32 + (v % 3) as f32 / 4.0).collect();
+        let x: Vec<f32> = (0..n * 3)
+            .map(|v| (v / 3) as f32 + (v % 3) as f32 / 4.0)
+            .collect();
         let y: Vec<f32> = (0..n).map(|v| v as f32).collect();
         write_npy_f32(&dir.join("x.npy"), &[n, 3], &x).unwrap();
         write_npy_f32(&dir.join("y.npy"), &[n, 1], &y).unwrap();
@@ -299,6 +301,9 @@ mod tests {
         // Labels that do not match the images are named as in a whole read.
         idx(&d.join("train-labels-idx1-ubyte"), &[8], false);
         let e = load_part(&args, &Expect::default(), 1, 2).err().unwrap();
-        assert!(e.to_string().contains("8 labels for the 7 images of"), "{e}");
+        assert!(
+            e.to_string().contains("8 labels for the 7 images of"),
+            "{e}"
+        );
     }
 }

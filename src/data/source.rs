@@ -5,10 +5,10 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::dataset::{Dataset, Labels, split_indices};
 use crate::data::find::{dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_images_rows, read_labels, read_labels_rows};
-use crate::data::shard::{Cut, Part};
 use crate::data::input::{InputInfo, TableInfo};
 use crate::data::npy::{Npy, NpyData, read_npy};
 use crate::data::npz::read_npz;
+use crate::data::shard::{Cut, Part};
 use crate::data::{table, text};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -267,7 +267,12 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
 }
 
 /// `--test-data`: read as the training data was, a table with the training columns and classes.
-pub(crate) fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> Result<Dataset> {
+pub(crate) fn load_test(
+    spec: &str,
+    args: &DataArgs,
+    expect: &Expect,
+    train: &Dataset,
+) -> Result<Dataset> {
     let test_args = DataArgs {
         data: Some(spec.to_string()),
         data_dir: args.data_dir.clone(),
@@ -451,7 +456,10 @@ fn read_idx_pair(images: &Path, labels: &Path, cut: Option<Cut>) -> Result<Part>
     let mismatch = |n_labels: usize, n: usize| {
         Error::format(
             labels,
-            format!("{n_labels} labels for the {n} images of {}", images.display()),
+            format!(
+                "{n_labels} labels for the {n} images of {}",
+                images.display()
+            ),
         )
     };
     let (rows, cols, pixels, y, first, total) = match cut {

@@ -157,9 +157,9 @@ impl<'a> Held<'a> {
     pub fn local(&self, row: usize) -> Option<usize> {
         match *self {
             Held::Whole(_) => Some(row),
-            Held::Part { data, first, .. } => {
-                (first..first + data.len()).contains(&row).then(|| row - first)
-            }
+            Held::Part { data, first, .. } => (first..first + data.len())
+                .contains(&row)
+                .then(|| row - first),
         }
     }
 }
@@ -314,7 +314,11 @@ pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<Str
             ..1000.0 => format!("{kb:.1} kB"),
             _ => format!("{:.1} MB", kb / 1e3),
         };
-        format!("rows {first}..{} of {} ({size})", first + d.len(), h.total())
+        format!(
+            "rows {first}..{} of {} ({size})",
+            first + d.len(),
+            h.total()
+        )
     };
     let mut mine = format!("holds training {}", rows(train));
     if let Some(t) = test {
