@@ -238,13 +238,6 @@ fn real_data(model: &str, optimizer: &[&str], bound: f32) {
                 "{np} ranks {shard}, {name}: {gap} of {size}"
             );
         }
-        // The same epoch lines (4 decimals), apart from the timings.
-        let figures = |s: &str| -> Vec<String> {
-            s.lines()
-                .filter(|l| l.starts_with("epoch "))
-                .map(|l| l.split("|  train ").next().unwrap().to_string())
-                .collect()
-        };
         assert_eq!(figures(&lines), figures(&one_lines), "{np} ranks {shard}");
     }
     // The bound is far below what tells two runs apart (BatchNorm's step counts aside).
@@ -300,25 +293,13 @@ fn batches_smaller_than_the_ranks_and_one_rank() {
     let data = toy_data(dir.path(), 31);
     let out = |n: &str| dir.path().join(format!("{n}.safetensors"));
     let args = |name: &str| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "train",
-            "--data",
-            &data,
-            "--model",
-            "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)",
-            "--batch-size",
-            "2",
-            "--epochs",
-            "3",
-            "--momentum",
-            "0.9",
-            "--quiet",
-            "--out",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.push(out(name).to_str().unwrap().into());
-        a
+        let model = "Linear(4,16), ReLU, Dropout(0.2), Linear(16,3)";
+        let flags = "--batch-size 2 --epochs 3 --momentum 0.9 --quiet";
+        let flags: Vec<&str> = flags.split(' ').collect();
+        with_out(
+            &[&["train", "--data", &data, "--model", model], &flags[..]].concat(),
+            &out(name),
+        )
     };
     ok(&strs(&args("one")));
     // One rank under mpirun is the plain run, bit for bit.
@@ -344,29 +325,19 @@ fn shard_holds_a_third_and_trains_the_one_process_weights() {
     let test = toy_data(&dir.path().join("test"), 10);
     let out = |n: &str| dir.path().join(format!("{n}.safetensors"));
     let args = |name: &str| -> Vec<String> {
-        let mut a: Vec<String> = [
+        let model = "Linear(4,16,bias=False), BatchNorm1d(16), ReLU, Dropout(0.2), Linear(16,3)";
+        let flags = "--batch-size 2 --epochs 3 --optimizer adam --lr 0.01 --shard";
+        let flags: Vec<&str> = flags.split(' ').collect();
+        let data = [
             "train",
             "--data",
             &data,
             "--test-data",
             &test,
             "--model",
-            "Linear(4,16,bias=False), BatchNorm1d(16), ReLU, Dropout(0.2), Linear(16,3)",
-            "--batch-size",
-            "2",
-            "--epochs",
-            "3",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.01",
-            "--shard",
-            "--out",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.push(out(name).to_str().unwrap().into());
-        a
+            model,
+        ];
+        with_out(&[&data[..], &flags[..]].concat(), &out(name))
     };
     let one = ok(&strs(&args("one")));
     assert!(
@@ -386,13 +357,7 @@ fn shard_holds_a_third_and_trains_the_one_process_weights() {
     for (name, gap, size) in gaps(&read(&out("r3")), &read(&out("one"))) {
         assert!(gap <= 1e-5 * size, "{name}: {gap} of {size}");
     }
-    let epochs = |s: &str| -> Vec<String> {
-        s.lines()
-            .filter(|l| l.starts_with("epoch "))
-            .map(|l| l.split("|  train ").next().unwrap().to_string())
-            .collect()
-    };
-    assert_eq!(epochs(&three), epochs(&one));
+    assert_eq!(figures(&three), figures(&one));
 }
 
 /// The ranks `mpirun` (`pid`) started: `(rank, pid)`, found by parent and environment in /proc.
@@ -477,6 +442,21 @@ fn signal(pid: u32, sig: &str) {
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// `flags` then `--out out`, as owned arguments.
+fn with_out(flags: &[&str], out: &Path) -> Vec<String> {
+    let mut a: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+    a.extend(["--out".to_string(), out.to_str().unwrap().to_string()]);
+    a
+}
+
+/// The epoch lines (4 decimals), apart from the timings.
+fn figures(s: &str) -> Vec<String> {
+    s.lines()
+        .filter(|l| l.starts_with("epoch "))
+        .map(|l| l.split("|  train ").next().unwrap().to_string())
+        .collect()
 }
 
 /// Fashion-MNIST flags for a run of a few seconds (1000 steps per epoch).
@@ -614,30 +594,18 @@ fn ranks_started_differently_are_refused_naming_what_differs() {
     ]);
     let want = "error: rank 1 was started with other --seed than rank 0 (4 against 3)";
     assert_eq!(err.matches(want).count(), 1, "said once, by rank 0: {err}");
-    let err = ranks_fail(&[
-        &[&common[..], &["--limit", "200"]].concat(),
-        &[&common[..], &["--limit", "200"]].concat(),
-        &[&common[..], &["--limit", "100"]].concat(),
-    ]);
-    assert!(
-        err.contains(
-            "rank 2 was started with other training data than rank 0 (100 samples of shape \
-             [1, 28, 28] against 200 samples"
-        ),
-        "{err}"
-    );
     // With --shard the ranks hold different rows, and still agree on how many there are.
-    let err = ranks_fail(&[
-        &[&common[..], &["--limit", "200", "--shard"]].concat(),
-        &[&common[..], &["--limit", "100", "--shard"]].concat(),
-    ]);
-    assert!(
-        err.contains(
-            "rank 1 was started with other training data than rank 0 (100 samples of shape \
-             [1, 28, 28] against 200 samples"
-        ),
-        "{err}"
-    );
+    for shard in [&[][..], &["--shard"]] {
+        let limit = |n| [&common[..], &["--limit", n], shard].concat();
+        let err = ranks_fail(&[&limit("200"), &limit("200"), &limit("100")]);
+        assert!(
+            err.contains(
+                "rank 2 was started with other training data than rank 0 (100 samples of shape \
+                 [1, 28, 28] against 200 samples"
+            ),
+            "{shard:?}: {err}"
+        );
+    }
     let err = ranks_fail(&[
         &[&common[..], &["--limit", "200", "--shard"]].concat(),
         &[&common[..], &["--limit", "200"]].concat(),
