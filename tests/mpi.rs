@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{golden, ok, toy_data};
+use common::{golden, ok, s, toy_data};
 
 /// `mpirun` with `np` ranks of the binary, each on one thread.
 fn mpirun(np: usize) -> Command {
@@ -316,7 +316,7 @@ fn batches_smaller_than_the_ranks_and_one_rank() {
 /// says so, counting the rows it keeps: 4 bytes for each of a row's 4 inputs and 1 label), batches
 /// of 2 put each row wherever the shuffle sends it
 /// (a rank often computes none of a batch, or all of it), and the weights are one process's.
-/// Alone (`-np 1`), `--shard` is the plain run bit for bit.
+/// Alone (`-np 1`), `--shard` is the plain run bit for bit; `--resume` continues it bit for bit.
 #[test]
 fn shard_holds_a_third_and_trains_the_one_process_weights() {
     let dir = tempfile::tempdir().unwrap();
@@ -358,6 +358,24 @@ fn shard_holds_a_third_and_trains_the_one_process_weights() {
         assert!(gap <= 1e-5 * size, "{name}: {gap} of {size}");
     }
     assert_eq!(figures(&three), figures(&one));
+    // Two epochs, then --resume to the third: the 3-epoch run bit for bit.
+    let mut two = args("resumed");
+    two.iter_mut()
+        .filter(|a| *a == "3")
+        .for_each(|a| *a = "2".into());
+    run_ok(3, &strs(&two));
+    let resumed = out("resumed");
+    let resume = [
+        "train",
+        "--resume",
+        s(&resumed),
+        "--epochs",
+        "3",
+        "--shard",
+        "--quiet",
+    ];
+    run_ok(3, &resume);
+    assert_eq!(read(&out("resumed")).tensors, read(&out("r3")).tensors);
 }
 
 /// The ranks `mpirun` (`pid`) started: `(rank, pid)`, found by parent and environment in /proc.
