@@ -13,7 +13,7 @@ use std::fmt;
 /// trainer derives it from the run's seed, the epoch and the batch, and containers mix in the
 /// layer's position, so masks are reproducible and a resumed run draws the ones it would have.
 /// Value `j` of the whole batch takes word `j` of the stream, so a process given some of the rows
-/// draws each at its place in the batch ([`Rows`]) and gets what one process would.
+/// draws each at its place in the batch ([`Rows`](super::Rows)) and gets what one process would.
 ///
 /// # Shapes
 /// Any; the output has the input's shape.
