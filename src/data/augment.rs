@@ -38,7 +38,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::ops::Range;
 
 /// Keeps augmentation draws apart from the Dropout seeds, which mix the same (seed, epoch, ·).
 const SALT: u64 = 0x6175_676d_656e_7421;
@@ -325,10 +324,11 @@ impl Augment {
         Ok(())
     }
 
-    /// Transforms rows `rows` of the batch `x: [N, C, H, W]` in place, row `i` drawing as the
-    /// sample at position `first + i` of epoch `epoch` (see the module docs). Samples run in
+    /// Transforms every row of `x: [N, C, H, W]` in place, row `i` drawing as the sample at
+    /// position `positions[i]` of epoch `epoch` (see the module docs): a process holding some rows
+    /// of a batch draws for them what one process holding all of it draws. Samples run in
     /// parallel in fixed chunks. [`Augment::check`] must have accepted the shape.
-    pub fn apply(&self, x: &mut Tensor, rows: Range<usize>, seed: u64, epoch: usize, first: usize) {
+    pub fn apply(&self, x: &mut Tensor, positions: &[usize], seed: u64, epoch: usize) {
         let [_, c, h, w] = *x.shape() else {
             panic!("augment: checked [N, C, H, W]")
         };
@@ -352,13 +352,17 @@ impl Augment {
                 Transform::Flip { .. } => Vec::new(),
             })
             .collect();
-        let data = &mut x.data_mut()[rows.start * per..rows.end * per];
-        data.par_chunks_mut(per * CHUNK)
-            .enumerate()
-            .for_each(|(k, chunk)| {
+        assert_eq!(
+            positions.len() * per,
+            x.len(),
+            "augment: one position per row"
+        );
+        x.data_mut()
+            .par_chunks_mut(per * CHUNK)
+            .zip(positions.par_chunks(CHUNK))
+            .for_each(|(chunk, positions)| {
                 let mut buf = vec![0.0f32; per];
-                for (i, sample) in chunk.chunks_exact_mut(per).enumerate() {
-                    let position = first + rows.start + k * CHUNK + i;
+                for (sample, &position) in chunk.chunks_exact_mut(per).zip(positions) {
                     let mut rng =
                         ChaCha8Rng::seed_from_u64(mix(seed ^ SALT, epoch as u64, position as u64));
                     for (t, fill) in self.steps.iter().zip(&fills) {
@@ -885,7 +889,7 @@ mod tests {
         let a = Augment::parse("RandomCrop(3, padding=1)").unwrap();
         let n = 400;
         let mut x = Tensor::new(&[n, 1, 3, 3], NINE.repeat(n)).unwrap();
-        a.apply(&mut x, 0..n, 7, 0, 0);
+        a.apply(&mut x, &Vec::from_iter(0..n), 7, 0);
         let mut seen = std::collections::BTreeSet::new();
         for out in x.data().chunks_exact(9) {
             let hit = (-1..=1)
@@ -917,14 +921,14 @@ mod tests {
         for (p, flipped) in [(1.0, 200), (0.0, 0)] {
             let a = Augment::parse(&format!("RandomHorizontalFlip(p={p})")).unwrap();
             let mut x = Tensor::new(&[200, 1, 3, 3], NINE.repeat(200)).unwrap();
-            a.apply(&mut x, 0..200, 1, 0, 0);
+            a.apply(&mut x, &Vec::from_iter(0..200), 1, 0);
             let count = x.data().chunks_exact(9).filter(|s| s[0] == 3.0).count();
             assert_eq!(count, flipped);
         }
         // p = 0.5 (the default): about half.
         let a = Augment::parse("RandomHorizontalFlip()").unwrap();
         let mut x = Tensor::new(&[1000, 1, 3, 3], NINE.repeat(1000)).unwrap();
-        a.apply(&mut x, 0..1000, 1, 0, 0);
+        a.apply(&mut x, &Vec::from_iter(0..1000), 1, 0);
         let count = x.data().chunks_exact(9).filter(|s| s[0] == 3.0).count();
         assert!((430..570).contains(&count), "{count}");
     }
@@ -936,7 +940,7 @@ mod tests {
         let a = Augment::parse("RandomAffine(0, translate=(0.4, 0))").unwrap();
         let row = [1.0, 2.0, 3.0, 4.0, 5.0];
         let mut x = Tensor::new(&[300, 1, 1, 5], row.repeat(300)).unwrap();
-        a.apply(&mut x, 0..300, 3, 1, 0);
+        a.apply(&mut x, &Vec::from_iter(0..300), 3, 1);
         let shifts: std::collections::BTreeSet<i64> = x
             .data()
             .chunks_exact(5)
@@ -951,12 +955,13 @@ mod tests {
             "RandomCrop(6, padding=2), RandomHorizontalFlip(), RandomAffine(degrees=30, translate=(0.2, 0.1), scale=(0.8, 1.2), shear=10)",
         )
         .unwrap();
-        let on = |threads: usize, x: &mut Tensor, rows: Range<usize>, epoch: usize| {
+        let on = |threads: usize, x: &mut Tensor, rows: std::ops::Range<usize>, epoch: usize| {
+            let positions: Vec<usize> = rows.map(|r| 100 + r).collect();
             rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap()
-                .install(|| a.apply(x, rows, 11, epoch, 100))
+                .install(|| a.apply(x, &positions, 11, epoch))
         };
         let mut one = batch(37, 2, 6, 6);
         on(1, &mut one, 0..37, 2);
@@ -964,15 +969,15 @@ mod tests {
         on(2, &mut two, 0..37, 2);
         assert_eq!(one.data(), two.data());
         assert_ne!(one.data(), batch(37, 2, 6, 6).data());
-        // A rank running rows 20..37 only draws what the whole batch drew for them.
-        let mut share = batch(37, 2, 6, 6);
-        on(2, &mut share, 20..37, 2);
+        // A rank holding rows 20..37 of the batch only draws what the whole batch drew for them.
         let per = 2 * 6 * 6;
-        assert_eq!(share.data()[20 * per..], one.data()[20 * per..]);
-        assert_eq!(
-            share.data()[..20 * per],
-            batch(37, 2, 6, 6).data()[..20 * per]
-        );
+        let mut share = Tensor::new(
+            &[17, 2, 6, 6],
+            batch(37, 2, 6, 6).data()[20 * per..].to_vec(),
+        )
+        .unwrap();
+        on(2, &mut share, 20..37, 2);
+        assert_eq!(share.data(), &one.data()[20 * per..]);
         // Another epoch draws anew.
         let mut next = batch(37, 2, 6, 6);
         on(1, &mut next, 0..37, 3);
@@ -990,12 +995,12 @@ mod tests {
         let mut raw = batch(20, 2, 4, 4);
         Augment::parse(text)
             .unwrap()
-            .apply(&mut raw, 0..20, 4, 0, 0);
+            .apply(&mut raw, &Vec::from_iter(0..20), 4, 0);
         s.apply(&mut raw).unwrap();
         let mut normed = batch(20, 2, 4, 4);
         s.apply(&mut normed).unwrap();
         let a = Augment::parse(text).unwrap().normalized(Some(&s));
-        a.apply(&mut normed, 0..20, 4, 0, 0);
+        a.apply(&mut normed, &Vec::from_iter(0..20), 4, 0);
         for (p, q) in raw.data().iter().zip(normed.data()) {
             assert!((p - q).abs() < 1e-5, "{p} {q}");
         }

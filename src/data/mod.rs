@@ -13,6 +13,7 @@ pub mod image_style;
 pub mod input;
 pub mod npy;
 pub mod npz;
+pub mod shard;
 pub mod source;
 pub mod table;
 pub mod text;
