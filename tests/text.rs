@@ -102,3 +102,49 @@ fn char_lstm_needs_text_data_and_is_listed() {
         assert!(h.contains("row-lstm, char-lstm, resnet"), "{help:?}: {h}");
     }
 }
+
+/// `eval` on a text checkpoint scores every step: the accuracy over N·T characters (the text cut
+/// at the checkpoint's --seq-len 8), per character (quoted when blank), whose counts add up to it.
+#[test]
+fn eval_of_a_text_model_scores_each_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = train_char_lstm(dir.path());
+    let data = format!("text:{}", s(&dir.path().join("t.txt")));
+    let out = ok(&["eval", "--checkpoint", s(&ck), "--data", &data]);
+    // 360 characters: ⌊359 / 8⌋ = 44 sequences of 8 steps.
+    assert!(out.starts_with("44 samples  loss "), "{out}");
+    let line = out.lines().find(|l| l.starts_with("accuracy ")).unwrap();
+    assert!(
+        line.ends_with("(8 steps per sample, each scored)"),
+        "{line}"
+    );
+    let count = |s: &str| -> (usize, usize) {
+        let (a, b) = s.split_once('/').unwrap();
+        (a.parse().unwrap(), b.parse().unwrap())
+    };
+    let (correct, total) = count(line.split(' ').nth(1).unwrap());
+    assert_eq!(total, 44 * 8);
+    let per_class: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "per class:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(per_class.len(), 28, "{out}");
+    assert!(per_class[0].trim_start().starts_with("\" \""), "{out}");
+    let sums = per_class
+        .iter()
+        .map(|l| {
+            count(
+                l.split_whitespace()
+                    .nth(l.split_whitespace().count() - 2)
+                    .unwrap(),
+            )
+        })
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert_eq!(sums, (correct, total));
+    assert!(
+        out.contains("confusion matrix: 28 classes, too many to print (--plot FILE draws it)"),
+        "{out}"
+    );
+}
