@@ -148,3 +148,46 @@ fn eval_of_a_text_model_scores_each_character() {
         "{out}"
     );
 }
+
+/// Token ids are whole numbers by nature: the "raw pixels, divide by 255" warning is not given
+/// for a model that starts with Embedding (text, or ids in .npy), and still is for one that does not.
+#[test]
+fn token_ids_are_not_warned_about_as_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let stderr = |model: &str, data: &str| {
+        let r = run(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            data,
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            s(&out),
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8(r.stderr).unwrap()
+    };
+    let text = format!("text:{}", s(&text_file(dir.path())));
+    let e = stderr("char-lstm", &text);
+    assert!(!e.contains("raw pixels"), "{e}");
+
+    let ids: Vec<i64> = (0..6 * 5).map(|i| (i * 7) % 10).collect();
+    let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let x = dir.path().join("ids.npy");
+    std::fs::write(&x, common::npy_bytes("<i8", false, &[6, 5], &bytes)).unwrap();
+    common::labels_npy(&dir.path().join("y.npy"), &[0, 1, 2, 0, 1, 2]);
+    let data = format!("{}:{}", s(&x), s(&dir.path().join("y.npy")));
+    let e = stderr("Embedding(10, 4), Select(1, -1), Linear(4, 3)", &data);
+    assert!(!e.contains("raw pixels"), "{e}");
+    let e = stderr("Linear(5, 3)", &data);
+    assert!(
+        e.contains(
+            "warning: training data: the inputs are whole numbers from 0 to 9, like raw pixels"
+        ),
+        "{e}"
+    );
+}

@@ -1141,7 +1141,10 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
     }
-    for w in train::data_warnings(&train).into_iter().filter(|_| lead) {
+    for w in train::data_warnings(&trainer.model, &train)
+        .into_iter()
+        .filter(|_| lead)
+    {
         eprintln!("warning: training data: {w}");
     }
     trainer
