@@ -103,6 +103,11 @@ pub fn with_vocabulary(text: &str, size: usize) -> String {
     expand(text).replace(VOCABULARY, &size.to_string())
 }
 
+/// Whether the model `text` (or preset) describes reads token ids: its first layer is Embedding.
+pub fn takes_token_ids(text: &str) -> bool {
+    parse(&with_vocabulary(text, 1)).is_ok_and(|c| c.first().is_some_and(|c| c.name == "Embedding"))
+}
+
 /// A parsed value.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {

@@ -191,3 +191,96 @@ fn token_ids_are_not_warned_about_as_pixels() {
         "{e}"
     );
 }
+
+/// Token ids `[N, T]` saved as uint8, int32 or int64 are the same ids (uint8 is not taken as
+/// pixels when the model starts with Embedding): the same weights after training, the same
+/// predictions; an id out of range is a one-line error naming its row and step, in train and predict.
+#[test]
+fn token_ids_in_any_integer_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ids: Vec<u8> = (0..8 * 5).map(|i| ((i * 7) % 10) as u8).collect();
+    let write = |name: &str, descr: &str, ids: &[u8]| {
+        let bytes: Vec<u8> = match descr {
+            "|u1" => ids.to_vec(),
+            "<i4" => ids.iter().flat_map(|&i| (i as i32).to_le_bytes()).collect(),
+            _ => ids.iter().flat_map(|&i| (i as i64).to_le_bytes()).collect(),
+        };
+        std::fs::write(p(name), common::npy_bytes(descr, false, &[8, 5], &bytes)).unwrap();
+    };
+    common::labels_npy(&dir.path().join("y.npy"), &[0, 1, 2, 0, 1, 2, 0, 1]);
+    let model = "Embedding(10, 4), Select(1, -1), Linear(4, 3)";
+    let train = |x: &str, out: &str| {
+        let data = format!("{}:{}", p(x), p("y.npy"));
+        let args = [
+            "train",
+            "--model",
+            model,
+            "--data",
+            &data,
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            "--no-shuffle",
+            "--quiet",
+            "--out",
+            out,
+        ];
+        (ok(&args), data)
+    };
+    let mut weights = Vec::new();
+    for (name, descr) in [("u8.npy", "|u1"), ("i32.npy", "<i4"), ("i64.npy", "<i8")] {
+        write(name, descr, &ids);
+        let ck = p(&format!("{name}.safetensors"));
+        train(name, &ck);
+        weights.push(checkpoint::read(Path::new(&ck)).unwrap().tensors);
+        let pred = p(&format!("{name}.pred.npy"));
+        let ck0 = p("u8.npy.safetensors");
+        ok(&[
+            "predict",
+            "--checkpoint",
+            &ck0,
+            "--input",
+            &p(name),
+            "--output",
+            &pred,
+        ]);
+    }
+    assert!(
+        weights.iter().all(|w| *w == weights[0]),
+        "same weights from every dtype"
+    );
+    let pred = |name: &str| std::fs::read(p(&format!("{name}.pred.npy"))).unwrap();
+    assert_eq!(pred("u8.npy"), pred("i64.npy"));
+    assert_eq!(pred("i32.npy"), pred("i64.npy"));
+
+    let mut bad = ids.clone();
+    bad[5 + 2] = 12;
+    write("bad.npy", "|u1", &bad);
+    let data = format!("{}:{}", p("bad.npy"), p("y.npy"));
+    let e = fails(&[
+        "train",
+        "--model",
+        model,
+        "--data",
+        &data,
+        "--quiet",
+        "--out",
+        &p("bad.safetensors"),
+    ]);
+    assert!(
+        e.contains("id 12 at row 1, step 2 is not a whole number in 0..10"),
+        "{e}"
+    );
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        &p("u8.npy.safetensors"),
+        "--input",
+        &p("bad.npy"),
+        "--output",
+        &p("bad.npy.out.npy"),
+    ]);
+    assert!(e.contains("id 12 at row 1, step 2"), "{e}");
+}

@@ -523,7 +523,8 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         Command::Gradcheck(a) => gradcheck_cmd(a),
         Command::Generate(a) => generate_cmd(a),
         Command::Compare(a) => {
-            let x = source::read_inputs(&a.input)?;
+            let ids = reads_ids(&checkpoint::read(&a.checkpoint)?, a.model.as_deref());
+            let x = source::read_inputs(&a.input, ids)?;
             Ok(scratchnet::compare::compare(
                 &a.checkpoint,
                 a.model.as_deref(),
@@ -565,6 +566,12 @@ fn load_model(
 ) -> Result<(Model, checkpoint::Checkpoint)> {
     let ck = checkpoint::read(path)?;
     Ok((model_from(&ck, text, input_shape)?, ck))
+}
+
+/// Whether the model of a checkpoint (or the `--model` text given for it) reads token ids.
+fn reads_ids(ck: &checkpoint::Checkpoint, text: Option<&str>) -> bool {
+    text.or(ck.model_text())
+        .is_some_and(scratchnet::spec::takes_token_ids)
 }
 
 /// The model of a checkpoint already read (see [`load_model`]).
@@ -1040,8 +1047,19 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     let loss_name = resumed
         .as_ref()
         .map_or_else(|| a.loss.clone(), |(_, r)| Some(r.loss.clone()));
+    // Read before the data: a model that starts with Embedding reads uint8 inputs as token ids.
+    let init = match (&a.init, &resumed) {
+        (Some(path), None) => Some(dist::read_checkpoint(group, path)?),
+        _ => None,
+    };
+    let model_named = a
+        .model
+        .as_deref()
+        .or(resumed.as_ref().and_then(|(ck, _)| ck.model_text()))
+        .or(init.as_ref().and_then(|ck| ck.model_text()));
     let expect = source::Expect {
         regression: matches!(loss_name.as_deref(), Some("mse" | "quadratic")),
+        token_ids: model_named.is_some_and(scratchnet::spec::takes_token_ids),
         ..source::Expect::default()
     };
     let (mut train, mut test) = source::load_for(&data_args, &expect)?;
@@ -1094,11 +1112,8 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
         None => {
             let loss = run_loss(&a)?;
-            let model = match (&model_text, &a.init) {
-                (_, Some(init)) => {
-                    let ck = dist::read_checkpoint(group, init)?;
-                    model_from(&ck, model_text.as_deref(), train.sample_shape())?
-                }
+            let model = match (&model_text, &init) {
+                (_, Some(ck)) => model_from(ck, model_text.as_deref(), train.sample_shape())?,
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
                     let mut m = Model::build(text, train.sample_shape(), &mut rng)?;
@@ -1536,16 +1551,18 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         (Some(_), None) => bail!("give --output Y.npy for the outputs of an .npy batch"),
         (Some(input), Some(output)) => {
             check_output("--output", output, &["npy"])?;
-            let mut x = source::read_inputs(input)?;
+            let ck = checkpoint::read(&a.checkpoint)?;
+            let mut x = source::read_inputs(input, reads_ids(&ck, a.model.as_deref()))?;
             if x.shape()[0] == 0 {
                 bail!("{}: holds no samples", input.display());
             }
             train::check_finite(&x, &input.display().to_string(), "inputs")?;
             // As training prepared its inputs (--normalize, a table's standardisation).
-            if let Some(info) = InputInfo::of(&scratchnet::checkpoint::read(&a.checkpoint)?)? {
+            if let Some(info) = InputInfo::of(&ck)? {
                 info.prepare(&mut x)?;
             }
-            let (mut model, _) = load_model(&a.checkpoint, a.model.as_deref(), &x.shape()[1..])?;
+            let mut model = model_from(&ck, a.model.as_deref(), &x.shape()[1..])?;
+            train::check_token_ids(&model, &x, &input.display().to_string())?;
             let y = model.predict(&x, 100)?;
             scratchnet::data::npy::write_npy_f32(output, y.shape(), y.data())?;
             println!(
