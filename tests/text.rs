@@ -284,3 +284,105 @@ fn token_ids_in_any_integer_dtype() {
     ]);
     assert!(e.contains("id 12 at row 1, step 2"), "{e}");
 }
+
+/// `generate`'s bad input: each a one-line message and a non-zero exit. `--length 0` is not an
+/// error: the prime alone is printed (the prime and no character after it).
+#[test]
+fn generate_errors_are_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = train_char_lstm(dir.path());
+    let args = |flags: &[&str]| -> Vec<String> {
+        ["generate", "--checkpoint", s(&ck)]
+            .iter()
+            .chain(flags)
+            .map(|f| f.to_string())
+            .collect()
+    };
+    let with = |flags: &[&str], f: fn(&[&str]) -> String| {
+        let a = args(flags);
+        f(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let missing = dir.path().join("missing.safetensors");
+    let e = fails(&["generate", "--checkpoint", s(&missing)]);
+    assert!(
+        e.contains("missing.safetensors: No such file or directory"),
+        "{e}"
+    );
+
+    // A model trained on .npy classes has no character vocabulary.
+    let data = toy_data(dir.path(), 6);
+    let plain = dir.path().join("plain.safetensors");
+    ok(&[
+        "train",
+        "--model",
+        "Linear(4, 3)",
+        "--data",
+        &data,
+        "--quiet",
+        "--out",
+        s(&plain),
+    ]);
+    let e = fails(&["generate", "--checkpoint", s(&plain)]);
+    assert!(
+        e.contains("the checkpoint has no character vocabulary; generate needs a model trained on --data text:FILE"),
+        "{e}"
+    );
+    // One whose recorded classes are not single characters.
+    let mut c = checkpoint::read(&ck).unwrap();
+    c.metadata
+        .insert(checkpoint::CLASSES_KEY.into(), r#"["ab", "c"]"#.into());
+    let model = scratchnet::model::Model::load(&ck).unwrap();
+    let odd = dir.path().join("odd.safetensors");
+    checkpoint::save(&model, &odd, &c.metadata.into_iter().collect()).unwrap();
+    let e = fails(&["generate", "--checkpoint", s(&odd)]);
+    assert!(
+        e.contains("the checkpoint's classes are not a character vocabulary"),
+        "{e}"
+    );
+
+    for t in ["0", "-1", "nan", "inf"] {
+        let e = with(&["--temperature", t], fails);
+        assert!(
+            e.contains(&format!(
+                "--temperature must be a finite number above 0, got {}",
+                t.replace("nan", "NaN")
+            )),
+            "{t}: {e}"
+        );
+    }
+    let e = with(&["--prime", "the €"], fails);
+    assert!(
+        e.contains(
+            "--prime: character '€' (at 4) is not in the model's vocabulary of 28 characters"
+        ),
+        "{e}"
+    );
+    let e = with(&["--prime", ""], fails);
+    assert!(
+        e.contains("--prime must hold at least one character"),
+        "{e}"
+    );
+
+    assert_eq!(with(&["--length", "0", "--prime", "fox"], ok), "fox\n");
+    let out = with(&["--length", "7", "--prime", "fox", "--seed", "3"], ok);
+    assert_eq!(out.trim_end_matches('\n').chars().count(), 10, "{out:?}");
+
+    // Flags that are not numbers: clap's usage error (exit 2), said on one line.
+    for (flag, value) in [
+        ("--length", "ten"),
+        ("--length", "-3"),
+        ("--temperature", "warm"),
+        ("--seed", "x"),
+    ] {
+        let a = args(&[flag, value]);
+        let r = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let e = String::from_utf8(r.stderr).unwrap();
+        assert_eq!(r.status.code(), Some(2), "{flag} {value}: {e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(
+            e.contains(&format!("invalid value '{value}' for '{flag}")),
+            "{flag} {value}: {e}"
+        );
+    }
+}

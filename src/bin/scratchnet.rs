@@ -86,11 +86,11 @@ struct GenerateArgs {
     /// Text to start from (default: the vocabulary's first character, a newline in most texts).
     #[arg(long)]
     prime: Option<String>,
-    /// Characters to generate.
-    #[arg(long, default_value_t = 500)]
+    /// Characters to generate (0: the prime alone).
+    #[arg(long, default_value_t = 500, allow_negative_numbers = true)]
     length: usize,
     /// Softmax temperature (> 0): lower is more conservative.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     temperature: f64,
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
@@ -1513,10 +1513,14 @@ fn generate_cmd(a: GenerateArgs) -> Result<()> {
         .as_u64()
         .with_context(|| format!("{}: bad {} record", a.checkpoint.display(), text::KEY))?
         as usize;
-    let vocab: Vec<char> = serde_json::from_str::<Vec<String>>(classes)?
-        .iter()
-        .filter_map(|c| c.chars().next())
-        .collect();
+    let classes: Vec<String> = serde_json::from_str(classes)?;
+    let vocab: Vec<char> = classes.iter().filter_map(|c| c.chars().next()).collect();
+    if vocab.is_empty() || classes.iter().any(|c| c.chars().count() != 1) {
+        bail!(
+            "{}: the checkpoint's classes are not a character vocabulary",
+            a.checkpoint.display()
+        );
+    }
     let mut model = model_from(&ck, None, &[seq_len])?;
     let prime = a.prime.unwrap_or_else(|| vocab[0].to_string());
     let s = scratchnet::generate::Sampling {
