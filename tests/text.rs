@@ -386,3 +386,70 @@ fn generate_errors_are_one_line() {
         );
     }
 }
+
+/// The bad input not tested elsewhere (tests/cli.rs has an LSTM given the wrong rank or
+/// width, `batch_first=False`, and ids out of range): `Select` out of range, ids of the wrong rank,
+/// an empty text, a text shorter than one sequence, `--seq-len 0`, a missing text file.
+#[test]
+fn bad_sequence_input_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.safetensors");
+    let train = |model: &str, data: &str, extra: &[&str]| {
+        let args = [
+            &[
+                "train",
+                "--model",
+                model,
+                "--data",
+                data,
+                "--quiet",
+                "--out",
+                s(&out),
+            ][..],
+            extra,
+        ]
+        .concat();
+        fails(&args)
+    };
+    toy_data(dir.path(), 6);
+    let seq: Vec<f32> = (0..6 * 5 * 4).map(|i| (i % 7) as f32 / 7.0).collect();
+    let x = dir.path().join("seq.npy");
+    scratchnet::data::npy::write_npy_f32(&x, &[6, 5, 4], &seq).unwrap();
+    let data = format!("{}:{}", s(&x), s(&dir.path().join("y.npy")));
+
+    let e = train("LSTM(4, 3), Select(1, 5), Linear(3, 3)", &data, &[]);
+    assert!(
+        e.contains("layer 1 (Select(dim=1, index=5)) expects input index 5 in range for dimension 1 (of size 5), got [5, 3]"),
+        "{e}"
+    );
+    let e = train("LSTM(4, 3), Select(3, 0), Linear(3, 3)", &data, &[]);
+    assert!(
+        e.contains("layer 1 (Select(dim=3, index=0)) expects input a shape with dimension 3 after the batch"),
+        "{e}"
+    );
+    let e = train("Embedding(10, 3), Select(1, -1), Linear(3, 3)", &data, &[]);
+    assert!(
+        e.contains("layer 0 (Embedding(10, 3)) expects input ids [T] per sample, got [5, 4]"),
+        "{e}"
+    );
+
+    let text = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        format!("text:{}", s(&p))
+    };
+    let e = train("char-lstm", &text("empty.txt", ""), &[]);
+    assert!(e.contains("empty.txt: the text is empty"), "{e}");
+    let e = train("char-lstm", &text("short.txt", "abcd"), &["--seq-len", "4"]);
+    assert!(
+        e.contains("short.txt: the text has 4 characters, fewer than one sequence of --seq-len 4 and its next character (5)"),
+        "{e}"
+    );
+    let e = train("char-lstm", &text("ok.txt", TEXT), &["--seq-len", "0"]);
+    assert!(e.contains("--seq-len must be at least 1"), "{e}");
+    let e = train("char-lstm", "text:nothing-here.txt", &[]);
+    assert!(
+        e.contains("nothing-here.txt: No such file or directory"),
+        "{e}"
+    );
+}
