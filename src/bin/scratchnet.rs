@@ -523,7 +523,9 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         Command::Gradcheck(a) => gradcheck_cmd(a),
         Command::Generate(a) => generate_cmd(a),
         Command::Compare(a) => {
-            let ids = reads_ids(&checkpoint::read(&a.checkpoint)?, a.model.as_deref());
+            // An unreadable checkpoint is compare's to report (after it has checked PyTorch).
+            let ids =
+                checkpoint::read(&a.checkpoint).is_ok_and(|ck| reads_ids(&ck, a.model.as_deref()));
             let x = source::read_inputs(&a.input, ids)?;
             Ok(scratchnet::compare::compare(
                 &a.checkpoint,
