@@ -35,7 +35,7 @@ pub fn generate(
 ) -> Result<()> {
     if !(s.temperature > 0.0 && s.temperature.is_finite()) {
         return Err(Error::invalid(format!(
-            "--temperature must be above 0, got {}",
+            "--temperature must be a finite number above 0, got {}",
             s.temperature
         )));
     }
@@ -127,7 +127,10 @@ mod tests {
     #[test]
     fn errors_name_the_problem() {
         let e = sample(0.0, 1).unwrap_err().to_string();
-        assert!(e.contains("--temperature must be above 0, got 0"), "{e}");
+        assert!(
+            e.contains("--temperature must be a finite number above 0, got 0"),
+            "{e}"
+        );
         let mut m = model();
         let s = Sampling {
             length: 1,

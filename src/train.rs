@@ -309,11 +309,43 @@ pub fn check_finite(t: &Tensor, what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// Token ids `x: [N, T]` for a model that starts with Embedding: whole numbers in
+/// `0..num_embeddings`, checked on the whole data before any batch, so that an error names the
+/// sample's row in the data (Embedding's own check, batch by batch, names the row in its batch).
+///
+/// # Errors
+/// The first id that is not, naming its row and step.
+pub fn check_token_ids(model: &Model, x: &Tensor, what: &str) -> Result<()> {
+    let Some(embedding) = model.net_ref().layers().first() else {
+        return Ok(());
+    };
+    if !crate::spec::takes_token_ids(model.text()) || x.shape().len() != 2 {
+        return Ok(());
+    }
+    // Its one parameter: weight [num_embeddings, embedding_dim].
+    let mut table = 0;
+    embedding.params("", &mut |_, p| table = p.value.shape()[0]);
+    let steps = x.shape()[1].max(1);
+    match x
+        .data()
+        .iter()
+        .position(|&v| !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < table))
+    {
+        Some(i) => Err(Error::invalid(format!(
+            "{what}: {embedding}: id {} at row {}, step {} is not a whole number in 0..{table}",
+            x.data()[i],
+            i / steps,
+            i % steps
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Checks that the data fits the model and the loss before any work is done.
 ///
 /// # Errors
 /// No samples, input shape, class range, target shape that does not fit, float targets for
-/// cross-entropy, or a NaN/infinite input or target.
+/// cross-entropy, a NaN/infinite input or target, or a token id out of range.
 pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Result<()> {
     if data.is_empty() {
         return Err(Error::invalid(format!("{what}: there are no samples")));
@@ -322,6 +354,7 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
         .check_batch(data.x.shape())
         .map_err(|e| Error::invalid(format!("{what}: {e}")))?;
     check_finite(&data.x, what, "inputs")?;
+    check_token_ids(model, &data.x, what)?;
     if let Labels::Values(v) = &data.y {
         check_finite(v, what, "targets")?;
     }
@@ -359,8 +392,12 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
 }
 
 /// What looks wrong with data that is not certainly wrong: float inputs that look like raw 0–255
-/// pixels (integers up to 255, some above 1), where the model expects them scaled to [0, 1].
-pub fn data_warnings(data: &Dataset) -> Vec<String> {
+/// pixels (integers up to 255, some above 1), where the model expects them scaled to [0, 1] (not
+/// token ids, which a model starting with Embedding takes).
+pub fn data_warnings(model: &Model, data: &Dataset) -> Vec<String> {
+    if crate::spec::takes_token_ids(model.text()) {
+        return Vec::new();
+    }
     let x = data.x.data();
     let max = x.iter().copied().fold(f32::MIN, f32::max);
     let pixels = max > 1.0 && max <= 255.0 && x.iter().all(|&v| v >= 0.0 && v.fract() == 0.0);

@@ -113,7 +113,7 @@ fn channels_last_float16_images_are_moved_to_nchw_and_said_once() {
     let first = d.join("first.npy");
     scratchnet::data::npy::write_npy_f32(&first, &[n, c, h, w], &nchw).unwrap();
     // The library reads it as the NCHW array …
-    let x = scratchnet::data::source::read_inputs(&last).unwrap();
+    let x = scratchnet::data::source::read_inputs(&last, false).unwrap();
     assert_eq!(x.shape(), [n, c, h, w]);
     assert_eq!(x.data(), nchw.as_slice());
     // … and the binary says it once and trains on it.

@@ -216,7 +216,14 @@ fn train_matches_pytorch_adam_mse_pools_softmax() {
 #[test]
 fn predict_writes_pytorch_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    for case in ["lenet", "parallel", "regression"] {
+    // The per-step cases: int64 ids [N, T] in, logits [N, T, C] out.
+    for case in [
+        "lenet",
+        "parallel",
+        "regression",
+        "embedding_steps",
+        "embedding_lstm_steps",
+    ] {
         let g = golden(case);
         let out = dir.path().join(format!("{case}.npy"));
         ok(&[
@@ -480,7 +487,7 @@ fn embedding_model_trains_and_predicts_on_id_sequences() {
 }
 
 /// int64 ids `[N, T]` and one target per step (tools/make_seq_fixtures.py): weights after training
-/// and predictions `[N, T, C]` as PyTorch's.
+/// as PyTorch's (predictions `[N, T, C]`: `predict_writes_pytorch_outputs`).
 #[test]
 fn train_matches_pytorch_embedding_per_step() {
     train_like_pytorch(
@@ -500,24 +507,6 @@ fn train_matches_pytorch_embedding_per_step() {
             "4",
         ],
     );
-    // predict on the int64 ids: PyTorch's outputs [N, T, C] from the initial weights.
-    let (dir, g) = (tempfile::tempdir().unwrap(), golden("embedding_steps"));
-    let pred = dir.path().join("pred.npy");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        g.join("init.safetensors").to_str().unwrap(),
-        "--input",
-        g.join("x.npy").to_str().unwrap(),
-        "--output",
-        pred.to_str().unwrap(),
-    ]);
-    let want = floats(&g.join("out.npy"));
-    let got = floats(&pred);
-    assert_eq!(got.len(), want.len());
-    for (a, b) in got.iter().zip(&want) {
-        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
-    }
 }
 
 /// The recurrent golden cases through `train` and `predict`, with the flags `case.json` records.
@@ -533,6 +522,8 @@ fn train_matches_pytorch_recurrent_layers() {
         ("lstm_bi_2layer", "3", adam.clone()),
         ("gru_2layer", "4", sgd("0.1")),
         ("gru_bi_nobias", "4", adam.clone()),
+        // Embedding → LSTM → Linear on every step (char-lstm in small), per-step targets.
+        ("embedding_lstm_steps", "4", adam.clone()),
     ] {
         let common = [
             "--loss",

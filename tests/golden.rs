@@ -292,6 +292,13 @@ fn embedding_per_step_targets() {
     check("embedding_steps");
 }
 
+/// `Embedding(9, 6), LSTM(6, 8), Linear(8, 9)`: the LSTM's whole output sequence into the head,
+/// logits `[N, T, C]` against per-step targets, Adam (`python3 tools/make_seq_fixtures.py`).
+#[test]
+fn embedding_lstm_per_step_targets() {
+    check("embedding_lstm_steps");
+}
+
 /// `RNN`, `LSTM`, `GRU` (`python3 tools/make_rnn_fixtures.py`): tanh and relu, one and two layers,
 /// one and two directions, with and without bias, each followed by `Select` and a `Linear` head.
 #[test]

@@ -91,7 +91,7 @@ fn check_round_trip(model: &mut Model, vocab: Option<usize>) {
 }
 
 fn npy(path: &std::path::Path) -> scratchnet::Tensor {
-    scratchnet::data::source::read_inputs(path).unwrap()
+    scratchnet::data::source::read_inputs(path, false).unwrap()
 }
 
 /// `scratchnet export` of every golden case (PyTorch's checkpoints, which do not record their input

@@ -35,6 +35,12 @@ CASES = {
         model="Embedding(7, 5, padding_idx=0), Linear(5, 7)",
         input_shape=[6], loss="cross-entropy", optimizer=mf.sgd(0.5, momentum=0.9),
         batch_size=4, n=10, epochs=2, seed=21, data=per_step(7), outs=7),
+    # A character-level language model in small (char-lstm's shape): the LSTM's whole output
+    # sequence [N, T, H] goes to the Linear head, logits [N, T, C].
+    "embedding_lstm_steps": dict(
+        model="Embedding(9, 6), LSTM(6, 8), Linear(8, 9)",
+        input_shape=[5], loss="cross-entropy", optimizer=mf.adam(0.01),
+        batch_size=4, n=10, epochs=2, seed=22, data=per_step(9), outs=9),
 }
 
 

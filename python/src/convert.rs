@@ -92,6 +92,7 @@ pub fn inputs(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Tensor> {
     let x = ok(source::inputs(
         npy(obj, name, Role::Inputs)?,
         Path::new(name),
+        false,
         &mut note,
     ))?;
     if let Some(n) = note {

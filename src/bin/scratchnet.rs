@@ -34,11 +34,12 @@ use std::time::{Duration, Instant};
     name = "scratchnet",
     version,
     about = "Train small neural networks on the CPU, exactly as PyTorch would.",
-    long_about = "Train small neural networks on the CPU, exactly as PyTorch would.\n\n\
+    long_about = format!("Train small neural networks on the CPU, exactly as PyTorch would.\n\n\
         Models are written as the text you would put inside PyTorch's nn.Sequential(...), e.g.\n  \
         \"Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,10)\"\n\
-        or named by a preset: mlp, seed-cnn, lenet, nielsen. Checkpoints are safetensors files that\n\
-        PyTorch loads with load_state_dict(safetensors.torch.load_file(path))."
+        or named by a preset: {}.\nCheckpoints are safetensors files that \
+        PyTorch loads with load_state_dict(safetensors.torch.load_file(path)).",
+        scratchnet::spec::preset_names())
 )]
 struct Cli {
     /// Worker threads (default: all cores).
@@ -87,11 +88,11 @@ struct GenerateArgs {
     /// Text to start from (default: the vocabulary's first character, a newline in most texts).
     #[arg(long)]
     prime: Option<String>,
-    /// Characters to generate.
-    #[arg(long, default_value_t = 500)]
+    /// Characters to generate (0: the prime alone).
+    #[arg(long, default_value_t = 500, allow_negative_numbers = true)]
     length: usize,
     /// Softmax temperature (> 0): lower is more conservative.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     temperature: f64,
     /// Seed of the sampler.
     #[arg(long, default_value_t = 0)]
@@ -199,8 +200,7 @@ struct BenchArgs {
 
 #[derive(Args, Clone)]
 struct TrainArgs {
-    /// Model text or preset (mlp, seed-cnn, lenet, nielsen).
-    #[arg(long)]
+    #[arg(long, help = model_help())]
     model: Option<String>,
     /// Start from the weights of this checkpoint (ours or PyTorch's safetensors).
     #[arg(long)]
@@ -400,10 +400,17 @@ struct ShowArgs {
     out: Option<PathBuf>,
 }
 
+/// The help of `--model`: the preset names too.
+fn model_help() -> String {
+    format!(
+        "Model text or preset ({})",
+        scratchnet::spec::preset_names()
+    )
+}
+
 #[derive(Args)]
 struct SummaryArgs {
-    /// Model text or preset.
-    #[arg(long)]
+    #[arg(long, help = model_help())]
     model: String,
     /// Per-sample input shape, e.g. 1,28,28.
     #[arg(long, default_value = "1,28,28")]
@@ -532,7 +539,10 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
         Command::Gradcheck(a) => gradcheck_cmd(a),
         Command::Generate(a) => generate_cmd(a),
         Command::Compare(a) => {
-            let x = source::read_inputs(&a.input)?;
+            // An unreadable checkpoint is compare's to report (after it has checked PyTorch).
+            let ids =
+                checkpoint::read(&a.checkpoint).is_ok_and(|ck| reads_ids(&ck, a.model.as_deref()));
+            let x = source::read_inputs(&a.input, ids)?;
             Ok(scratchnet::compare::compare(
                 &a.checkpoint,
                 a.model.as_deref(),
@@ -574,6 +584,12 @@ fn load_model(
 ) -> Result<(Model, checkpoint::Checkpoint)> {
     let ck = checkpoint::read(path)?;
     Ok((model_from(&ck, text, input_shape)?, ck))
+}
+
+/// Whether the model of a checkpoint (or the `--model` text given for it) reads token ids.
+fn reads_ids(ck: &checkpoint::Checkpoint, text: Option<&str>) -> bool {
+    text.or(ck.model_text())
+        .is_some_and(scratchnet::spec::takes_token_ids)
 }
 
 /// The model of a checkpoint already read (see [`load_model`]).
@@ -1036,6 +1052,10 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         Some(path) => {
             let ck = dist::read_checkpoint(group, path)?;
             let r = Resume::of(&ck)?;
+            // `--model char-lstm`: its V is the size of the vocabulary the run recorded.
+            if let (Some(m), Some(vocab)) = (&a.model, source::Expect::of(&ck)?.classes) {
+                a.model = Some(scratchnet::spec::with_vocabulary(m, vocab.len()));
+            }
             check_same_run(&a, given, &r, ck.model_text())?;
             // --epochs: the recorded total unless a new one is given.
             match r.origin.epochs {
@@ -1054,8 +1074,19 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     let loss_name = resumed
         .as_ref()
         .map_or_else(|| a.loss.clone(), |(_, r)| Some(r.loss.clone()));
+    // Read before the data: a model that starts with Embedding reads uint8 inputs as token ids.
+    let init = match (&a.init, &resumed) {
+        (Some(path), None) => Some(dist::read_checkpoint(group, path)?),
+        _ => None,
+    };
+    let model_named = a
+        .model
+        .as_deref()
+        .or(resumed.as_ref().and_then(|(ck, _)| ck.model_text()))
+        .or(init.as_ref().and_then(|ck| ck.model_text()));
     let expect = source::Expect {
         regression: matches!(loss_name.as_deref(), Some("mse" | "quadratic")),
+        token_ids: model_named.is_some_and(scratchnet::spec::takes_token_ids),
         ..source::Expect::default()
     };
     // --shard: each rank holds its part of the data (see scratchnet::data::shard).
@@ -1098,6 +1129,17 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             Held::Whole(&p.data)
         }
     }
+    // `{V}` in the model text (the `char-lstm` preset) is the vocabulary size of text data.
+    let text_data = data_args
+        .data
+        .as_deref()
+        .is_some_and(|d| d.starts_with("text:"));
+    let model_text = match (&a.model, &train.data.class_names) {
+        (Some(t), Some(vocab)) if text_data => {
+            Some(scratchnet::spec::with_vocabulary(t, vocab.len()))
+        }
+        (t, _) => t.clone(),
+    };
     let (mut trainer, origin) = match resumed {
         Some((ck, r)) => {
             let origin = resume::Origin {
@@ -1126,11 +1168,8 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
         None => {
             let loss = run_loss(&a)?;
-            let model = match (&a.model, &a.init) {
-                (_, Some(init)) => {
-                    let ck = dist::read_checkpoint(group, init)?;
-                    model_from(&ck, a.model.as_deref(), train.data.sample_shape())?
-                }
+            let model = match (&model_text, &init) {
+                (_, Some(ck)) => model_from(ck, model_text.as_deref(), train.data.sample_shape())?,
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
                     let mut m = Model::build(text, train.data.sample_shape(), &mut rng)?;
@@ -1140,7 +1179,8 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                     m
                 }
                 (None, None) => bail!(
-                    "give --model TEXT (or a preset: mlp, seed-cnn, lenet, nielsen), --init FILE or --resume FILE"
+                    "give --model TEXT (or a preset: {}), --init FILE or --resume FILE",
+                    scratchnet::spec::preset_names()
                 ),
             };
             let schedule = Schedule {
@@ -1184,7 +1224,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             train::check_data(&trainer.model, trainer.loss, &p.data, what)?;
         }
     }
-    for w in train::data_warnings(&train.data)
+    for w in train::data_warnings(&trainer.model, &train.data)
         .into_iter()
         .filter(|_| lead)
     {
@@ -1256,11 +1296,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 serde_json::to_string(names)?,
             );
         }
-        if data_args
-            .data
-            .as_deref()
-            .is_some_and(|d| d.starts_with("text:"))
-        {
+        if text_data {
             meta.insert(
                 text::KEY.into(),
                 serde_json::json!({ "seq_len": train.data.sample_shape()[0] }).to_string(),
@@ -1558,10 +1594,14 @@ fn generate_cmd(a: GenerateArgs) -> Result<()> {
         .as_u64()
         .with_context(|| format!("{}: bad {} record", a.checkpoint.display(), text::KEY))?
         as usize;
-    let vocab: Vec<char> = serde_json::from_str::<Vec<String>>(classes)?
-        .iter()
-        .filter_map(|c| c.chars().next())
-        .collect();
+    let classes: Vec<String> = serde_json::from_str(classes)?;
+    let vocab: Vec<char> = classes.iter().filter_map(|c| c.chars().next()).collect();
+    if vocab.is_empty() || classes.iter().any(|c| c.chars().count() != 1) {
+        bail!(
+            "{}: the checkpoint's classes are not a character vocabulary",
+            a.checkpoint.display()
+        );
+    }
     let mut model = model_from(&ck, None, &[seq_len])?;
     let prime = a.prime.unwrap_or_else(|| vocab[0].to_string());
     let s = scratchnet::generate::Sampling {
@@ -1596,16 +1636,18 @@ fn predict_cmd(a: PredictArgs) -> Result<()> {
         (Some(_), None) => bail!("give --output Y.npy for the outputs of an .npy batch"),
         (Some(input), Some(output)) => {
             check_output("--output", output, &["npy"])?;
-            let mut x = source::read_inputs(input)?;
+            let ck = checkpoint::read(&a.checkpoint)?;
+            let mut x = source::read_inputs(input, reads_ids(&ck, a.model.as_deref()))?;
             if x.shape()[0] == 0 {
                 bail!("{}: holds no samples", input.display());
             }
             train::check_finite(&x, &input.display().to_string(), "inputs")?;
             // As training prepared its inputs (--normalize, a table's standardisation).
-            if let Some(info) = InputInfo::of(&scratchnet::checkpoint::read(&a.checkpoint)?)? {
+            if let Some(info) = InputInfo::of(&ck)? {
                 info.prepare(&mut x)?;
             }
-            let (mut model, _) = load_model(&a.checkpoint, a.model.as_deref(), &x.shape()[1..])?;
+            let mut model = model_from(&ck, a.model.as_deref(), &x.shape()[1..])?;
+            train::check_token_ids(&model, &x, &input.display().to_string())?;
             let y = model.predict(&x, 100)?;
             scratchnet::data::npy::write_npy_f32(output, y.shape(), y.data())?;
             println!(

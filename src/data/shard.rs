@@ -118,7 +118,7 @@ pub fn load_part(
         ..train_cut
     };
     let (train, test) = if let Some((x, y)) = npy_pair(spec) {
-        (read_pair(x, y, train_cut)?, None)
+        (read_pair(x, y, train_cut, expect.token_ids)?, None)
     } else if let Some(dir) = idx_dir(spec, args)? {
         let (train, test) = source::read_idx_dir(&dir, Some((train_cut, test_cut)))?;
         let Some(train) = train else {
@@ -139,7 +139,7 @@ pub fn load_part(
     let test = match args.test_data.as_deref() {
         None => test,
         Some(spec) => Some(match npy_pair(spec) {
-            Some((x, y)) => read_pair(x, y, test_cut)?,
+            Some((x, y)) => read_pair(x, y, test_cut, expect.token_ids)?,
             None => Part::whole(source::load_test(spec, args, expect, &train.data)?),
         }),
     };
@@ -167,8 +167,8 @@ fn npy_pair(spec: &str) -> Option<(&Path, &Path)> {
         .map(|(x, y)| (Path::new(x), Path::new(y)))
 }
 
-/// The rows `cut` gives of the pair.
-fn read_pair(x: &Path, y: &Path, cut: Cut) -> Result<Part> {
+/// The rows `cut` gives of the pair (`ids`: integer inputs are token ids, as for [`inputs`]).
+fn read_pair(x: &Path, y: &Path, cut: Cut, ids: bool) -> Result<Part> {
     let (xa, nx) = read_npy_rows(x, |n| cut.rows(n))?;
     let (first, total) = (cut.rows(nx).start, cut.total(nx));
     let rows = first..first + xa.shape[0];
@@ -181,7 +181,7 @@ fn read_pair(x: &Path, y: &Path, cut: Cut) -> Result<Part> {
         )));
     }
     let mut note = None;
-    let data = Dataset::new(inputs(xa, x, &mut note)?, targets(ya, y)?)?;
+    let data = Dataset::new(inputs(xa, x, ids, &mut note)?, targets(ya, y)?)?;
     if let Some(n) = note {
         eprintln!("note: {n}");
     }

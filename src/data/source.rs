@@ -99,7 +99,7 @@ pub struct DataArgs {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub skip_bad: bool,
-    /// text:FILE: characters per sequence (default 64).
+    /// text:FILE: characters per sequence (default 64; for a trained model, its training length).
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub seq_len: Option<usize>,
@@ -124,6 +124,8 @@ pub struct Expect {
     pub classes: Option<Vec<String>>,
     /// The per-sample input shape a trained model takes (`[C, H, W]` for images).
     pub shape: Option<Vec<usize>>,
+    /// The model reads token ids (it starts with Embedding): uint8 `(N, T)` inputs are ids too.
+    pub token_ids: bool,
 }
 
 impl Expect {
@@ -136,6 +138,7 @@ impl Expect {
         let shape = InputInfo::of(ck)?.map(|i| i.shape);
         Ok(Expect {
             shape,
+            token_ids: ck.model_text().is_some_and(crate::spec::takes_token_ids),
             regression: table.as_ref().is_some_and(|t| t.regression),
             table,
             classes: ck
@@ -194,7 +197,11 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
         )));
     }
     let (train, test) = if let Some(file) = spec.strip_prefix("text:") {
-        let seq_len = args.seq_len.unwrap_or(text::DEFAULT_SEQ_LEN);
+        // A trained model's text is cut as its training text was: sequences of its input length.
+        let seq_len = args
+            .seq_len
+            .or_else(|| expect.shape.as_ref().filter(|s| s.len() == 1).map(|s| s[0]))
+            .unwrap_or(text::DEFAULT_SEQ_LEN);
         let vocab = match &expect.classes {
             Some(c) if c.iter().all(|s| s.chars().count() == 1) => {
                 Some(c.iter().filter_map(|s| s.chars().next()).collect())
@@ -213,11 +220,11 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
     {
-        read_npz_sets(Path::new(spec))?
+        read_npz_sets(Path::new(spec), expect.token_ids)?
     } else if let Some((x, y)) = spec.split_once(':').filter(|_| !Path::new(spec).exists()) {
         (
             Some(Dataset::new(
-                read_inputs(Path::new(x))?,
+                read_inputs(Path::new(x), expect.token_ids)?,
                 read_targets(Path::new(y))?,
             )?),
             None,
@@ -285,6 +292,7 @@ pub(crate) fn load_test(
         table: train.table.clone(),
         classes: train.class_names.clone(),
         shape: Some(train.sample_shape().to_vec()),
+        token_ids: expect.token_ids,
     };
     let (a, b) = load_for(&test_args, &like_train)?;
     // A directory with both splits gives its test split.
@@ -494,9 +502,9 @@ fn read_idx_pair(images: &Path, labels: &Path, cut: Option<Cut>) -> Result<Part>
 ///
 /// # Errors
 /// As [`inputs`], and a file that does not parse.
-pub fn read_inputs(path: &Path) -> Result<Tensor> {
+pub fn read_inputs(path: &Path, ids: bool) -> Result<Tensor> {
     let mut note = None;
-    let x = inputs(read_npy(path)?, path, &mut note)?;
+    let x = inputs(read_npy(path)?, path, ids, &mut note)?;
     if let Some(n) = note {
         eprintln!("note: {n}");
     }
@@ -507,11 +515,12 @@ pub fn read_inputs(path: &Path) -> Result<Tensor> {
 /// are (a float `(N, T, F)` or `(N, C, L)` is a sequence, kept), uint8 pixels scaled to [0, 1] as
 /// IDX pixels are (a uint8 `(N, H, W)` given one channel), and channels-last `(N, H, W, C)` images
 /// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says. Other integers
-/// (int64, int32, …) of shape `(N, T)` are token ids, kept as they are.
+/// (int64, int32, …) of shape `(N, T)` are token ids, kept as they are; uint8 ones too when `ids`
+/// (the model starts with Embedding: [`crate::spec::takes_token_ids`]).
 ///
 /// # Errors
 /// A 0-d array; integers other than uint8 not of shape (N, T).
-pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> {
+pub fn inputs(a: Npy, path: &Path, ids: bool, note: &mut Option<String>) -> Result<Tensor> {
     let pixels = matches!(a.data, NpyData::Int(_));
     let v = match a.data {
         _ if a.shape.is_empty() => {
@@ -531,7 +540,7 @@ pub fn inputs(a: Npy, path: &Path, note: &mut Option<String>) -> Result<Tensor> 
             ));
         }
         NpyData::Float(v) => v,
-        NpyData::Int(v) if a.dtype.ends_with("u1") => {
+        NpyData::Int(v) if a.dtype.ends_with("u1") && !(ids && a.shape.len() == 2) => {
             v.into_iter().map(|p| p as f32 / 255.0).collect()
         }
         // Token ids `[N, T]` for a model that starts with Embedding, kept as whole numbers.
@@ -626,14 +635,14 @@ pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
 ///
 /// # Errors
 /// Other array names; arrays that are not inputs or targets.
-fn read_npz_sets(path: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
+fn read_npz_sets(path: &Path, ids: bool) -> Result<(Option<Dataset>, Option<Dataset>)> {
     let mut arrays = read_npz(path)?;
     let mut note = None;
     let mut pair = |x: &str, y: &str| -> Result<Option<Dataset>> {
         match (arrays.remove(x), arrays.remove(y)) {
             (Some(xa), Some(ya)) => {
                 let member = |k: &str| PathBuf::from(format!("{}[{k}.npy]", path.display()));
-                let inputs = inputs(xa, &member(x), &mut note)?;
+                let inputs = inputs(xa, &member(x), ids, &mut note)?;
                 Dataset::new(inputs, targets(ya, &member(y))?).map(Some)
             }
             (None, None) => Ok(None),
