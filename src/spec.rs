@@ -45,6 +45,12 @@ pub const PRESETS: &[(&str, &str)] = &[
         "row-lstm",
         "Flatten(1, 2), LSTM(28, 128), Select(1, -1), Linear(128, 10)",
     ),
+    // For `--data text:FILE`: a character-level language model, V = the text's vocabulary size
+    // (filled in by `with_vocabulary`); logits for the next character at every step.
+    (
+        "char-lstm",
+        "Embedding({V}, 64), LSTM(64, 256), Linear(256, {V})",
+    ),
     // For 28×28: a stem conv, three stages of two residual blocks (16, 32, 64 channels; the
     // second and third start with a stride-2 conv), a global average pool and a linear layer.
     (
@@ -77,6 +83,24 @@ pub fn expand(text: &str) -> &str {
         .iter()
         .find(|(name, _)| *name == t)
         .map_or(text, |(_, body)| body)
+}
+
+/// Where a model text takes the vocabulary size of its `--data text:FILE` (as in `char-lstm`).
+pub const VOCABULARY: &str = "{V}";
+
+/// The preset names, comma-separated (for help and error messages).
+pub fn preset_names() -> String {
+    PRESETS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The text of a preset (or the text itself) with [`VOCABULARY`] replaced by `size`, the number
+/// of distinct characters of the text the model is trained on.
+pub fn with_vocabulary(text: &str, size: usize) -> String {
+    expand(text).replace(VOCABULARY, &size.to_string())
 }
 
 /// A parsed value.
@@ -312,6 +336,17 @@ impl Parser<'_> {
 /// [`Error::Syntax`] with the column of the first character that does not fit.
 pub fn parse(text: &str) -> Result<Vec<Call>> {
     let body = expand(text);
+    if body.contains(VOCABULARY) {
+        let what = PRESETS
+            .iter()
+            .find(|(_, b)| *b == body.trim())
+            .map_or("a model text with {V}".into(), |(name, _)| {
+                format!("preset {name}")
+            });
+        return Err(Error::invalid(format!(
+            "{what} needs --data text:FILE: its vocabulary size V is the number of distinct characters of the text"
+        )));
+    }
     let mut text = body.trim();
     // Accept the whole `nn.Sequential(...)` too.
     for wrap in ["torch.nn.Sequential(", "nn.Sequential(", "Sequential("] {
@@ -888,6 +923,45 @@ mod tests {
         let mut count = 0;
         crate::layers::Layer::params(m.net_ref(), "", &mut |_, p| count += p.value.len());
         assert_eq!(count, 4 * 128 * (28 + 128) + 8 * 128 + 1290);
+    }
+
+    /// `char-lstm` for a vocabulary of V characters: ids `[T]` in, V scores per step out;
+    /// 64·V + 4·256·(64 + 256) + 8·256 + 256·V + V parameters. Without V it names what it needs.
+    #[test]
+    fn char_lstm_preset_is_sized_by_the_vocabulary() {
+        let v = 37;
+        let m = crate::model::Model::new(&with_vocabulary("char-lstm", v), &[16], 0).unwrap();
+        assert_eq!(m.output_shape(), &[16, v]);
+        assert_eq!(
+            m.text(),
+            "Embedding(37, 64), LSTM(64, 256), Linear(256, 37)"
+        );
+        assert_eq!(
+            m.param_names(),
+            [
+                "0.weight",
+                "1.weight_ih_l0",
+                "1.weight_hh_l0",
+                "1.bias_ih_l0",
+                "1.bias_hh_l0",
+                "2.weight",
+                "2.bias"
+            ]
+        );
+        let mut count = 0;
+        crate::layers::Layer::params(m.net_ref(), "", &mut |_, p| count += p.value.len());
+        assert_eq!(count, 64 * v + 4 * 256 * (64 + 256) + 8 * 256 + 256 * v + v);
+        assert_eq!(with_vocabulary("mlp", v), expand("mlp"), "no V, no change");
+        let e = parse("char-lstm").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "preset char-lstm needs --data text:FILE: its vocabulary size V is the number of distinct characters of the text"
+        );
+        let e = parse("Embedding({V}, 4)").unwrap_err().to_string();
+        assert!(
+            e.starts_with("a model text with {V} needs --data text:FILE"),
+            "{e}"
+        );
     }
 
     fn names(text: &str) -> Vec<String> {

@@ -32,11 +32,12 @@ use std::time::{Duration, Instant};
     name = "scratchnet",
     version,
     about = "Train small neural networks on the CPU, exactly as PyTorch would.",
-    long_about = "Train small neural networks on the CPU, exactly as PyTorch would.\n\n\
+    long_about = format!("Train small neural networks on the CPU, exactly as PyTorch would.\n\n\
         Models are written as the text you would put inside PyTorch's nn.Sequential(...), e.g.\n  \
         \"Conv2d(1,8,3,stride=2), ReLU, Conv2d(8,8,3,stride=2), ReLU, Flatten, Linear(288,10)\"\n\
-        or named by a preset: mlp, seed-cnn, lenet, nielsen. Checkpoints are safetensors files that\n\
-        PyTorch loads with load_state_dict(safetensors.torch.load_file(path))."
+        or named by a preset: {}.\nCheckpoints are safetensors files that \
+        PyTorch loads with load_state_dict(safetensors.torch.load_file(path)).",
+        scratchnet::spec::preset_names())
 )]
 struct Cli {
     /// Worker threads (default: all cores).
@@ -199,8 +200,7 @@ struct BenchArgs {
 
 #[derive(Args, Clone)]
 struct TrainArgs {
-    /// Model text or preset (mlp, seed-cnn, lenet, nielsen).
-    #[arg(long)]
+    #[arg(long, help = model_help())]
     model: Option<String>,
     /// Start from the weights of this checkpoint (ours or PyTorch's safetensors).
     #[arg(long)]
@@ -389,10 +389,17 @@ struct ShowArgs {
     out: Option<PathBuf>,
 }
 
+/// The help of `--model`: the preset names too.
+fn model_help() -> String {
+    format!(
+        "Model text or preset ({})",
+        scratchnet::spec::preset_names()
+    )
+}
+
 #[derive(Args)]
 struct SummaryArgs {
-    /// Model text or preset.
-    #[arg(long)]
+    #[arg(long, help = model_help())]
     model: String,
     /// Per-sample input shape, e.g. 1,28,28.
     #[arg(long, default_value = "1,28,28")]
@@ -1016,6 +1023,10 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         Some(path) => {
             let ck = dist::read_checkpoint(group, path)?;
             let r = Resume::of(&ck)?;
+            // `--model char-lstm`: its V is the size of the vocabulary the run recorded.
+            if let (Some(m), Some(vocab)) = (&a.model, source::Expect::of(&ck)?.classes) {
+                a.model = Some(scratchnet::spec::with_vocabulary(m, vocab.len()));
+            }
             check_same_run(&a, given, &r, ck.model_text())?;
             // --epochs: the recorded total unless a new one is given.
             match r.origin.epochs {
@@ -1049,6 +1060,17 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     if let Some(t) = &mut test {
         input.prepare(&mut t.x)?;
     }
+    // `{V}` in the model text (the `char-lstm` preset) is the vocabulary size of text data.
+    let text_data = data_args
+        .data
+        .as_deref()
+        .is_some_and(|d| d.starts_with("text:"));
+    let model_text = match (&a.model, &train.class_names) {
+        (Some(t), Some(vocab)) if text_data => {
+            Some(scratchnet::spec::with_vocabulary(t, vocab.len()))
+        }
+        (t, _) => t.clone(),
+    };
     let (mut trainer, origin) = match resumed {
         Some((ck, r)) => {
             let origin = resume::Origin {
@@ -1077,10 +1099,10 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         }
         None => {
             let loss = run_loss(&a)?;
-            let model = match (&a.model, &a.init) {
+            let model = match (&model_text, &a.init) {
                 (_, Some(init)) => {
                     let ck = dist::read_checkpoint(group, init)?;
-                    model_from(&ck, a.model.as_deref(), train.sample_shape())?
+                    model_from(&ck, model_text.as_deref(), train.sample_shape())?
                 }
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
@@ -1091,7 +1113,8 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                     m
                 }
                 (None, None) => bail!(
-                    "give --model TEXT (or a preset: mlp, seed-cnn, lenet, nielsen), --init FILE or --resume FILE"
+                    "give --model TEXT (or a preset: {}), --init FILE or --resume FILE",
+                    scratchnet::spec::preset_names()
                 ),
             };
             let schedule = Schedule {
@@ -1185,11 +1208,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 serde_json::to_string(names)?,
             );
         }
-        if data_args
-            .data
-            .as_deref()
-            .is_some_and(|d| d.starts_with("text:"))
-        {
+        if text_data {
             meta.insert(
                 text::KEY.into(),
                 serde_json::json!({ "seq_len": train.sample_shape()[0] }).to_string(),
