@@ -24,6 +24,7 @@ use scratchnet::data::text;
 use scratchnet::generate::{Sampling, generate};
 use scratchnet::optim::{Config, Optimizer};
 use scratchnet::report::{epoch_line, plot_history};
+use scratchnet::spec;
 use scratchnet::train::{Outcome, Schedule, Trainer, check_data};
 use scratchnet::{Loss, Model};
 use std::collections::HashSet;
@@ -152,8 +153,7 @@ fn main() -> Result<()> {
         args.seq_len
     );
 
-    // The `char-lstm` preset with this text's vocabulary size.
-    let text = format!("Embedding({v}, 64), LSTM(64, 256), Linear(256, {v})");
+    let text = spec::with_vocabulary("char-lstm", v);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let mut model = Model::build(&text, train.sample_shape(), &mut rng)?;
     println!("{}", model.summary_table());

@@ -131,13 +131,12 @@ pub fn bench(
 /// `Embedding(V, 64), LSTM(64, 256), Linear(256, V)` for that vocabulary's V.
 pub fn char_lstm_data(path: &Path, limit: Option<usize>) -> Result<(String, Dataset)> {
     let (data, vocab) = scratchnet::data::text::read(path, 64, None)?;
-    let v = vocab.len();
     let data = match limit {
         Some(n) => data.limit(n),
         None => data,
     };
     Ok((
-        format!("Embedding({v}, 64), LSTM(64, 256), Linear(256, {v})"),
+        scratchnet::spec::with_vocabulary("char-lstm", vocab.len()),
         data,
     ))
 }
