@@ -102,3 +102,29 @@ fn char_lstm_needs_text_data_and_is_listed() {
         assert!(h.contains("row-lstm, char-lstm, resnet"), "{help:?}: {h}");
     }
 }
+
+/// Character ids are whole numbers from 0 to V − 1: no warning that they look like raw pixels
+/// (tests/rough_edges.rs shows that warning for pixels).
+#[test]
+fn token_ids_are_not_taken_for_raw_pixels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("text:{}", s(&text_file(dir.path())));
+    let out = dir.path().join("m.safetensors");
+    let o = run(&[
+        "train",
+        "--model",
+        "char-lstm",
+        "--data",
+        &data,
+        "--seq-len",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        s(&out),
+        "--quiet",
+    ]);
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("raw pixels"), "{err}");
+}

@@ -1146,7 +1146,15 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
     }
-    for w in train::data_warnings(&train).into_iter().filter(|_| lead) {
+    // Token ids into an Embedding are whole numbers by design, not raw pixels.
+    let ids =
+        trainer.model.net_ref().layers().first().is_some_and(|l| {
+            (l.as_ref() as &dyn std::any::Any).is::<scratchnet::layers::Embedding>()
+        });
+    for w in train::data_warnings(&train)
+        .into_iter()
+        .filter(|_| lead && !ids)
+    {
         eprintln!("warning: training data: {w}");
     }
     trainer
