@@ -12,8 +12,8 @@
 //! ```
 //! The corpus is a text a Debian package installs: by default the word list of `wamerican`
 //! (`/usr/share/dict/words`, 104,334 words, one a line, sorted), or a `fortunes` file. `--chars N`
-//! keeps an evenly spaced subset of its lines (every k-th, in order) of about N characters, so the
-//! subset spans the whole alphabet; `--chars 0` takes all of it. A tenth of the sequences is held
+//! keeps at most about N characters: every k-th run of 32 consecutive lines, in order, so that the
+//! subset spans the whole alphabet and neighbouring words stay together; `--chars 0` takes all. A tenth of the sequences is held
 //! out (seeded) for the test loss. After training it counts how many of the sampled lines are
 //! lines of the corpus: for the word list, how often the model spells a real word.
 
@@ -100,15 +100,24 @@ fn read_corpus(path: &Path) -> Result<String> {
     }
 }
 
-/// Every k-th line of `text`, in order, with k chosen so that about `chars` characters remain
-/// (all of `text` when `chars` is 0 or not smaller).
-fn spaced_lines(text: &str, chars: usize) -> String {
+/// Lines of a subset kept together: neighbours in a sorted word list often share their start.
+const RUN: usize = 32;
+
+/// Every k-th run of [`RUN`] consecutive lines of `text`, in order, with k chosen so that at
+/// most about `chars` characters remain (all of `text` when `chars` is 0 or not smaller).
+fn spaced_runs(text: &str, chars: usize) -> String {
     let total = text.chars().count();
     if chars == 0 || chars >= total {
         return text.to_string();
     }
     let k = total.div_ceil(chars);
-    text.lines().step_by(k).flat_map(|l| [l, "\n"]).collect()
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .chunks(RUN)
+        .step_by(k)
+        .flatten()
+        .flat_map(|l| [*l, "\n"])
+        .collect()
 }
 
 /// `s.length` characters sampled after `prime`.
@@ -134,7 +143,7 @@ fn main() -> Result<()> {
         bail!("--epochs, --batch-size and --length must be at least 1");
     }
     let corpus = read_corpus(&args.corpus)?;
-    let subset = spaced_lines(&corpus, args.chars);
+    let subset = spaced_runs(&corpus, args.chars);
     let (data, vocab) = text::sequences(
         &subset,
         args.seq_len,
@@ -219,12 +228,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spaced_lines_keep_every_kth_line_in_order() {
-        let text = "aa\nbb\ncc\ndd\nee\nff\n";
-        assert_eq!(spaced_lines(text, 0), text);
-        assert_eq!(spaced_lines(text, 100), text);
-        // 18 characters, about 6 wanted: every third line.
-        assert_eq!(spaced_lines(text, 6), "aa\ndd\n");
+    fn spaced_runs_keep_every_kth_run_of_lines_in_order() {
+        let text: String = (0..100).map(|i| format!("{i:03}\n")).collect();
+        assert_eq!(spaced_runs(&text, 0), text);
+        assert_eq!(spaced_runs(&text, 1000), text);
+        // 400 characters, at most 200 wanted: every second run of 32 lines.
+        let want: String = (0..32).chain(64..96).map(|i| format!("{i:03}\n")).collect();
+        assert_eq!(spaced_runs(&text, 200), want);
     }
 
     #[test]
