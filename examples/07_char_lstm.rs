@@ -131,7 +131,7 @@ fn sample(model: &mut Model, vocab: &[char], prime: &str, s: &Sampling) -> Resul
 /// and how many of them are lines of the corpus.
 fn known_lines(sample: &str, corpus: &HashSet<&str>) -> (usize, usize) {
     let lines: Vec<&str> = sample.split('\n').collect();
-    let inner = &lines[1.min(lines.len())..lines.len().saturating_sub(1)];
+    let inner = lines.get(1..lines.len().saturating_sub(1)).unwrap_or(&[]);
     let inner: Vec<&&str> = inner.iter().filter(|l| !l.is_empty()).collect();
     let known = inner.iter().filter(|l| corpus.contains(**l)).count();
     (known, inner.len())
