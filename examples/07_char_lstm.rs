@@ -6,8 +6,8 @@
 //! training (same prime, same seed), prints the loss after every epoch, and draws the loss curve.
 //!
 //! ```text
-//! cargo run --release --example 07_char_lstm                # ≈ 3 min on 2 cores
-//! cargo run --release --example 07_char_lstm -- --chars 0 --epochs 5 --plot runs/words.png
+//! cargo run --release --example 07_char_lstm                # measured: 57 s of CPU time
+//! cargo run --release --example 07_char_lstm -- --chars 0     # the whole list: ≈ 4× that
 //! cargo run --release --example 07_char_lstm -- --corpus /usr/share/games/fortunes/fortunes --prime "The "
 //! ```
 //! The corpus is a text a Debian package installs: by default the word list of `wamerican`
@@ -16,6 +16,12 @@
 //! subset spans the whole alphabet and neighbouring words stay together; `--chars 0` takes all. A tenth of the sequences is held
 //! out (seeded) for the test loss. After training it counts how many of the sampled lines are
 //! lines of the corpus: for the word list, how often the model spells a real word.
+//!
+//! Measured (seed 0): the default run ends at a test loss of 1.78 nats per character (48.7% of
+//! next characters right) and samples word-like inventions (`execoming`, `loaped`,
+//! `deoftoration`). The whole list trains better: the README's `scratchnet train --data
+//! text:/usr/share/dict/words --model char-lstm` run (the same model) reached 0.96 in five epochs
+//! and samples runs of real words in alphabetical order.
 
 use anyhow::{Result, bail};
 use clap::Parser;
