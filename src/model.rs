@@ -175,6 +175,14 @@ impl Model {
         &self.param_names
     }
 
+    /// Whether the model reads token ids: its first layer is an [`Embedding`](crate::layers::Embedding).
+    pub fn takes_token_ids(&self) -> bool {
+        self.net
+            .layers()
+            .first()
+            .is_some_and(|l| (l.as_ref() as &dyn std::any::Any).is::<crate::layers::Embedding>())
+    }
+
     /// Whether [`Model::build`] made it from its text, so that building the text again gives the
     /// same layers (with other weights).
     pub fn is_from_text(&self) -> bool {

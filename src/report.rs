@@ -91,14 +91,22 @@ pub fn top_k(p: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
+/// A class's name; quoted when it would not show (a text's characters: `" "`, `"\n"`).
 fn name(names: &Option<Vec<String>>, class: usize) -> String {
-    names
-        .as_ref()
-        .and_then(|n| n.get(class).cloned())
-        .unwrap_or_else(|| format!("class {class}"))
+    match names.as_ref().and_then(|n| n.get(class)) {
+        Some(n) if n.trim() != n || n.is_empty() || n.chars().any(char::is_control) => {
+            format!("{n:?}")
+        }
+        Some(n) => n.clone(),
+        None => format!("class {class}"),
+    }
 }
 
+/// The widest confusion matrix printed (a text's vocabulary is larger; `--plot` draws it).
+const MAX_PRINTED_CLASSES: usize = 20;
+
 /// Prints loss, accuracy, per-class accuracy and the confusion matrix; optionally plots the matrix.
+/// With per-step targets (a text) every step counts as one prediction.
 pub fn evaluation(
     model: &mut Model,
     loss: Loss,
@@ -107,11 +115,16 @@ pub fn evaluation(
 ) -> Result<()> {
     let eval = evaluate(model, loss, data, 100)?;
     println!("{} samples  loss {:.4}", data.len(), eval.loss);
-    let Labels::Classes(truth) = &data.y else {
+    let (Labels::Classes(truth) | Labels::Steps { classes: truth, .. }) = &data.y else {
         return Ok(());
     };
-    println!("accuracy {}", fraction(eval.correct, eval.total));
-    let k = model.output_shape().iter().product::<usize>();
+    let per = data.y.per_sample();
+    let steps = match per {
+        1 => String::new(),
+        t => format!(" ({t} steps per sample, each scored)"),
+    };
+    println!("accuracy {}{steps}", fraction(eval.correct, eval.total));
+    let k = model.output_shape().iter().product::<usize>() / per;
     let mut matrix = vec![vec![0usize; k]; k];
     for (&t, &p) in truth.iter().zip(&eval.predictions) {
         matrix[t as usize][p as usize] += 1;
@@ -128,6 +141,21 @@ pub fn evaluation(
         let total: usize = row.iter().sum();
         println!("  {:<width$}  {}", names[c], fraction(row[c], total));
     }
+    if k > MAX_PRINTED_CLASSES {
+        println!("\nconfusion matrix: {k} classes, too many to print (--plot FILE draws it)");
+    } else {
+        print_confusion(&matrix, &names);
+    }
+    if let Some(p) = plot_path {
+        plot::plot_confusion(p, &matrix, &names)?;
+        println!("\nwrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// The confusion matrix as a table, rows the true classes.
+fn print_confusion(matrix: &[Vec<usize>], names: &[String]) {
+    let k = names.len();
     println!("\nconfusion matrix (rows: true class, columns: predicted):");
     let cell = matrix
         .iter()
@@ -149,11 +177,6 @@ pub fn evaluation(
         row.iter().for_each(|v| print!(" {v:>cell$}"));
         println!();
     }
-    if let Some(p) = plot_path {
-        plot::plot_confusion(p, &matrix, &names)?;
-        println!("\nwrote {}", p.display());
-    }
-    Ok(())
 }
 
 /// Loads a checkpoint for image inputs: of the per-sample shape it records (else `[1, 28, 28]`, or

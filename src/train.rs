@@ -355,8 +355,12 @@ pub fn check_data(model: &Model, loss: Loss, data: &Dataset, what: &str) -> Resu
 }
 
 /// What looks wrong with data that is not certainly wrong: float inputs that look like raw 0–255
-/// pixels (integers up to 255, some above 1), where the model expects them scaled to [0, 1].
-pub fn data_warnings(data: &Dataset) -> Vec<String> {
+/// pixels (integers up to 255, some above 1), where the model expects them scaled to [0, 1] (not
+/// token ids, which a model starting with Embedding takes).
+pub fn data_warnings(model: &Model, data: &Dataset) -> Vec<String> {
+    if model.takes_token_ids() {
+        return Vec::new();
+    }
     let x = data.x.data();
     let max = x.iter().copied().fold(f32::MIN, f32::max);
     let pixels = max > 1.0 && max <= 255.0 && x.iter().all(|&v| v >= 0.0 && v.fract() == 0.0);

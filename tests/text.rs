@@ -103,28 +103,91 @@ fn char_lstm_needs_text_data_and_is_listed() {
     }
 }
 
-/// Character ids are whole numbers from 0 to V − 1: no warning that they look like raw pixels
-/// (tests/rough_edges.rs shows that warning for pixels).
+/// `eval` on a text checkpoint scores every step: the accuracy over N·T characters (the text cut
+/// at the checkpoint's --seq-len 8), per character (quoted when blank), whose counts add up to it.
 #[test]
-fn token_ids_are_not_taken_for_raw_pixels() {
+fn eval_of_a_text_model_scores_each_character() {
     let dir = tempfile::tempdir().unwrap();
-    let data = format!("text:{}", s(&text_file(dir.path())));
+    let ck = train_char_lstm(dir.path());
+    let data = format!("text:{}", s(&dir.path().join("t.txt")));
+    let out = ok(&["eval", "--checkpoint", s(&ck), "--data", &data]);
+    // 360 characters: ⌊359 / 8⌋ = 44 sequences of 8 steps.
+    assert!(out.starts_with("44 samples  loss "), "{out}");
+    let line = out.lines().find(|l| l.starts_with("accuracy ")).unwrap();
+    assert!(
+        line.ends_with("(8 steps per sample, each scored)"),
+        "{line}"
+    );
+    let count = |s: &str| -> (usize, usize) {
+        let (a, b) = s.split_once('/').unwrap();
+        (a.parse().unwrap(), b.parse().unwrap())
+    };
+    let (correct, total) = count(line.split(' ').nth(1).unwrap());
+    assert_eq!(total, 44 * 8);
+    let per_class: Vec<&str> = out
+        .lines()
+        .skip_while(|l| *l != "per class:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(per_class.len(), 28, "{out}");
+    assert!(per_class[0].trim_start().starts_with("\" \""), "{out}");
+    let sums = per_class
+        .iter()
+        .map(|l| {
+            count(
+                l.split_whitespace()
+                    .nth(l.split_whitespace().count() - 2)
+                    .unwrap(),
+            )
+        })
+        .fold((0, 0), |(a, b), (c, d)| (a + c, b + d));
+    assert_eq!(sums, (correct, total));
+    assert!(
+        out.contains("confusion matrix: 28 classes, too many to print (--plot FILE draws it)"),
+        "{out}"
+    );
+}
+
+/// Token ids are whole numbers by nature: the "raw pixels, divide by 255" warning is not given
+/// for a model that starts with Embedding (text, or ids in .npy), and still is for one that does not.
+#[test]
+fn token_ids_are_not_warned_about_as_pixels() {
+    let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.safetensors");
-    let o = run(&[
-        "train",
-        "--model",
-        "char-lstm",
-        "--data",
-        &data,
-        "--seq-len",
-        "8",
-        "--epochs",
-        "1",
-        "--out",
-        s(&out),
-        "--quiet",
-    ]);
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert!(o.status.success(), "{err}");
-    assert!(!err.contains("raw pixels"), "{err}");
+    let stderr = |model: &str, data: &str| {
+        let r = run(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            data,
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            s(&out),
+        ]);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        String::from_utf8(r.stderr).unwrap()
+    };
+    let text = format!("text:{}", s(&text_file(dir.path())));
+    let e = stderr("char-lstm", &text);
+    assert!(!e.contains("raw pixels"), "{e}");
+
+    let ids: Vec<i64> = (0..6 * 5).map(|i| (i * 7) % 10).collect();
+    let bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+    let x = dir.path().join("ids.npy");
+    std::fs::write(&x, common::npy_bytes("<i8", false, &[6, 5], &bytes)).unwrap();
+    common::labels_npy(&dir.path().join("y.npy"), &[0, 1, 2, 0, 1, 2]);
+    let data = format!("{}:{}", s(&x), s(&dir.path().join("y.npy")));
+    let e = stderr("Embedding(10, 4), Select(1, -1), Linear(4, 3)", &data);
+    assert!(!e.contains("raw pixels"), "{e}");
+    let e = stderr("Linear(5, 3)", &data);
+    assert!(
+        e.contains(
+            "warning: training data: the inputs are whole numbers from 0 to 9, like raw pixels"
+        ),
+        "{e}"
+    );
 }

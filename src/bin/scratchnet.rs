@@ -1146,14 +1146,9 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
     }
-    // Token ids into an Embedding are whole numbers by design, not raw pixels.
-    let ids =
-        trainer.model.net_ref().layers().first().is_some_and(|l| {
-            (l.as_ref() as &dyn std::any::Any).is::<scratchnet::layers::Embedding>()
-        });
-    for w in train::data_warnings(&train)
+    for w in train::data_warnings(&trainer.model, &train)
         .into_iter()
-        .filter(|_| lead && !ids)
+        .filter(|_| lead)
     {
         eprintln!("warning: training data: {w}");
     }

@@ -98,7 +98,7 @@ pub struct DataArgs {
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub skip_bad: bool,
-    /// text:FILE: characters per sequence (default 64).
+    /// text:FILE: characters per sequence (default 64; for a trained model, its training length).
     #[cfg_attr(feature = "cli", arg(long))]
     #[serde(default)]
     pub seq_len: Option<usize>,
@@ -193,7 +193,11 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
         )));
     }
     let (train, test) = if let Some(file) = spec.strip_prefix("text:") {
-        let seq_len = args.seq_len.unwrap_or(text::DEFAULT_SEQ_LEN);
+        // A trained model's text is cut as its training text was: sequences of its input length.
+        let seq_len = args
+            .seq_len
+            .or_else(|| expect.shape.as_ref().filter(|s| s.len() == 1).map(|s| s[0]))
+            .unwrap_or(text::DEFAULT_SEQ_LEN);
         let vocab = match &expect.classes {
             Some(c) if c.iter().all(|s| s.chars().count() == 1) => {
                 Some(c.iter().filter_map(|s| s.chars().next()).collect())
