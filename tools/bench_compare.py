@@ -6,6 +6,11 @@ Run from the repository root after `cargo build --release`:
     python3 tools/bench_compare.py                          # mlp, seed-cnn, lenet, resnet; 2 then 1 thread
     python3 tools/bench_compare.py --models mlp --threads 2 --repeats 5
     python3 tools/bench_compare.py --limit 6000 --repeats 1 # quick look
+    python3 tools/bench_compare.py --models row-lstm,char-lstm --limit 5000 --rounds 3
+
+row-lstm reads Fashion-MNIST row by row; char-lstm trains on `--text` (default
+/usr/share/dict/words) cut into sequences of 64 characters, `--limit` of them (both sides read the
+text the same way: see tools/bench_pytorch.py).
 
 For each thread count it first measures the GEMM peak (`scratchnet bench --peak SIZE`), then for each
 model runs `scratchnet bench --json` and `tools/bench_pytorch.py --one MODEL --json` in turn (each in
@@ -32,7 +37,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = ("mlp", "seed-cnn", "lenet", "resnet")
 # The targets for scratchnet / PyTorch epoch time, at 2 threads; at 1 thread: no slower.
-TARGET_2T = {"mlp": 0.5, "seed-cnn": 0.2, "lenet": 0.5, "resnet": 0.5}
+TARGET_2T = {"mlp": 0.5, "seed-cnn": 0.2, "lenet": 0.5, "resnet": 0.5, "row-lstm": 0.5,
+             "char-lstm": 0.5}
 
 
 def json_lines(cmd):
@@ -92,6 +98,7 @@ def main():
     ap.add_argument("--peak-size", type=int, default=2048, help="side of the square GEMM peak")
     ap.add_argument("--scratchnet", default=os.path.join(ROOT, "target", "release", "scratchnet"))
     ap.add_argument("--data-dir", default=None, help="passed to both sides")
+    ap.add_argument("--text", default=None, help="char-lstm's text, passed to both sides")
     ap.add_argument("--json", metavar="FILE", help="also write all raw results to FILE")
     ap.add_argument("--markdown", action="store_true",
                     help="print only the README's table (for tools/readme.py --all)")
@@ -109,7 +116,8 @@ def main():
     threads = [int(t) for t in args.threads.split(",")]
     extra = ["--limit", str(args.limit)] if args.limit else []
     ours_data = ["--data-dir", args.data_dir] if args.data_dir else []
-    torch_data = ["--data-dir", args.data_dir] if args.data_dir else []
+    ours_data += ["--text", args.text] if args.text else []
+    torch_data = ours_data
 
     raw = []
     for t in threads:

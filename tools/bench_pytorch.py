@@ -12,6 +12,7 @@ Run from the repository root:
     python3 tools/bench_pytorch.py --models lenet --threads 1 --repeats 5
     python3 tools/bench_pytorch.py --limit 6000 --repeats 1 --json  # quick run, JSON lines
     python3 tools/bench_pytorch.py --one mlp --threads 2 --json     # one model in this process
+    python3 tools/bench_pytorch.py --models row-lstm,char-lstm --limit 5000   # the LSTM presets
 
 `tools/bench_compare.py` runs this next to `scratchnet bench` and prints a side-by-side table.
 
@@ -27,10 +28,22 @@ What is measured, per model (the same workload as `scratchnet bench`):
 - Warm-up: 20 untimed batches, then `--repeats` consecutive timed epochs on the same model, each
   timed with `time.perf_counter`; the median is reported (all runs are listed too).
 - Test pass: the 10,000 test images once, in eval mode under `torch.no_grad()`, batches of 1000.
+- row-lstm reads each image as 28 steps of 28 pixels: `nn.LSTM(28, 128, batch_first=True)`, the
+  output's last step, `nn.Linear(128, 10)`.
+- char-lstm trains on text instead of images, cut as `scratchnet train --data text:FILE` and
+  `scratchnet bench --model char-lstm` cut it: the UTF-8 file `--text` (default
+  /usr/share/dict/words, from Debian's `wamerican`) as a sequence of character ids in its sorted
+  vocabulary of V distinct characters (70 for that file), N = (characters - 1) // 64 sequences of
+  64 ids (the first N with `--limit`) whose targets are the next characters. The model is
+  `nn.Embedding(V, 64)`, `nn.LSTM(64, 256, batch_first=True)` whose output is passed on, and
+  `nn.Linear(256, V)`; the loss is the cross-entropy averaged over all N·64 positions
+  (`F.cross_entropy(out.reshape(-1, V), y.reshape(-1))`). The test pass reads the training
+  sequences again (a text has no test split).
 - `torch.set_num_threads(--threads)`.
-- FLOPs: for every Linear/Conv2d, MACs = multiply-accumulates of one sample's forward (Linear:
-  in*out; Conv2d: out_ch*in_ch/groups*kh*kw*OH*OW), found with forward hooks on a dummy sample;
-  training FLOPs per sample = 6*sum(MACs) - 2*MACs(first layer) (forward, weight gradient, input
+- FLOPs: for every Linear/Conv2d/LSTM, MACs = multiply-accumulates of one sample's forward (Linear:
+  in*out per row; Conv2d: out_ch*in_ch/groups*kh*kw*OH*OW;
+  LSTM: steps*4*hidden*(input+hidden) per layer and direction; Embedding: none), found with
+  forward hooks on a dummy sample; training FLOPs per sample = 6*sum(MACs) - 2*MACs(first layer) (forward, weight gradient, input
   gradient; the first layer needs no input gradient). At 60,000 samples this gives 192.6 GFLOP per
   epoch for mlp, 11.4 for seed-cnn and about 1,500 for lenet. GFLOP/s = GFLOP per epoch / median.
 - final_loss: the mean training loss (weighted by batch size) over the last timed epoch.
@@ -55,9 +68,11 @@ import subprocess
 import sys
 import time
 
-MODELS = ("mlp", "seed-cnn", "lenet", "resnet")
-DEFAULT_MODELS = ("mlp", "seed-cnn", "lenet")  # resnet (8.5 TFLOP an epoch) on request
+MODELS = ("mlp", "seed-cnn", "lenet", "resnet", "row-lstm", "char-lstm")
+DEFAULT_MODELS = ("mlp", "seed-cnn", "lenet")  # resnet (8.5 TFLOP an epoch) and the LSTMs on request
 DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+DEFAULT_TEXT = "/usr/share/dict/words"
+SEQ_LEN = 64
 BATCH = 50
 TEST_BATCH = 1000
 WARMUP_BATCHES = 20
@@ -109,11 +124,36 @@ def build_model(name):
             *stage(1, 16, 1), *stage(16, 32, 2), *stage(32, 64, 2),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10),
         )
+    if name == "row-lstm":
+        class LastStep(nn.Module):  # Flatten(1, 2), LSTM(28, 128), Select(1, -1)
+            def __init__(self):
+                super().__init__()
+                self.lstm = nn.LSTM(28, 128, batch_first=True)
+
+            def forward(self, x):
+                return self.lstm(x.flatten(1, 2))[0][:, -1]
+
+        return nn.Sequential(LastStep(), nn.Linear(128, 10))
     raise SystemExit(f"unknown model {name!r} (known: {', '.join(MODELS)})")
 
 
-def layer_macs(model, sample_shape=(1, 28, 28)):
-    """Per-sample forward MACs of every Linear/Conv2d, in execution order (forward hooks)."""
+def char_lstm(vocab_size):
+    """The char-lstm preset: Embedding(V, 64), LSTM(64, 256), Linear(256, V)."""
+    from torch import nn
+
+    class Output(nn.Module):  # nn.LSTM's output, the whole sequence, passed on
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(64, 256, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    return nn.Sequential(nn.Embedding(vocab_size, 64), Output(), nn.Linear(256, vocab_size))
+
+
+def layer_macs(model):
+    """Per-sample forward MACs of every Linear/Conv2d/LSTM, in execution order (forward hooks)."""
     import torch
     from torch import nn
 
@@ -123,15 +163,24 @@ def layer_macs(model, sample_shape=(1, 28, 28)):
         if isinstance(mod, nn.Linear):
             rows = out.numel() // out.shape[0] // mod.out_features  # >1 only for >2-D inputs
             macs.append(mod.in_features * mod.out_features * rows)
+        elif isinstance(mod, nn.LSTM):
+            steps, dirs = out[0].shape[1], 2 if mod.bidirectional else 1
+            h = mod.hidden_size
+            macs.append(sum(steps * dirs * 4 * h * ((mod.input_size if k == 0 else dirs * h) + h)
+                            for k in range(mod.num_layers)))
         else:  # Conv2d
             kh, kw = mod.kernel_size
             oh, ow = out.shape[-2:]
             macs.append(mod.out_channels * (mod.in_channels // mod.groups) * kh * kw * oh * ow)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    kinds = (nn.Linear, nn.Conv2d, nn.LSTM)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, kinds)]
+    # A text model takes token ids [1, SEQ_LEN]; the others an image [1, 1, 28, 28].
+    text = any(isinstance(m, nn.Embedding) for m in model.modules())
+    sample = torch.zeros(1, SEQ_LEN, dtype=torch.long) if text else torch.zeros(1, 1, 28, 28)
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *sample_shape))
+            model(sample)
     finally:
         for h in handles:
             h.remove()
@@ -179,21 +228,47 @@ def load_split(data_dir, split, limit=None):
     return x, y
 
 
+def load_text(path, limit=None):
+    """`path` as scratchnet's text:FILE data: ids in the sorted character vocabulary, cut into
+    (characters - 1) // SEQ_LEN sequences (the first `limit`) with next-character targets;
+    and the vocabulary size."""
+    import torch
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SystemExit(f"{path} not found (apt-get install wamerican, or use --text)")
+    vocab = {c: i for i, c in enumerate(sorted(set(text)))}
+    ids = torch.tensor([vocab[c] for c in text], dtype=torch.long)
+    n = (len(ids) - 1) // SEQ_LEN
+    if limit is not None:
+        n = min(n, limit)
+    x = ids[:n * SEQ_LEN].reshape(n, SEQ_LEN)
+    y = ids[1:n * SEQ_LEN + 1].reshape(n, SEQ_LEN)
+    return x, y, len(vocab)
+
+
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
-def bench_one(name, threads, repeats, limit, data_dir):
+def bench_one(name, threads, repeats, limit, data_dir, text=DEFAULT_TEXT):
     import torch
     from torch import nn
 
     torch.set_num_threads(threads)
-    x, y = load_split(data_dir, "train", limit)
-    xt, yt = load_split(data_dir, "t10k")
+    torch.manual_seed(0)
+    if name == "char-lstm":
+        x, y, vocab_size = load_text(text, limit)
+        xt = x
+        model = char_lstm(vocab_size)
+    else:
+        x, y = load_split(data_dir, "train", limit)
+        xt, _ = load_split(data_dir, "t10k")
+        model = build_model(name)
     n = x.shape[0]
 
-    torch.manual_seed(0)
-    model = build_model(name)
     gflop_per_epoch = train_flops_per_sample(model) * n / 1e9
     model.train()
     loss_fn = nn.CrossEntropyLoss()
@@ -204,7 +279,9 @@ def bench_one(name, threads, repeats, limit, data_dir):
     def step(idx):
         xb, yb = x[idx], y[idx]
         opt.zero_grad()
-        loss = loss_fn(model(xb), yb)
+        # Scores [B, C] against classes [B], or per step [B, T, C] against [B, T]: the mean over
+        # all B·T positions.
+        loss = loss_fn(model(xb).flatten(0, -2), yb.flatten())
         loss.backward()
         opt.step()
         return loss.item() * len(idx)
@@ -259,11 +336,12 @@ def human(r):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated: mlp,seed-cnn,lenet,resnet")
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated: " + ",".join(MODELS))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--limit", type=int, default=None, help="use the first N training images")
     ap.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    ap.add_argument("--text", default=DEFAULT_TEXT, help="the text char-lstm trains on")
     ap.add_argument("--json", action="store_true", help="one JSON object per model per line")
     ap.add_argument("--one", metavar="MODEL", help="bench one model in this process (used internally)")
     args = ap.parse_args()
@@ -276,7 +354,7 @@ def main():
         return 0
 
     if args.one:
-        r = bench_one(args.one, args.threads, args.repeats, args.limit, args.data_dir)
+        r = bench_one(args.one, args.threads, args.repeats, args.limit, args.data_dir, args.text)
         print(json.dumps(r) if args.json else human(r), flush=True)
         return 0
 
@@ -287,7 +365,8 @@ def main():
     status = 0
     for m in models:
         cmd = [sys.executable, os.path.abspath(__file__), "--one", m, "--threads", str(args.threads),
-               "--repeats", str(args.repeats), "--data-dir", args.data_dir, "--json"]
+               "--repeats", str(args.repeats), "--data-dir", args.data_dir, "--text", args.text,
+               "--json"]
         if args.limit is not None:
             cmd += ["--limit", str(args.limit)]
         p = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)

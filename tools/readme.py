@@ -8,6 +8,10 @@ build, `docs/` the repository's, and the command's stdout and stderr in the orde
 block becomes each command followed by what it printed. A command may stop with any exit code
 (errors are part of the tour); `timeout -s INT N scratchnet …` shows an interrupt.
 
+A ```text block right after a line `<!-- recorded -->` is output kept from a run too long to
+repeat here (a training run of minutes); it is left as it is, and the text around it must say which
+command made it, when and on what machine load.
+
 A region between `<!-- begin: NAME -->` and `<!-- end: NAME -->` is replaced by what the command
 `<!-- begin: NAME -->` names after a colon prints, e.g.
 `<!-- begin: bench: python3 tools/bench_compare.py --threads 2 --markdown -->`; such regions run
@@ -30,6 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 FENCE_START = "```text"
 MARKER = "<!-- run -->"
+RECORDED = "<!-- recorded -->"
 REGION = re.compile(r"<!-- begin: (?P<name>[\w-]+): (?P<cmd>.+?) -->")
 
 
@@ -119,10 +124,11 @@ def main():
         new = regenerate(lines, work, env, a.all and not a.check)
     if a.check:
         unmarked = [k + 1 for k, l in enumerate(lines)
-                    if l.strip() == FENCE_START and (k == 0 or lines[k - 1].strip() != MARKER)]
+                    if l.strip() == FENCE_START
+                    and (k == 0 or lines[k - 1].strip() not in (MARKER, RECORDED))]
         if unmarked:
-            sys.exit(f"README.md lines {unmarked}: a ```text block without {MARKER} above it "
-                     "(output must come from a run; show commands alone in a ```sh block)")
+            sys.exit(f"README.md lines {unmarked}: a ```text block without {MARKER} (or {RECORDED}) "
+                     "above it (output must come from a run; show commands alone in a ```sh block)")
         old_shape, new_shape = shape(lines), shape(new)
         if old_shape != new_shape:
             import difflib

@@ -174,7 +174,8 @@ struct PlaygroundArgs {
 
 #[derive(Args)]
 struct BenchArgs {
-    /// Models to time, comma-separated (presets or model text).
+    /// Models to time, comma-separated (presets or model text; also row-lstm, and char-lstm on
+    /// --text).
     #[arg(long, default_value = "mlp,seed-cnn,lenet,resnet")]
     model: String,
     /// Timed epochs per model (the median is reported).
@@ -186,6 +187,10 @@ struct BenchArgs {
     /// Where to look for Fashion-MNIST first.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The text of the char-lstm model (cut into sequences of 64 characters; test pass over the
+    /// same sequences).
+    #[arg(long, default_value = "/usr/share/dict/words")]
+    text: PathBuf,
     /// One JSON object per model and line, for tools/bench_compare.py.
     #[arg(long)]
     json: bool,
@@ -1793,22 +1798,36 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let args = DataArgs {
-        data: Some("fashion-mnist".into()),
-        data_dir: a.data_dir,
-        limit: a.limit,
-        ..DataArgs::default()
-    };
-    let (train, test) = source::load(&args)?;
-    let test = test.context("Fashion-MNIST has a test set")?;
     let models: Vec<&str> = if a.model.contains('(') {
         vec![a.model.as_str()]
     } else {
         a.model.split(',').map(str::trim).collect()
     };
+    // Fashion-MNIST, loaded once when a model needs it; char-lstm reads --text instead.
+    let mut images = None;
     let augment = a.augment.as_deref().map(Augment::parse).transpose()?;
     for m in models {
-        let r = bench::bench(m, &train, &test, a.repeats, augment.as_ref())?;
+        let r = if m == "char-lstm" {
+            let (text, seqs) = bench::char_lstm_data(&a.text, a.limit)?;
+            let r = bench::bench(&text, &seqs, &seqs, a.repeats, augment.as_ref())?;
+            bench::BenchResult {
+                model: m.to_string(),
+                ..r
+            }
+        } else {
+            if images.is_none() {
+                let args = DataArgs {
+                    data: Some("fashion-mnist".into()),
+                    data_dir: a.data_dir.clone(),
+                    limit: a.limit,
+                    ..DataArgs::default()
+                };
+                let (train, test) = source::load(&args)?;
+                images = Some((train, test.context("Fashion-MNIST has a test set")?));
+            }
+            let (train, test) = images.as_ref().expect("loaded above");
+            bench::bench(m, train, test, a.repeats, augment.as_ref())?
+        };
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
