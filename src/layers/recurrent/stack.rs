@@ -23,13 +23,16 @@
 //! GEMM, `[T·N, in] · W_ihᵀ`; then each chunk runs all its steps on its own (one `[rows, H] · W_hhᵀ`
 //! product and one fused cell pass per step), the chunks in parallel, with nothing shared between
 //! them until the parameter gradients, which are summed over all rows in one fixed order. So the
-//! result never depends on the thread count. Buffers are kept from batch to batch.
+//! result never depends on the thread count. `W_hh` is packed for the GEMM kernel once per batch
+//! and direction, as the left operand: each step computes `hpᵀ = W_hh · h_prevᵀ` (and backward
+//! `∂h_prevᵀ = W_hhᵀ · ∂hpᵀ`) and adds it back transposed, which moves `[rows, G·H]` floats
+//! instead of packing all `G·H·H` of `W_hh` every step. Buffers are kept from batch to batch.
 
 use super::rnn::Nonlinearity;
 use super::{gru, lstm, rnn};
 use crate::error::{Error, Result};
 use crate::init;
-use crate::kernels::gemm::matmul_serial;
+use crate::kernels::gemm::{PackedA, matmul_packed_a};
 use crate::kernels::{Op, matmul};
 use crate::layers::{Layer, Mode, Param, no_forward};
 use crate::tensor::Tensor;
@@ -185,8 +188,11 @@ struct Buffers {
     runs: Vec<Run>,
     /// The input projection of one direction, `[T·N, G·H]`.
     xp: Vec<f32>,
-    /// Each chunk's recurrent projection of one step, `[N, G·H]`.
+    /// Each chunk's recurrent projection of one step, `[N, G·H]`, and its transpose.
     hp: Vec<f32>,
+    hp_t: Vec<f32>,
+    /// `W_hh` (forward) or `W_hhᵀ` (backward) packed for the GEMM kernel.
+    packed: PackedA,
     /// `[N, H]` zeros: the state before the first step.
     zeros: Vec<f32>,
     /// ∂L/∂xp and (GRU) ∂L/∂hp, `[T·N, G·H]`.
@@ -199,6 +205,8 @@ struct Buffers {
     dh: Vec<f32>,
     dc: Vec<f32>,
     dh_next: Vec<f32>,
+    /// Each chunk's ∂L/∂h to the step before, transposed: `[H, rows]` per chunk.
+    dh_t: Vec<f32>,
 }
 
 /// A stack of recurrent layers, each of one or two directions: PyTorch's `RNN`, `LSTM`, `GRU`.
@@ -342,6 +350,7 @@ impl Recurrent {
                     dx.as_deref_mut().map(|dx| (&mut dx[..], d > 0)),
                     (&mut b.dxp, &mut b.dhp),
                     (&mut b.dh, &mut b.dc, &mut b.dh_next, &mut b.zeros),
+                    (&mut b.dh_t, &mut b.packed),
                 );
             }
             std::mem::swap(&mut b.dout, &mut b.dx);
@@ -405,19 +414,21 @@ fn blocks_ref<'a>(buf: &'a [f32], chunks: &[Range<usize>], per_row: usize) -> Ve
         .collect()
 }
 
-/// The products inside a chunk: on its own thread when chunks run in parallel, else free to cut
-/// itself in two (see [`matmul`]).
-type Product = fn(&mut [f32], &[f32], Op, &[f32], Op, usize, usize, usize, bool);
-
-fn product_for(chunks: &[Range<usize>]) -> Product {
-    if chunks.len() > 1 {
-        matmul_serial
-    } else {
-        matmul
+/// `c[r, i] += t[i, r]`: adds `tᵀ` onto `c: [rows, m]`, where `t` is `[m, rows]`.
+fn add_transposed(c: &mut [f32], t: &[f32], rows: usize) {
+    if rows == 0 {
+        return;
+    }
+    let m = c.len() / rows;
+    for (r, row) in c.chunks_exact_mut(m).enumerate() {
+        for (i, v) in row.iter_mut().enumerate() {
+            *v += t[i * rows + r];
+        }
     }
 }
 
 /// Runs direction `reverse` of one layer over `x: [T·N, in]` into `run`.
+#[allow(clippy::too_many_arguments)]
 fn forward_direction(
     cell: Cell,
     w: &Weights,
@@ -426,7 +437,8 @@ fn forward_direction(
     Dims { n, t, hid, inputs }: Dims,
     chunks: &[Range<usize>],
     run: &mut Run,
-    (xp, hp, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    (xp, hp, hp_t, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    packed: &mut PackedA,
 ) {
     let gh = cell.gates() * hid;
     // xp: [T·N, G·H] = x: [T·N, in] · W_ihᵀ: [in, G·H] (+ b_ih), every step in one product.
@@ -447,39 +459,39 @@ fn forward_direction(
     run.c.resize(t * n * hid, 0.0);
     run.h.resize(t * n * hid, 0.0);
     hp.resize(n * gh, 0.0);
+    hp_t.resize(n * gh, 0.0);
     zeros.resize(n * hid, 0.0);
-    let product = product_for(chunks);
+    // W_hh is packed for the GEMM kernel once for all steps and chunks (it does not change within
+    // a batch), as the left operand of the transposed product below.
+    packed.pack(w.w_hh.value.data(), Op::N, gh, hid);
+    let packed = &*packed;
     let tasks: Vec<_> = chunks
         .iter()
         .zip(blocks_ref(xp, chunks, t * gh))
         .zip(blocks(&mut run.gates, chunks, t * gh))
         .zip(blocks(&mut run.c, chunks, t * hid))
         .zip(blocks(&mut run.h, chunks, t * hid))
-        .zip(blocks(hp, chunks, gh))
+        .zip(
+            blocks(hp, chunks, gh)
+                .into_iter()
+                .zip(blocks(hp_t, chunks, gh)),
+        )
         .collect();
     tasks
         .into_par_iter()
-        .for_each(|(((((rows, xp), gates), c), h), hp)| {
+        .for_each(|(((((rows, xp), gates), c), h), (hp, hp_t))| {
             let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
             let (g, st) = (rows * gh, rows * hid);
             let mut prev = None;
             for step in steps(t, reverse) {
                 let (h_prev, h) = prev_and_current(h, prev, step, st, zeros);
                 let (c_prev, c) = prev_and_current(c, prev, step, st, zeros);
-                // hp: [rows, G·H] = h_prev: [rows, H] · W_hhᵀ: [H, G·H] (+ b_hh); 0 at the first step.
+                // hp: [rows, G·H] = h_prev · W_hhᵀ + b_hh, as hpᵀ: [G·H, rows] = W_hh: [G·H, H] ·
+                // h_prevᵀ: [H, rows] added onto the bias rows; 0 at the first step.
                 fill_rows(hp, w.b_hh.as_ref());
                 if prev.is_some() {
-                    product(
-                        hp,
-                        h_prev,
-                        Op::N,
-                        w.w_hh.value.data(),
-                        Op::T,
-                        rows,
-                        hid,
-                        gh,
-                        true,
-                    );
+                    matmul_packed_a(hp_t, packed, h_prev, Op::T, rows, false);
+                    add_transposed(hp, hp_t, rows);
                 }
                 cell.forward(StepForward {
                     rows,
@@ -532,16 +544,18 @@ fn backward_direction(
     dx: Option<(&mut [f32], bool)>,
     (dxp, dhp): (&mut Vec<f32>, &mut Vec<f32>),
     (dh, dc, dh_next, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    (dh_t, packed): (&mut Vec<f32>, &mut PackedA),
 ) {
     let gh = cell.gates() * hid;
     let own_hp_grad = cell.own_hp_grad();
     dxp.resize(t * n * gh, 0.0);
     dhp.resize(if own_hp_grad { t * n * gh } else { 0 }, 0.0);
-    for v in [&mut *dh, &mut *dc, &mut *dh_next, &mut *zeros] {
+    for v in [&mut *dh, &mut *dc, &mut *dh_next, &mut *zeros, &mut *dh_t] {
         v.resize(n * hid, 0.0);
     }
-    let product = product_for(chunks);
-    let w_hh = w.w_hh.value.data();
+    // W_hhᵀ packed once for all steps and chunks (see `forward_direction`).
+    packed.pack(w.w_hh.value.data(), Op::T, hid, gh);
+    let packed = &*packed;
     let tasks: Vec<_> = chunks
         .iter()
         .zip(blocks_ref(&run.gates, chunks, t * gh))
@@ -552,10 +566,14 @@ fn backward_direction(
         .zip(blocks(dhp, chunks, if own_hp_grad { t * gh } else { 0 }))
         .zip(blocks(dh, chunks, hid))
         .zip(blocks(dc, chunks, hid))
-        .zip(blocks(dh_next, chunks, hid))
+        .zip(
+            blocks(dh_next, chunks, hid)
+                .into_iter()
+                .zip(blocks(dh_t, chunks, hid)),
+        )
         .collect();
     tasks.into_par_iter().for_each(
-        |(((((((((rows, gates), c), h), dy), dxp), dhp), dh), dc), dh_next)| {
+        |(((((((((rows, gates), c), h), dy), dxp), dhp), dh), dc), (dh_next, dh_t))| {
             let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
             let (g, st) = (rows * gh, rows * hid);
             dc.fill(0.0);
@@ -593,10 +611,12 @@ fn backward_direction(
                     },
                     dh_prev: dh_next,
                 });
-                // ∂L/∂h_prev: [rows, H] += ∂hp: [rows, G·H] · W_hh: [G·H, H]
+                // ∂L/∂h_prev: [rows, H] += ∂hp: [rows, G·H] · W_hh: [G·H, H], as
+                // ∂h_prevᵀ: [H, rows] = W_hhᵀ: [H, G·H] · ∂hpᵀ: [G·H, rows] added on.
                 if s > 0 {
                     let dhp = if own_hp_grad { &dhp[gs] } else { &dxp[gs] };
-                    product(dh_next, dhp, Op::N, w_hh, Op::N, rows, gh, hid, true);
+                    matmul_packed_a(dh_t, packed, dhp, Op::T, rows, false);
+                    add_transposed(dh_next, dh_t, rows);
                 }
             }
         },
@@ -789,7 +809,8 @@ impl Layer for Recurrent {
                     Dims { n, t, hid, inputs },
                     &chunks,
                     &mut b.runs[k * dirs + d],
-                    (&mut b.xp, &mut b.hp, &mut b.zeros),
+                    (&mut b.xp, &mut b.hp, &mut b.hp_t, &mut b.zeros),
+                    &mut b.packed,
                 );
             }
             if k + 1 < layers {
