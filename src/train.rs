@@ -4,6 +4,7 @@
 //! batch `b` of it gets the Dropout seed `mix(seed, e, b)`. Resuming therefore needs only the seed,
 //! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
 
+use crate::data::augment::Augment;
 use crate::data::dataset::{Dataset, Labels, gather};
 use crate::dist::{Group, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
@@ -94,6 +95,9 @@ pub struct Controls {
     pub lr_schedule: Option<LrSchedule>,
     /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` before every step.
     pub clip_grad_norm: Option<f32>,
+    /// `--augment`: random transforms of every training batch.
+    #[serde(default)]
+    pub augment: Option<Augment>,
 }
 
 /// Loss and accuracy of a model over a dataset.
@@ -466,10 +470,31 @@ impl Trainer {
             None => Replica::for_model(&mut self.model, bs),
             Some(_) => None,
         };
+        if let Some(a) = &self.controls.augment {
+            a.check(train.sample_shape())?;
+        }
+        let rows: Vec<usize> = (0..bs.min(n)).collect();
         let started = Instant::now();
         while self.position.batch < batches {
             let b = self.position.batch;
             let idx = &order[b * bs..((b + 1) * bs).min(n)];
+            // Augmented: the batch copied and transformed (only the rows this rank runs), then
+            // run as rows 0.. of that copy.
+            let batch;
+            let (train, idx) = match &self.controls.augment {
+                Some(a) => {
+                    let mut copy = train.select(idx);
+                    let mine = match ranks {
+                        Some(_) => crate::dist::share(idx.len(), group.rank(), group.size()),
+                        None => 0..idx.len(),
+                    };
+                    let epoch = self.position.epoch;
+                    a.apply(&mut copy.x, mine, self.schedule.seed, epoch, b * bs);
+                    batch = copy;
+                    (&batch, &rows[..idx.len()])
+                }
+                None => (train, idx),
+            };
             let seed = crate::layers::mix(self.schedule.seed, self.position.epoch as u64, b as u64);
             let stop = interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
             let (loss, right, stop) = match (&mut ranks, &mut replica) {
@@ -758,6 +783,52 @@ mod tests {
             a.history.iter().map(|h| h.train_loss).collect::<Vec<_>>(),
             c.history.iter().map(|h| h.train_loss).collect::<Vec<_>>()
         );
+    }
+
+    /// The test pass sees the images as they are: its loss is `evaluate`'s, while training saw
+    /// them transformed (a run without `--augment` ends elsewhere).
+    #[test]
+    fn augmentation_trains_on_transformed_batches_and_never_tests_on_them() {
+        let n = 40;
+        let x = crate::init::uniform(
+            &[n, 1, 6, 6],
+            0.0,
+            1.0,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        );
+        let data =
+            Dataset::new(x, Labels::Classes((0..n as u32).map(|i| i % 2).collect())).unwrap();
+        let make = |augment: Option<&str>| {
+            let mut t = trainer(2, true);
+            t.model = Model::new("Flatten, Linear(36, 2)", &[1, 6, 6], 2).unwrap();
+            t.controls.augment = augment.map(|a| Augment::parse(a).unwrap());
+            t
+        };
+        let mut a = make(Some("RandomCrop(6, padding=2), RandomAffine(30)"));
+        let Outcome::Finished(stats) = a
+            .run_epoch(&data, Some(&data), None, &mut |_, _, _| {})
+            .unwrap()
+        else {
+            panic!()
+        };
+        let e = evaluate(&mut a.model, a.loss, &data, 100).unwrap();
+        assert_eq!(stats.test_loss, Some(e.loss));
+        let mut b = make(None);
+        b.run_epoch(&data, Some(&data), None, &mut |_, _, _| {})
+            .unwrap();
+        assert_ne!(flat_params(&mut a.model), flat_params(&mut b.model));
+        // Non-image data is refused before the first batch.
+        let mut t = trainer(0, false);
+        t.controls.augment = Some(Augment::parse("RandomHorizontalFlip()").unwrap());
+        let e = t
+            .run_epoch(&toy(8), None, None, &mut |_, _, _| {})
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("its transforms take images [C, H, W]"),
+            "{e}"
+        );
+        assert_eq!(t.position, Position::default());
     }
 
     #[test]

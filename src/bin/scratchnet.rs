@@ -10,6 +10,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rand::SeedableRng;
 use scratchnet::checkpoint;
+use scratchnet::data::augment::Augment;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::input::{self, InputInfo};
 use scratchnet::data::source::{self, DataArgs};
@@ -190,6 +191,9 @@ struct BenchArgs {
     /// --threads cores: the machine's GEMM peak as our kernels reach it.
     #[arg(long, value_name = "SIZE")]
     peak: Option<usize>,
+    /// Also time, after each epoch, one with these --augment transforms (its cost, side by side).
+    #[arg(long, value_name = "TRANSFORMS")]
+    augment: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -247,6 +251,12 @@ struct TrainArgs {
     /// Cross-entropy label smoothing ε (nn.CrossEntropyLoss(label_smoothing=ε)).
     #[arg(long)]
     label_smoothing: Option<f32>,
+    /// Random transforms of every training batch, as torchvision's: "RandomCrop(28, padding=4),
+    /// RandomHorizontalFlip(), RandomAffine(degrees=10, translate=(0.1, 0.1))" (also
+    /// RandomVerticalFlip, and RandomAffine's scale, shear, interpolation, fill, center). Images
+    /// only; drawn from --seed per sample; never applied to the test pass, eval or predict.
+    #[arg(long, value_name = "TRANSFORMS")]
+    augment: Option<String>,
     /// Stop when the test loss has not improved for PATIENCE epochs; the checkpoint is then the
     /// best epoch's.
     #[arg(long, value_name = "PATIENCE")]
@@ -770,6 +780,12 @@ fn check_same_run(a: &TrainArgs, given: &Given, r: &Resume, model: Option<&str>)
             quote(&a.optimizer),
             quote(&kind),
         ),
+        (
+            "augment",
+            "--augment",
+            quote(&a.augment.as_deref().map(str::trim)),
+            quote(&r.controls.augment.as_ref().map(|t| t.to_string())),
+        ),
     ];
     for (id, flag, got, saved) in checks {
         if given.has(id) && got != saved {
@@ -1111,9 +1127,16 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 )?);
             }
             trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            trainer.controls.augment = a.augment.as_deref().map(Augment::parse).transpose()?;
             (trainer, origin)
         }
     };
+    // Fill values go through --normalize as the inputs did.
+    if let Some(aug) = trainer.controls.augment.take() {
+        let aug = aug.normalized(input.standardize.as_ref());
+        aug.check(train.sample_shape())?;
+        trainer.controls.augment = Some(aug);
+    }
     train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
     if let Some(t) = &test {
         train::check_data(&trainer.model, trainer.loss, t, "test data")?;
@@ -1682,8 +1705,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     } else {
         a.model.split(',').map(str::trim).collect()
     };
+    let augment = a.augment.as_deref().map(Augment::parse).transpose()?;
     for m in models {
-        let r = bench::bench(m, &train, &test, a.repeats)?;
+        let r = bench::bench(m, &train, &test, a.repeats, augment.as_ref())?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1701,6 +1725,15 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
                 r.test_seconds,
                 r.peak_rss_mib
             );
+            if let (Some(t), Some(all)) = (r.augment_median_seconds, &r.augment_epoch_seconds) {
+                println!(
+                    "{m} with --augment: {t:.2} s/epoch (median of {:?}), {:+.1}% against the epochs without",
+                    all.iter()
+                        .map(|t| (t * 100.0).round() / 100.0)
+                        .collect::<Vec<_>>(),
+                    100.0 * (t / r.median_seconds - 1.0)
+                );
+            }
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! Data: file formats (IDX, .npy, CSV tables), datasets, where to find them, and how to fetch them.
 
 pub mod atomic;
+pub mod augment;
 pub mod dataset;
 #[cfg(feature = "cli")]
 pub mod download;
