@@ -8,26 +8,71 @@
 //! Unlike the LSTM, `hp_n` sits inside the reset gate, so it is kept for backward (in the step's
 //! `c`, which the GRU has no other use for).
 
-use super::stack::{StepBackward, StepForward, sigmoid};
+use super::stack::{StepBackward, StepForward};
+use crate::kernels::activation::{sigmoid, tanh};
+use crate::kernels::simd::{Loop, vectorized};
 
-/// One step: keeps the activated gates `[N, 3H]` and `hp_n` for backward.
+/// One step: keeps the activated gates `[N, 3H]` and `hp_n` for backward (one vectorized pass, see
+/// [`vectorized`]).
 pub(super) fn forward(s: StepForward<'_>) {
-    let hid = s.h.len() / s.rows;
-    for r in 0..s.rows {
-        let g3 = r * 3 * hid..(r + 1) * 3 * hid;
-        let (xp, hp, gates) = (&s.xp[g3.clone()], &s.hp[g3.clone()], &mut s.gates[g3]);
-        let row = r * hid..(r + 1) * hid;
-        let (h_prev, hn, h) = (&s.h_prev[row.clone()], &mut s.c[row.clone()], &mut s.h[row]);
-        for j in 0..hid {
-            let rg = sigmoid(xp[j] + hp[j]);
-            let z = sigmoid(xp[hid + j] + hp[hid + j]);
-            hn[j] = hp[2 * hid + j];
-            let n = (xp[2 * hid + j] + rg * hn[j]).tanh();
-            gates[j] = rg;
-            gates[hid + j] = z;
-            gates[2 * hid + j] = n;
-            h[j] = (1.0 - z) * n + z * h_prev[j];
+    vectorized(Forward(s))
+}
+
+/// [`forward`] as a [`Loop`].
+struct Forward<'a>(StepForward<'a>);
+
+impl Loop for Forward<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let s = self.0;
+        let hid = s.h.len() / s.rows;
+        let rows = (s.xp.chunks_exact(3 * hid).zip(s.hp.chunks_exact(3 * hid)))
+            .zip(s.gates.chunks_exact_mut(3 * hid))
+            .zip(s.h_prev.chunks_exact(hid))
+            .zip(s.c.chunks_exact_mut(hid).zip(s.h.chunks_exact_mut(hid)));
+        for ((((xp, hp), gates), h_prev), (hn, h)) in rows {
+            forward_row(xp, hp, h_prev, gates, hn, h);
         }
+    }
+}
+
+/// The three `[H]` thirds `[r | z | n]` of a `[3H]` row.
+#[inline(always)]
+fn thirds(row: &[f32], hid: usize) -> [&[f32]; 3] {
+    [0, 1, 2].map(|q| &row[q * hid..(q + 1) * hid])
+}
+
+/// [`thirds`], mutable.
+#[inline(always)]
+fn thirds_mut(row: &mut [f32], hid: usize) -> [&mut [f32]; 3] {
+    let (a, rest) = row.split_at_mut(hid);
+    let (b, c) = rest.split_at_mut(hid);
+    [a, b, &mut c[..hid]]
+}
+
+/// One row of [`forward`]. Its slices are arguments so that the compiler knows they do not
+/// overlap, and all of length `H`, which is what lets it vectorize the loop.
+#[inline(always)]
+fn forward_row(
+    xp: &[f32],
+    hp: &[f32],
+    h_prev: &[f32],
+    gates: &mut [f32],
+    hn: &mut [f32],
+    h: &mut [f32],
+) {
+    let hid = h.len();
+    let ([xr, xz, xn], [hr, hz, hpn]) = (thirds(xp, hid), thirds(hp, hid));
+    let [gr, gz, gn] = thirds_mut(gates, hid);
+    let (h_prev, hn) = (&h_prev[..hid], &mut hn[..hid]);
+    for j in 0..hid {
+        let r = sigmoid(xr[j] + hr[j]);
+        let z = sigmoid(xz[j] + hz[j]);
+        hn[j] = hpn[j];
+        let n = tanh(xn[j] + r * hn[j]);
+        (gr[j], gz[j], gn[j]) = (r, z, n);
+        h[j] = (1.0 - z) * n + z * h_prev[j];
     }
 }
 
@@ -39,29 +84,53 @@ pub(super) fn forward(s: StepForward<'_>) {
 /// ∂xp = [∂r·r(1−r) | ∂z·z(1−z) | ∂pre_n]      ∂hp = [∂r·r(1−r) | ∂z·z(1−z) | ∂pre_n ⊙ r]
 /// ```
 pub(super) fn backward(s: StepBackward<'_>) {
-    let hid = s.dh.len() / s.rows;
-    for r in 0..s.rows {
-        let g3 = r * 3 * hid..(r + 1) * 3 * hid;
-        let gates = &s.gates[g3.clone()];
-        let row = r * hid..(r + 1) * hid;
-        let (dh, hn, h_prev) = (
-            &s.dh[row.clone()],
-            &s.c[row.clone()],
-            &s.h_prev[row.clone()],
-        );
-        let (dxp, dhp, direct) = (&mut s.dxp[g3.clone()], &mut s.dhp[g3], &mut s.dh_prev[row]);
-        for j in 0..hid {
-            let (rg, z, n) = (gates[j], gates[hid + j], gates[2 * hid + j]);
-            let dpre_n = dh[j] * (1.0 - z) * (1.0 - n * n);
-            let dpre_r = dpre_n * hn[j] * rg * (1.0 - rg);
-            let dpre_z = dh[j] * (h_prev[j] - n) * z * (1.0 - z);
-            dxp[j] = dpre_r;
-            dxp[hid + j] = dpre_z;
-            dxp[2 * hid + j] = dpre_n;
-            dhp[j] = dpre_r;
-            dhp[hid + j] = dpre_z;
-            dhp[2 * hid + j] = dpre_n * rg;
-            direct[j] = dh[j] * z;
+    vectorized(Backward(s))
+}
+
+/// [`backward`] as a [`Loop`].
+struct Backward<'a>(StepBackward<'a>);
+
+impl Loop for Backward<'_> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let s = self.0;
+        let hid = s.dh.len() / s.rows;
+        let rows = (s.gates.chunks_exact(3 * hid).zip(s.dh.chunks_exact(hid)))
+            .zip(s.c.chunks_exact(hid).zip(s.h_prev.chunks_exact(hid)))
+            .zip(
+                s.dxp
+                    .chunks_exact_mut(3 * hid)
+                    .zip(s.dhp.chunks_exact_mut(3 * hid)),
+            )
+            .zip(s.dh_prev.chunks_exact_mut(hid));
+        for ((((gates, dh), (hn, h_prev)), (dxp, dhp)), direct) in rows {
+            backward_row(gates, dh, hn, h_prev, dxp, dhp, direct);
         }
+    }
+}
+
+/// One row of [`backward`] (slices as arguments: see [`forward_row`]).
+#[inline(always)]
+fn backward_row(
+    gates: &[f32],
+    dh: &[f32],
+    hn: &[f32],
+    h_prev: &[f32],
+    dxp: &mut [f32],
+    dhp: &mut [f32],
+    direct: &mut [f32],
+) {
+    let hid = direct.len();
+    let [r, z, n] = thirds(gates, hid);
+    let ([dxr, dxz, dxn], [dhr, dhz, dhn]) = (thirds_mut(dxp, hid), thirds_mut(dhp, hid));
+    let (dh, hn, h_prev) = (&dh[..hid], &hn[..hid], &h_prev[..hid]);
+    for j in 0..hid {
+        let dpre_n = dh[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
+        let dpre_r = dpre_n * hn[j] * r[j] * (1.0 - r[j]);
+        let dpre_z = dh[j] * (h_prev[j] - n[j]) * z[j] * (1.0 - z[j]);
+        (dxr[j], dxz[j], dxn[j]) = (dpre_r, dpre_z, dpre_n);
+        (dhr[j], dhz[j], dhn[j]) = (dpre_r, dpre_z, dpre_n * r[j]);
+        direct[j] = dh[j] * z[j];
     }
 }

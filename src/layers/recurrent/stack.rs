@@ -16,24 +16,30 @@
 //! `[h_fwd | h_rev]`.
 //!
 //! # Speed
-//! Inside the layer the sequence is time-major (`[T, N, ·]`), so one step's rows are contiguous:
-//! the input projection of all steps is one GEMM, `[T·N, in] · W_ihᵀ`, and each step makes one
-//! `[N, H] · W_hhᵀ` product.
+//! Inside the layer the batch is cut into chunks of rows ([`chunks`]: a power of two of them, each
+//! of at least 24 rows, fixed by the batch size alone), and rows are ordered chunk by chunk, each
+//! chunk time-major: chunk `[r0, r1)` holds rows `T·r0 .. T·r1` of every `[rows, ·]` buffer, its
+//! step `s` the `r1 − r0` rows from `T·r0 + s·(r1 − r0)`. The input projection of all steps is one
+//! GEMM, `[T·N, in] · W_ihᵀ`; then each chunk runs all its steps on its own (one `[rows, H] · W_hhᵀ`
+//! product and one fused cell pass per step), the chunks in parallel, with nothing shared between
+//! them until the parameter gradients, which are summed over all rows in one fixed order. So the
+//! result never depends on the thread count. `W_hh` is packed for the GEMM kernel once per batch
+//! and direction, as the left operand: each step computes `hpᵀ = W_hh · h_prevᵀ` (and backward
+//! `∂h_prevᵀ = W_hhᵀ · ∂hpᵀ`) and adds it back transposed, which moves `[rows, G·H]` floats
+//! instead of packing all `G·H·H` of `W_hh` every step. Buffers are kept from batch to batch.
 
 use super::rnn::Nonlinearity;
 use super::{gru, lstm, rnn};
 use crate::error::{Error, Result};
 use crate::init;
+use crate::kernels::gemm::{PackedA, matmul_packed_a};
 use crate::kernels::{Op, matmul};
 use crate::layers::{Layer, Mode, Param, no_forward};
 use crate::tensor::Tensor;
 use rand::Rng;
+use rayon::prelude::*;
 use std::fmt;
-
-/// The logistic function `σ(v) = 1/(1 + e^−v)`.
-pub(super) fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
-}
+use std::ops::Range;
 
 /// Which cell a [`Recurrent`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +60,12 @@ impl Cell {
             Cell::Lstm => 4,
             Cell::Gru => 3,
         }
+    }
+
+    /// Whether ∂L/∂hp differs from ∂L/∂xp: the GRU's reset gate sits between `hp_n` and the sum;
+    /// the others add `xp + hp`, so one buffer serves both.
+    fn own_hp_grad(self) -> bool {
+        self == Cell::Gru
     }
 
     fn name(self) -> &'static str {
@@ -81,7 +93,7 @@ impl Cell {
     }
 }
 
-/// One step forward: `rows` (= N) rows of `[N, G·H]` projections and `[N, H]` states.
+/// One step forward: `rows` rows of `[rows, G·H]` projections and `[rows, H]` states.
 pub(super) struct StepForward<'a> {
     pub(super) rows: usize,
     pub(super) xp: &'a [f32],
@@ -108,8 +120,9 @@ pub(super) struct StepBackward<'a> {
     pub(super) c_prev: &'a [f32],
     pub(super) h_prev: &'a [f32],
     pub(super) h: &'a [f32],
-    /// Out: ∂L/∂xp and ∂L/∂hp, `[N, G·H]`.
+    /// Out: ∂L/∂xp, `[rows, G·H]`.
     pub(super) dxp: &'a mut [f32],
+    /// Out: ∂L/∂hp, `[rows, G·H]`, where it differs from ∂L/∂xp ([`Cell::own_hp_grad`]; else empty).
     pub(super) dhp: &'a mut [f32],
     /// Out: the part of ∂L/∂h that does not go through `W_hh` (the GRU's `z ⊙ ∂h'`; else 0).
     pub(super) dh_prev: &'a mut [f32],
@@ -154,14 +167,46 @@ fn suffix(i: usize, dirs: usize) -> String {
     format!("l{}{reverse}", i / dirs)
 }
 
-/// What one direction of one layer kept for backward, time-major.
+/// What one direction of one layer kept for backward, in the layer's row order (module docs).
+#[derive(Default)]
 struct Run {
-    /// `[T, N, G·H]`
+    /// `[T·N, G·H]`
     gates: Vec<f32>,
-    /// `[T, N, H]`
+    /// `[T·N, H]`
     c: Vec<f32>,
-    /// `[T, N, H]`: the direction's output.
+    /// `[T·N, H]`: the direction's output.
     h: Vec<f32>,
+}
+
+/// The buffers of forward and backward, kept from batch to batch (resized, never cleared, when
+/// the batch changes), so that training allocates nothing per batch.
+#[derive(Default)]
+struct Buffers {
+    /// Each layer's input `[T·N, in_k]`.
+    inputs: Vec<Vec<f32>>,
+    /// `[layer · D + direction]`
+    runs: Vec<Run>,
+    /// The input projection of one direction, `[T·N, G·H]`.
+    xp: Vec<f32>,
+    /// Each chunk's recurrent projection of one step, `[N, G·H]`, and its transpose.
+    hp: Vec<f32>,
+    hp_t: Vec<f32>,
+    /// `W_hh` (forward) or `W_hhᵀ` (backward) packed for the GEMM kernel.
+    packed: PackedA,
+    /// `[N, H]` zeros: the state before the first step.
+    zeros: Vec<f32>,
+    /// ∂L/∂xp and (GRU) ∂L/∂hp, `[T·N, G·H]`.
+    dxp: Vec<f32>,
+    dhp: Vec<f32>,
+    /// ∂L/∂ of a layer's output `[T·N, D·H]` and of its input `[T·N, in_k]`.
+    dout: Vec<f32>,
+    dx: Vec<f32>,
+    /// Each chunk's ∂L/∂h', ∂L/∂c' and ∂L/∂h (to the step before), `[N, H]`.
+    dh: Vec<f32>,
+    dc: Vec<f32>,
+    dh_next: Vec<f32>,
+    /// Each chunk's ∂L/∂h to the step before, transposed: `[H, rows]` per chunk.
+    dh_t: Vec<f32>,
 }
 
 /// A stack of recurrent layers, each of one or two directions: PyTorch's `RNN`, `LSTM`, `GRU`.
@@ -182,15 +227,21 @@ pub struct Recurrent {
     bidirectional: bool,
     /// `[layer · D + direction]`
     weights: Vec<Weights>,
-    /// From the last forward: `(N, T)`, each layer's time-major input `[T·N, in_k]`, and the runs.
-    cache: Option<Cache>,
+    /// From the last forward: `(N, T)` and its input (whose buffer becomes ∂L/∂x); what else
+    /// backward needs is in `bufs`.
+    cache: Option<(usize, usize, Tensor)>,
+    bufs: Buffers,
+    /// A buffer free to become the next output.
+    spare: Tensor,
 }
 
-struct Cache {
+/// The sizes one direction of one layer runs with.
+#[derive(Clone, Copy)]
+struct Dims {
     n: usize,
     t: usize,
-    inputs: Vec<Vec<f32>>,
-    runs: Vec<Run>,
+    hid: usize,
+    inputs: usize,
 }
 
 impl Recurrent {
@@ -232,6 +283,8 @@ impl Recurrent {
             bidirectional,
             weights,
             cache: None,
+            bufs: Buffers::default(),
+            spare: Tensor::default(),
         }
     }
 
@@ -268,179 +321,360 @@ impl Recurrent {
         }
     }
 
-    /// Runs direction `d` of layer `k` over `x: [T·N, in_k]` (time-major).
-    fn run(&self, k: usize, d: usize, x: &[f32], n: usize, t: usize) -> Run {
-        let w = &self.weights[k * self.dirs() + d];
-        let (hid, gh, inputs) = (
-            self.hidden_size,
-            self.cell.gates() * self.hidden_size,
-            self.inputs(k),
-        );
-        // xp: [T·N, G·H] = x: [T·N, in] · W_ihᵀ: [in, G·H] (+ b_ih), every step in one product.
-        let mut xp = vec![0.0; t * n * gh];
-        fill_rows(&mut xp, w.b_ih.as_ref());
-        matmul(
-            &mut xp,
-            x,
-            Op::N,
-            w.w_ih.value.data(),
-            Op::T,
-            t * n,
-            inputs,
-            gh,
-            true,
-        );
-        let mut run = Run {
-            gates: vec![0.0; t * n * gh],
-            c: vec![0.0; t * n * hid],
-            h: vec![0.0; t * n * hid],
-        };
-        let (mut h_prev, mut c_prev) = (vec![0.0; n * hid], vec![0.0; n * hid]);
-        let mut hp = vec![0.0; n * gh];
-        for (s, step) in steps(t, d == 1).enumerate() {
-            // hp: [N, G·H] = h_prev: [N, H] · W_hhᵀ: [H, G·H] (+ b_hh); h_prev is 0 at the first step.
-            fill_rows(&mut hp, w.b_hh.as_ref());
-            if s > 0 {
-                matmul(
-                    &mut hp,
-                    &h_prev,
-                    Op::N,
-                    w.w_hh.value.data(),
-                    Op::T,
-                    n,
-                    hid,
-                    gh,
-                    true,
+    /// The backward pass; ∂L/∂x of the stack's input only if `input_grad`.
+    fn backward_impl(&mut self, grad_y: Tensor, input_grad: bool) -> Result<Tensor> {
+        let (n, t, x) = self.cache.take().ok_or_else(|| no_forward(self))?;
+        let (hid, dirs, cell) = (self.hidden_size, self.dirs(), self.cell);
+        let chunks = chunks(n);
+        let b = &mut self.bufs;
+        b.dout.resize(t * n * dirs * hid, 0.0);
+        for (q, p) in row_pairs(t, &chunks) {
+            let f = dirs * hid;
+            b.dout[q * f..][..f].copy_from_slice(&grad_y.data()[p * f..][..f]);
+        }
+        for k in (0..self.num_layers).rev() {
+            let inputs = if k == 0 { self.input_size } else { dirs * hid };
+            let dims = Dims { n, t, hid, inputs };
+            let mut dx = (k > 0 || input_grad).then_some(&mut b.dx);
+            if let Some(dx) = dx.as_deref_mut() {
+                dx.resize(t * n * inputs, 0.0);
+            }
+            for d in 0..dirs {
+                backward_direction(
+                    cell,
+                    &mut self.weights[k * dirs + d],
+                    (&b.runs[k * dirs + d], &b.inputs[k], &b.dout),
+                    (d, dirs),
+                    dims,
+                    &chunks,
+                    dx.as_deref_mut().map(|dx| (&mut dx[..], d > 0)),
+                    (&mut b.dxp, &mut b.dhp),
+                    (&mut b.dh, &mut b.dc, &mut b.dh_next, &mut b.zeros),
+                    (&mut b.dh_t, &mut b.packed),
                 );
             }
-            let (g, st) = (
-                step * n * gh..(step + 1) * n * gh,
-                step * n * hid..(step + 1) * n * hid,
-            );
-            self.cell.forward(StepForward {
-                rows: n,
-                xp: &xp[g.clone()],
-                hp: &hp,
-                h_prev: &h_prev,
-                c_prev: &c_prev,
-                gates: &mut run.gates[g],
-                c: &mut run.c[st.clone()],
-                h: &mut run.h[st.clone()],
-            });
-            h_prev.copy_from_slice(&run.h[st.clone()]);
-            c_prev.copy_from_slice(&run.c[st]);
+            std::mem::swap(&mut b.dout, &mut b.dx);
         }
-        run
+        self.spare = grad_y;
+        if !input_grad {
+            return Ok(x);
+        }
+        let f = self.input_size;
+        let mut grad_x = Tensor::reuse(x, &[n, t, f]);
+        for (q, p) in row_pairs(t, &chunks) {
+            grad_x.data_mut()[p * f..][..f].copy_from_slice(&b.dout[q * f..][..f]);
+        }
+        Ok(grad_x)
     }
+}
 
-    /// Backward through direction `d` of layer `k`, given its output gradient `dy: [T·N, H]`; adds
-    /// the parameter gradients and writes (`accumulate`: adds) ∂L/∂x into `dx: [T·N, in_k]`.
-    #[allow(clippy::too_many_arguments)]
-    fn run_backward(
-        &mut self,
-        k: usize,
-        d: usize,
-        run: &Run,
-        x: &[f32],
-        dy: &[f32],
-        dx: &mut [f32],
-        accumulate: bool,
-        (n, t): (usize, usize),
-    ) {
-        let (hid, gh, inputs) = (
-            self.hidden_size,
-            self.cell.gates() * self.hidden_size,
-            self.inputs(k),
-        );
-        let cell = self.cell;
-        let w = &mut self.weights[k * if self.bidirectional { 2 } else { 1 } + d];
-        let (mut dxp, mut dhp) = (vec![0.0; t * n * gh], vec![0.0; t * n * gh]);
-        let zeros = vec![0.0; n * hid];
-        let (mut dh, mut dh_next, mut dc) =
-            (vec![0.0; n * hid], vec![0.0; n * hid], vec![0.0; n * hid]);
-        let order: Vec<usize> = steps(t, d == 1).collect();
-        for s in (0..t).rev() {
-            let step = order[s];
-            let st = step * n * hid..(step + 1) * n * hid;
-            let g = step * n * gh..(step + 1) * n * gh;
-            let prev = (s > 0).then(|| order[s - 1] * n * hid);
-            let h_prev = prev.map_or(&zeros[..], |p| &run.h[p..][..n * hid]);
-            let c_prev = prev.map_or(&zeros[..], |p| &run.c[p..][..n * hid]);
-            for ((a, &b), &c) in dh.iter_mut().zip(&dy[st.clone()]).zip(&dh_next) {
-                *a = b + c;
-            }
-            cell.backward(StepBackward {
-                rows: n,
-                dh: &dh,
-                dc: &mut dc,
-                gates: &run.gates[g.clone()],
-                c: &run.c[st.clone()],
-                c_prev,
-                h_prev,
-                h: &run.h[st],
-                dxp: &mut dxp[g.clone()],
-                dhp: &mut dhp[g.clone()],
-                dh_prev: &mut dh_next,
-            });
-            // ∂L/∂h_prev: [N, H] += ∂hp: [N, G·H] · W_hh: [G·H, H]
-            if s > 0 {
-                matmul(
-                    &mut dh_next,
-                    &dhp[g],
-                    Op::N,
-                    w.w_hh.value.data(),
-                    Op::N,
-                    n,
-                    gh,
-                    hid,
-                    true,
-                );
-            }
+/// The chunks of a batch of `n` rows (see the module docs): the largest power of two of them with
+/// at least `CHUNK_ROWS` rows each (one if `n < 2·CHUNK_ROWS`), as even as can be. They depend on
+/// `n` alone, never on the thread count.
+fn chunks(n: usize) -> Vec<Range<usize>> {
+    let count = 1usize << (n / CHUNK_ROWS).max(1).ilog2();
+    (0..count)
+        .map(|i| i * n / count..(i + 1) * n / count)
+        .collect()
+}
+
+/// Rows per chunk, at least: a 24-row chunk's products still fill two of the GEMM's 12-row tiles.
+const CHUNK_ROWS: usize = 24;
+
+/// `(q, p)` for every row: internal row `q` (chunk by chunk, each time-major; module docs) is row
+/// `p = i·T + s` of the batch-first `[N, T, ·]` (batch row `i`, step `s`).
+fn row_pairs(t: usize, chunks: &[Range<usize>]) -> impl Iterator<Item = (usize, usize)> + '_ {
+    chunks
+        .iter()
+        .flat_map(move |c| (0..t).flat_map(move |s| c.clone().map(move |i| i * t + s)))
+        .enumerate()
+}
+
+/// Each chunk's block of `buf`, which holds `per_row` floats for every batch row.
+fn blocks<'a>(
+    mut buf: &'a mut [f32],
+    chunks: &[Range<usize>],
+    per_row: usize,
+) -> Vec<&'a mut [f32]> {
+    chunks
+        .iter()
+        .map(|c| {
+            let (block, rest) = std::mem::take(&mut buf).split_at_mut(c.len() * per_row);
+            buf = rest;
+            block
+        })
+        .collect()
+}
+
+/// [`blocks`], read-only.
+fn blocks_ref<'a>(buf: &'a [f32], chunks: &[Range<usize>], per_row: usize) -> Vec<&'a [f32]> {
+    chunks
+        .iter()
+        .map(|c| &buf[c.start * per_row..c.end * per_row])
+        .collect()
+}
+
+/// `c[r, i] += t[i, r]`: adds `tᵀ` onto `c: [rows, m]`, where `t` is `[m, rows]`.
+fn add_transposed(c: &mut [f32], t: &[f32], rows: usize) {
+    if rows == 0 {
+        return;
+    }
+    let m = c.len() / rows;
+    for (r, row) in c.chunks_exact_mut(m).enumerate() {
+        for (i, v) in row.iter_mut().enumerate() {
+            *v += t[i * rows + r];
         }
+    }
+}
 
-        // Parameter gradients, all steps at once.
-        // ∂W_ih: [G·H, in] += ∂xpᵀ: [G·H, T·N] · x: [T·N, in]
+/// Runs direction `reverse` of one layer over `x: [T·N, in]` into `run`.
+#[allow(clippy::too_many_arguments)]
+fn forward_direction(
+    cell: Cell,
+    w: &Weights,
+    x: &[f32],
+    reverse: bool,
+    Dims { n, t, hid, inputs }: Dims,
+    chunks: &[Range<usize>],
+    run: &mut Run,
+    (xp, hp, hp_t, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    packed: &mut PackedA,
+) {
+    let gh = cell.gates() * hid;
+    // xp: [T·N, G·H] = x: [T·N, in] · W_ihᵀ: [in, G·H] (+ b_ih), every step in one product.
+    xp.resize(t * n * gh, 0.0);
+    fill_rows(xp, w.b_ih.as_ref());
+    matmul(
+        xp,
+        x,
+        Op::N,
+        w.w_ih.value.data(),
+        Op::T,
+        t * n,
+        inputs,
+        gh,
+        true,
+    );
+    run.gates.resize(t * n * gh, 0.0);
+    run.c.resize(t * n * hid, 0.0);
+    run.h.resize(t * n * hid, 0.0);
+    hp.resize(n * gh, 0.0);
+    hp_t.resize(n * gh, 0.0);
+    zeros.resize(n * hid, 0.0);
+    // W_hh is packed for the GEMM kernel once for all steps and chunks (it does not change within
+    // a batch), as the left operand of the transposed product below.
+    packed.pack(w.w_hh.value.data(), Op::N, gh, hid);
+    let packed = &*packed;
+    let tasks: Vec<_> = chunks
+        .iter()
+        .zip(blocks_ref(xp, chunks, t * gh))
+        .zip(blocks(&mut run.gates, chunks, t * gh))
+        .zip(blocks(&mut run.c, chunks, t * hid))
+        .zip(blocks(&mut run.h, chunks, t * hid))
+        .zip(
+            blocks(hp, chunks, gh)
+                .into_iter()
+                .zip(blocks(hp_t, chunks, gh)),
+        )
+        .collect();
+    tasks
+        .into_par_iter()
+        .for_each(|(((((rows, xp), gates), c), h), (hp, hp_t))| {
+            let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
+            let (g, st) = (rows * gh, rows * hid);
+            let mut prev = None;
+            for step in steps(t, reverse) {
+                let (h_prev, h) = prev_and_current(h, prev, step, st, zeros);
+                let (c_prev, c) = prev_and_current(c, prev, step, st, zeros);
+                // hp: [rows, G·H] = h_prev · W_hhᵀ + b_hh, as hpᵀ: [G·H, rows] = W_hh: [G·H, H] ·
+                // h_prevᵀ: [H, rows] added onto the bias rows; 0 at the first step.
+                fill_rows(hp, w.b_hh.as_ref());
+                if prev.is_some() {
+                    matmul_packed_a(hp_t, packed, h_prev, Op::T, rows, false);
+                    add_transposed(hp, hp_t, rows);
+                }
+                cell.forward(StepForward {
+                    rows,
+                    xp: &xp[step * g..][..g],
+                    hp,
+                    h_prev,
+                    c_prev,
+                    gates: &mut gates[step * g..][..g],
+                    c,
+                    h,
+                });
+                prev = Some(step);
+            }
+        });
+}
+
+/// Step `prev`'s block (read; `zeros` before the first step) and step `cur`'s (written) of `buf`,
+/// whose steps are blocks of `len` floats.
+fn prev_and_current<'a>(
+    buf: &'a mut [f32],
+    prev: Option<usize>,
+    cur: usize,
+    len: usize,
+    zeros: &'a [f32],
+) -> (&'a [f32], &'a mut [f32]) {
+    match prev {
+        None => (zeros, &mut buf[cur * len..][..len]),
+        Some(p) if p < cur => {
+            let (before, from_cur) = buf.split_at_mut(cur * len);
+            (&before[p * len..][..len], &mut from_cur[..len])
+        }
+        Some(p) => {
+            let (to_prev, from_prev) = buf.split_at_mut(p * len);
+            (&from_prev[..len], &mut to_prev[cur * len..][..len])
+        }
+    }
+}
+
+/// Backward through direction `d` of `dirs` of one layer, given the layer's output gradient
+/// `dout: [T·N, D·H]`: adds the parameter gradients, and writes (`true`: adds) ∂L/∂x into
+/// `dx: [T·N, in]` if asked.
+#[allow(clippy::too_many_arguments)]
+fn backward_direction(
+    cell: Cell,
+    w: &mut Weights,
+    (run, x, dout): (&Run, &[f32], &[f32]),
+    (d, dirs): (usize, usize),
+    Dims { n, t, hid, inputs }: Dims,
+    chunks: &[Range<usize>],
+    dx: Option<(&mut [f32], bool)>,
+    (dxp, dhp): (&mut Vec<f32>, &mut Vec<f32>),
+    (dh, dc, dh_next, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    (dh_t, packed): (&mut Vec<f32>, &mut PackedA),
+) {
+    let gh = cell.gates() * hid;
+    let own_hp_grad = cell.own_hp_grad();
+    dxp.resize(t * n * gh, 0.0);
+    dhp.resize(if own_hp_grad { t * n * gh } else { 0 }, 0.0);
+    for v in [&mut *dh, &mut *dc, &mut *dh_next, &mut *zeros, &mut *dh_t] {
+        v.resize(n * hid, 0.0);
+    }
+    // W_hhᵀ packed once for all steps and chunks (see `forward_direction`).
+    packed.pack(w.w_hh.value.data(), Op::T, hid, gh);
+    let packed = &*packed;
+    let tasks: Vec<_> = chunks
+        .iter()
+        .zip(blocks_ref(&run.gates, chunks, t * gh))
+        .zip(blocks_ref(&run.c, chunks, t * hid))
+        .zip(blocks_ref(&run.h, chunks, t * hid))
+        .zip(blocks_ref(dout, chunks, t * dirs * hid))
+        .zip(blocks(dxp, chunks, t * gh))
+        .zip(blocks(dhp, chunks, if own_hp_grad { t * gh } else { 0 }))
+        .zip(blocks(dh, chunks, hid))
+        .zip(blocks(dc, chunks, hid))
+        .zip(
+            blocks(dh_next, chunks, hid)
+                .into_iter()
+                .zip(blocks(dh_t, chunks, hid)),
+        )
+        .collect();
+    tasks.into_par_iter().for_each(
+        |(((((((((rows, gates), c), h), dy), dxp), dhp), dh), dc), (dh_next, dh_t))| {
+            let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
+            let (g, st) = (rows * gh, rows * hid);
+            dc.fill(0.0);
+            dh_next.fill(0.0);
+            let order: Vec<usize> = steps(t, reverse(d)).collect();
+            for s in (0..t).rev() {
+                let step = order[s];
+                let prev = (s > 0).then(|| order[s - 1] * st);
+                // ∂L/∂h' = ∂L/∂y (this direction's columns) + what the step after sent back.
+                let dy = dy[step * rows * dirs * hid..].chunks_exact(dirs * hid);
+                for ((a, y), b) in dh
+                    .chunks_exact_mut(hid)
+                    .zip(dy)
+                    .zip(dh_next.chunks_exact(hid))
+                {
+                    for ((a, y), b) in a.iter_mut().zip(&y[d * hid..]).zip(b) {
+                        *a = y + b;
+                    }
+                }
+                let (gs, ss) = (step * g..(step + 1) * g, step * st..(step + 1) * st);
+                cell.backward(StepBackward {
+                    rows,
+                    dh,
+                    dc,
+                    gates: &gates[gs.clone()],
+                    c: &c[ss.clone()],
+                    c_prev: prev.map_or(zeros, |p| &c[p..][..st]),
+                    h_prev: prev.map_or(zeros, |p| &h[p..][..st]),
+                    h: &h[ss],
+                    dxp: &mut dxp[gs.clone()],
+                    dhp: if own_hp_grad {
+                        &mut dhp[gs.clone()]
+                    } else {
+                        &mut []
+                    },
+                    dh_prev: dh_next,
+                });
+                // ∂L/∂h_prev: [rows, H] += ∂hp: [rows, G·H] · W_hh: [G·H, H], as
+                // ∂h_prevᵀ: [H, rows] = W_hhᵀ: [H, G·H] · ∂hpᵀ: [G·H, rows] added on.
+                if s > 0 {
+                    let dhp = if own_hp_grad { &dhp[gs] } else { &dxp[gs] };
+                    matmul_packed_a(dh_t, packed, dhp, Op::T, rows, false);
+                    add_transposed(dh_next, dh_t, rows);
+                }
+            }
+        },
+    );
+    let dhp: &[f32] = if own_hp_grad { dhp } else { dxp };
+
+    // Parameter gradients, all steps at once.
+    // ∂W_ih: [G·H, in] += ∂xpᵀ: [G·H, T·N] · x: [T·N, in]
+    matmul(
+        w.w_ih.grad.data_mut(),
+        dxp,
+        Op::T,
+        x,
+        Op::N,
+        gh,
+        t * n,
+        inputs,
+        true,
+    );
+    // ∂W_hh: [G·H, H] += ∂hpᵀ: [G·H, (T−1)·rows] · h_prev: [(T−1)·rows, H] chunk by chunk, where
+    // step t's h_prev is the output at t−1 (forward) or t+1 (reverse): shifted slices of the run.
+    for ((rows, dhp), h) in chunks
+        .iter()
+        .zip(blocks_ref(dhp, chunks, t * gh))
+        .zip(blocks_ref(&run.h, chunks, t * hid))
+    {
+        let (g, st, rows) = (rows.len() * gh, rows.len() * hid, rows.len());
+        if t < 2 || rows == 0 {
+            continue;
+        }
+        let (later, earlier) = (&dhp[g..], &h[..(t - 1) * st]);
+        let (sooner, after) = (&dhp[..(t - 1) * g], &h[st..]);
+        let (a, b) = if reverse(d) {
+            (sooner, after)
+        } else {
+            (later, earlier)
+        };
         matmul(
-            w.w_ih.grad.data_mut(),
-            &dxp,
+            w.w_hh.grad.data_mut(),
+            a,
             Op::T,
-            x,
+            b,
             Op::N,
             gh,
-            t * n,
-            inputs,
+            (t - 1) * rows,
+            hid,
             true,
         );
-        // ∂W_hh: [G·H, H] += ∂hpᵀ: [G·H, (T−1)·N] · h_prev: [(T−1)·N, H], where step t's h_prev is
-        // the output at t−1 (forward) or t+1 (reverse), so both are shifted slices of the run.
-        if t > 1 {
-            let (later, earlier) = (&dhp[n * gh..], &run.h[..(t - 1) * n * hid]);
-            let (sooner, after) = (&dhp[..(t - 1) * n * gh], &run.h[n * hid..]);
-            let (a, b) = if d == 0 {
-                (later, earlier)
-            } else {
-                (sooner, after)
-            };
-            matmul(
-                w.w_hh.grad.data_mut(),
-                a,
-                Op::T,
-                b,
-                Op::N,
-                gh,
-                (t - 1) * n,
-                hid,
-                true,
-            );
-        }
-        add_column_sums(w.b_ih.as_mut(), &dxp);
-        add_column_sums(w.b_hh.as_mut(), &dhp);
+    }
+    add_column_sums(w.b_ih.as_mut(), dxp);
+    add_column_sums(w.b_hh.as_mut(), dhp);
 
-        // Input gradient.
-        // ∂x: [T·N, in] (+)= ∂xp: [T·N, G·H] · W_ih: [G·H, in]
+    // Input gradient.
+    // ∂x: [T·N, in] (+)= ∂xp: [T·N, G·H] · W_ih: [G·H, in]
+    if let Some((dx, accumulate)) = dx {
         matmul(
             dx,
-            &dxp,
+            dxp,
             Op::N,
             w.w_ih.value.data(),
             Op::N,
@@ -450,6 +684,11 @@ impl Recurrent {
             accumulate,
         );
     }
+}
+
+/// Whether direction `d` runs the sequence backwards.
+fn reverse(d: usize) -> bool {
+    d == 1
 }
 
 /// The order a direction visits the steps in.
@@ -481,15 +720,23 @@ fn add_column_sums(bias: Option<&mut Param>, rows: &[f32]) {
     }
 }
 
-/// `[A, B, F]` → `[B, A, F]`: batch-first ⇄ time-major.
-fn swap_leading(x: &[f32], a: usize, b: usize, f: usize) -> Vec<f32> {
-    let mut out = vec![0.0; x.len()];
-    for i in 0..a {
-        for j in 0..b {
-            out[(j * a + i) * f..][..f].copy_from_slice(&x[(i * b + j) * f..][..f]);
+/// Writes the outputs of one layer's directions side by side, `[h_fwd | h_rev]` per row, into `out`:
+/// in the layer's row order, or batch-first `[N, T, D·H]` if `batch_first`.
+fn gather(
+    runs: &[Run],
+    out: &mut [f32],
+    hid: usize,
+    t: usize,
+    chunks: &[Range<usize>],
+    batch_first: bool,
+) {
+    let f = runs.len() * hid;
+    for (q, p) in row_pairs(t, chunks) {
+        let row = &mut out[if batch_first { p } else { q } * f..][..f];
+        for (part, run) in row.chunks_exact_mut(hid).zip(runs) {
+            part.copy_from_slice(&run.h[q * hid..][..hid]);
         }
     }
-    out
 }
 
 impl fmt::Display for Recurrent {
@@ -541,50 +788,55 @@ impl Layer for Recurrent {
                 )));
             }
         };
-        let out_f = self.dirs() * self.hidden_size;
-        let mut input = swap_leading(x.data(), n, t, self.input_size);
-        let (mut inputs, mut runs) = (Vec::new(), Vec::new());
-        for k in 0..self.num_layers {
-            let mut out = vec![0.0; t * n * out_f];
-            for d in 0..self.dirs() {
-                let run = self.run(k, d, &input, n, t);
-                // Layer output [T·N, D·H]: direction d in columns d·H..(d+1)·H.
-                for (row, h) in out
-                    .chunks_exact_mut(out_f)
-                    .zip(run.h.chunks_exact(self.hidden_size))
-                {
-                    row[d * self.hidden_size..][..self.hidden_size].copy_from_slice(h);
-                }
-                runs.push(run);
-            }
-            inputs.push(std::mem::replace(&mut input, out));
+        let (hid, dirs, layers) = (self.hidden_size, self.dirs(), self.num_layers);
+        let (f, out_f) = (self.input_size, dirs * hid);
+        let chunks = chunks(n);
+        let b = &mut self.bufs;
+        b.inputs.resize_with(layers, Vec::new);
+        b.runs.resize_with(layers * dirs, Run::default);
+        b.inputs[0].resize(t * n * f, 0.0);
+        for (q, p) in row_pairs(t, &chunks) {
+            b.inputs[0][q * f..][..f].copy_from_slice(&x.data()[p * f..][..f]);
         }
-        self.cache = Some(Cache { n, t, inputs, runs });
-        Tensor::new(&[n, t, out_f], swap_leading(&input, t, n, out_f))
+        for k in 0..layers {
+            let inputs = if k == 0 { f } else { out_f };
+            for d in 0..dirs {
+                forward_direction(
+                    self.cell,
+                    &self.weights[k * dirs + d],
+                    &b.inputs[k],
+                    reverse(d),
+                    Dims { n, t, hid, inputs },
+                    &chunks,
+                    &mut b.runs[k * dirs + d],
+                    (&mut b.xp, &mut b.hp, &mut b.hp_t, &mut b.zeros),
+                    &mut b.packed,
+                );
+            }
+            if k + 1 < layers {
+                // Layer k+1 reads [h_fwd | h_rev].
+                b.inputs[k + 1].resize(t * n * out_f, 0.0);
+                let runs = &b.runs[k * dirs..][..dirs];
+                gather(runs, &mut b.inputs[k + 1], hid, t, &chunks, false);
+            }
+        }
+        let buf = std::mem::take(&mut self.spare).or_stale(self.cache.take().map(|c| c.2));
+        let mut y = Tensor::reuse(buf, &[n, t, out_f]);
+        let last = &b.runs[(layers - 1) * dirs..];
+        gather(last, y.data_mut(), hid, t, &chunks, true);
+        self.cache = Some((n, t, x));
+        Ok(y)
     }
 
     /// BPTT, layer by layer from the top (see the module docs).
     fn backward(&mut self, grad_y: Tensor) -> Result<Tensor> {
-        let Cache { n, t, inputs, runs } = self.cache.take().ok_or_else(|| no_forward(self))?;
-        let (hid, dirs) = (self.hidden_size, self.dirs());
-        let mut dout = swap_leading(grad_y.data(), n, t, dirs * hid);
-        for k in (0..self.num_layers).rev() {
-            let mut dx = vec![0.0; t * n * self.inputs(k)];
-            for d in 0..dirs {
-                let dy: Vec<f32> = dout
-                    .chunks_exact(dirs * hid)
-                    .flat_map(|row| &row[d * hid..][..hid])
-                    .copied()
-                    .collect();
-                let run = &runs[k * dirs + d];
-                self.run_backward(k, d, run, &inputs[k], &dy, &mut dx, d > 0, (n, t));
-            }
-            dout = dx;
-        }
-        Tensor::new(
-            &[n, t, self.input_size],
-            swap_leading(&dout, t, n, self.input_size),
-        )
+        self.backward_impl(grad_y, true)
+    }
+
+    /// As [`Layer::backward`] without ∂L/∂x of the stack's input (one product fewer per direction
+    /// of the first layer); the input's buffer comes back as it is.
+    fn backward_params(&mut self, grad_y: Tensor) -> Result<Tensor> {
+        self.backward_impl(grad_y, false)
     }
 
     fn visit_params(&mut self, prefix: &str, f: &mut dyn FnMut(&str, &mut Param)) {

@@ -152,3 +152,80 @@ fn swap_time(x: &Tensor) -> Tensor {
     }
     out
 }
+
+#[test]
+fn chunks_depend_on_the_batch_size_alone() {
+    for (n, one) in [(0, 0..0), (1, 0..1), (47, 0..47)] {
+        assert_eq!(chunks(n), vec![one]);
+    }
+    assert_eq!(chunks(50), [0..25, 25..50]);
+    assert_eq!(chunks(100), [0..25, 25..50, 50..75, 75..100]);
+    assert_eq!(chunks(150).len(), 4);
+}
+
+#[test]
+fn gradients_match_central_differences_across_chunks() {
+    // 50 rows: two chunks, each running its own steps.
+    for cell in [Cell::Lstm, Cell::Gru, Cell::Rnn(Nonlinearity::Tanh)] {
+        check_layer(&mut make(cell, 2, true), &[50, 2, 3], 0.0);
+    }
+}
+
+#[test]
+fn chunks_give_each_row_what_it_gets_alone() {
+    let mut l = make(Cell::Lstm, 2, true);
+    let x = crate::init::uniform(
+        &[50, 3, 3],
+        -1.0,
+        1.0,
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(6),
+    );
+    let y = l.forward(x.clone(), Mode::Eval).unwrap();
+    for i in [0, 24, 25, 49] {
+        let alone = l.forward(x.rows(i, i + 1), Mode::Eval).unwrap();
+        let row = &y.data()[i * alone.len()..][..alone.len()];
+        for (a, b) in row.iter().zip(alone.data()) {
+            assert!((a - b).abs() <= 1e-6, "row {i}: {a} vs {b}");
+        }
+    }
+}
+
+/// Forward and backward of a batch of 100 rows (four chunks) on rayon pools of 1 to 4 threads:
+/// the output, ∂L/∂x and every parameter gradient, bit for bit.
+#[test]
+fn the_thread_count_never_changes_a_bit() {
+    for cell in CELLS {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+                let mut l = Recurrent::new(cell, 5, 24, 2, true, true, &mut rng);
+                let x = crate::init::uniform(&[100, 6, 5], -1.0, 1.0, &mut rng);
+                let gy = crate::init::uniform(&[100, 6, 48], -1.0, 1.0, &mut rng);
+                let mut bits: Vec<u32> = l
+                    .forward(x, Mode::Eval)
+                    .unwrap()
+                    .data()
+                    .to_vec()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect();
+                bits.extend(l.backward(gy).unwrap().data().iter().map(|v| v.to_bits()));
+                l.visit_params("", &mut |_, p| {
+                    bits.extend(p.grad.data().iter().map(|v| v.to_bits()))
+                });
+                bits
+            })
+        };
+        let one = run(1);
+        for threads in 2..=4 {
+            assert!(
+                run(threads) == one,
+                "{cell:?}: {threads} threads differ from 1"
+            );
+        }
+    }
+}
