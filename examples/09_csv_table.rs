@@ -1,6 +1,7 @@
 //! Tutorial 9, a CSV table: scikit-learn's wine table (178 wines, 13 chemical measurements from
-//! 0.13 to 1680, 3 cultivars) or breast-cancer table (569 tumours, 30 measurements from 0 to 4254, malignant or benign), trained with a (F, 32, C) ReLU network and Adam after standardising
-//! every feature with the training split's mean and standard deviation, printing the accuracy
+//! 0.13 to 1680, 3 cultivars) or breast-cancer table (569 tumours, 30 measurements from 0 to 4254,
+//! malignant or benign), trained with a (F, 32, C) ReLU network and Adam after standardising every
+//! feature with the training split's mean and standard deviation, printing the accuracy
 //! after every epoch.
 //!
 //! ```text

@@ -50,7 +50,7 @@ def main():
     a = p.parse_args()
     ours, raw, theirs = [], [], []
     print(f"{a.table}: test accuracy (%) on the same split, per seed")
-    print(f"{"seed":>6}  {'scratchnet':>10}  {'MLPClassifier':>13}  {'scratchnet raw':>14}")
+    print(f"{'seed':>6}  {'scratchnet':>10}  {'MLPClassifier':>13}  {'scratchnet raw':>14}")
     for seed in range(a.seeds):
         ours.append(example(a, seed, []))
         raw.append(example(a, seed, ["--no-standardize"]))
@@ -66,7 +66,7 @@ def main():
             clf.fit(xtr, ytr)
         theirs.append(100.0 * clf.score(xte, yte))
         print(f"{seed:>6}  {ours[-1]:>10.2f}  {theirs[-1]:>13.2f}  {raw[-1]:>14.2f}")
-    print(f"{"median":>6}  {statistics.median(ours):>10.2f}  {statistics.median(theirs):>13.2f}  "
+    print(f"{'median':>6}  {statistics.median(ours):>10.2f}  {statistics.median(theirs):>13.2f}  "
           f"{statistics.median(raw):>14.2f}   ({len(xtr)} training rows, {len(xte)} test rows)")
 
 

@@ -94,7 +94,10 @@ pub fn model_text(data: &[u8]) -> Result<(), String> {
 /// every value finite.
 pub fn csv(data: &[u8]) -> Result<(), String> {
     let (&flags, rest) = data.split_first().ok_or("no flags byte")?;
-    let nul = rest.iter().position(|&b| b == 0).ok_or("no NUL after the names")?;
+    let nul = rest
+        .iter()
+        .position(|&b| b == 0)
+        .ok_or("no NUL after the names")?;
     let names = String::from_utf8_lossy(&rest[..nul]);
     let mut lines = names.split('\n').map(|l| {
         l.split(',')
@@ -195,7 +198,10 @@ pub fn image_folder(data: &[u8]) -> Result<(), String> {
         let split = splits[files % splits.len()];
         let class = format!("class{}", files / splits.len() % classes);
         std::fs::write(
-            dir.path().join(split).join(class).join(format!("{files}.img")),
+            dir.path()
+                .join(split)
+                .join(class)
+                .join(format!("{files}.img")),
             file,
         )
         .expect("a file");
