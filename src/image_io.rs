@@ -69,8 +69,9 @@ pub fn decode_for_model(
     Ok(prepare(&img, shape, style, invert))
 }
 
-/// Step 1 of [`load_for_model`]: RGB pixels with transparency composited.
-fn composite(img: &image::Rgba32FImage) -> Vec<[f32; 3]> {
+/// Step 1 of [`load_for_model`]: RGB pixels with transparency composited (also how a folder of
+/// images is read for training, so that both see the same pixels).
+pub(crate) fn composite(img: &image::Rgba32FImage) -> Vec<[f32; 3]> {
     let (mut ink, mut weight) = (0f32, 0f32);
     for p in img.pixels() {
         ink += p[3] * luma([p[0], p[1], p[2]]);

@@ -231,7 +231,8 @@ pub(crate) struct Decoded {
 }
 
 /// Decodes `path` and fits it in `[h, w]`: scaled keeping its aspect ratio (when its size differs)
-/// and centred on black. Transparency is dropped (composited over black).
+/// and centred on black. Transparency is composited as `predict` does it
+/// ([`crate::image_io::composite`]: over white when the picture is dark, over black when light).
 fn decode(path: &Path, [h, w]: [usize; 2]) -> Result<Decoded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode_bytes(&bytes, path, [h, w])
@@ -246,8 +247,16 @@ pub(crate) fn decode_bytes(bytes: &[u8], path: &Path, [h, w]: [usize; 2]) -> Res
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 4);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| bad(&e))?;
+    let mut img = reader.decode().map_err(|e| bad(&e))?;
     let colour = img.color().has_color();
+    if img.color().has_alpha() {
+        // Over white or black as `predict` does, not the colour stored under alpha 0.
+        let (w, h) = (img.width(), img.height());
+        let rgb = crate::image_io::composite(&img.to_rgba32f());
+        let rgb = image::Rgb32FImage::from_raw(w, h, rgb.into_iter().flatten().collect())
+            .expect("w·h pixels");
+        img = image::DynamicImage::ImageRgb32F(rgb);
+    }
     let c = if colour { 3 } else { 1 };
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let img = if (ih, iw) == (h, w) {
@@ -334,6 +343,43 @@ mod tests {
         assert_eq!(g.len(), 4);
         let gray = decode_bytes(&png(2, 2, false), Path::new("a.png"), [2, 2]).unwrap();
         assert_eq!(planes(&gray, 3), gray.pixels.repeat(3));
+    }
+
+    #[test]
+    fn transparency_is_composited_as_predict_does() {
+        // Dark ink on a transparent background that stores red under alpha 0.
+        let img = image::RgbaImage::from_fn(4, 4, |x, _| {
+            if x == 0 {
+                image::Rgba([0, 0, 0, 255])
+            } else {
+                image::Rgba([255, 0, 0, 0])
+            }
+        });
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::from(img)
+            .write_to(&mut bytes, image::ImageFormat::Png)
+            .unwrap();
+        let bytes = bytes.into_inner();
+        let d = decode_bytes(&bytes, Path::new("a.png"), [4, 4]).unwrap();
+        // Over white: the background is (255, 255, 255), not red.
+        assert_eq!(&d.pixels[1..4], &[255; 3], "red plane, row 0");
+        assert_eq!(&d.pixels[16 + 1..16 + 4], &[255; 3], "green plane, row 0");
+        assert_eq!(d.pixels[0], 0, "the ink");
+        let style = crate::data::input::ImageStyle {
+            background: None,
+            fit: crate::data::input::Fit::Whole,
+        };
+        let p = crate::image_io::decode_for_model(
+            &bytes,
+            Path::new("a.png"),
+            [3, 4, 4],
+            style,
+            None,
+            1 << 20,
+        )
+        .unwrap();
+        let folder: Vec<f32> = d.pixels.iter().map(|&v| v as f32 / 255.0).collect();
+        assert_eq!(p, folder, "training and predict see the same pixels");
     }
 
     #[test]
