@@ -133,6 +133,14 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
         Some(s) => s,
         None => first_size(&files, opts.skip_bad)?,
     };
+    if size[0] == 0 || size[1] == 0 || size[0] as u128 * size[1] as u128 > MAX_PIXELS as u128 {
+        return Err(Error::invalid(format!(
+            "{}: images of {}×{} pixels: every image is fitted to this size, which must be at least 1×1 and at most {MAX_PIXELS} pixels (2^26); give a smaller --image-size",
+            dir.display(),
+            size[0],
+            size[1]
+        )));
+    }
     let bar = progress(files.len(), "decoding images");
     let decoded: Vec<Result<Decoded>> = files
         .par_iter()
@@ -380,6 +388,25 @@ mod tests {
         .unwrap();
         let folder: Vec<f32> = d.pixels.iter().map(|&v| v as f32 / 255.0).collect();
         assert_eq!(p, folder, "training and predict see the same pixels");
+    }
+
+    #[test]
+    fn a_size_past_the_pixel_limit_is_refused_before_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/x.png"), png(2, 2, false)).unwrap();
+        for size in [[100_000, 100_000], [1 << 40, 1 << 40], [0, 5]] {
+            let opts = FolderOptions {
+                size: Some(size),
+                ..FolderOptions::default()
+            };
+            let e = read(dir.path(), &opts).err().unwrap().to_string();
+            assert!(
+                e.contains(&format!("images of {}×{} pixels", size[0], size[1]))
+                    && e.contains("at most 67108864 pixels (2^26)"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
