@@ -50,7 +50,10 @@ pub fn decode_for_model(
     let not_image = |e: image::ImageError| {
         Error::format(
             source,
-            format!("not a readable PNG, JPEG or PGM image: {e}"),
+            format!(
+                "not a readable PNG, JPEG or PGM image: {}",
+                e.to_string().escape_debug()
+            ),
         )
     };
     let reader = || {

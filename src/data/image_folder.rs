@@ -217,7 +217,10 @@ fn first_size(files: &[(PathBuf, u32)], skip_bad: bool) -> Result<[usize; 2]> {
                 r.with_guessed_format()
                     .map_err(|e| Error::io(path, e))?
                     .into_dimensions()
-                    .map_err(|e| Error::format(path, format!("not an image: {e}")))
+                    .map_err(|e| {
+                        let e = e.to_string();
+                        Error::format(path, format!("not an image: {}", e.escape_debug()))
+                    })
             }) {
             Ok((w, h)) => return Ok([h as usize, w as usize]),
             Err(_) if skip_bad => continue,
@@ -248,7 +251,13 @@ fn decode(path: &Path, [h, w]: [usize; 2]) -> Result<Decoded> {
 
 /// [`decode`] on the bytes of a file (`path` names it in errors).
 pub(crate) fn decode_bytes(bytes: &[u8], path: &Path, [h, w]: [usize; 2]) -> Result<Decoded> {
-    let bad = |e: &dyn std::fmt::Display| Error::format(path, format!("not an image: {e}"));
+    // The decoders' messages may span lines (zune-jpeg's do).
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::format(
+            path,
+            format!("not an image: {}", e.to_string().escape_debug()),
+        )
+    };
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| bad(&e))?;
