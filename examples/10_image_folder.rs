@@ -246,6 +246,13 @@ fn main() -> Result<()> {
         ckpt.display(),
         args.predict.display()
     );
-    scratchnet::report::predict_images(ckpt, None, &[args.predict.clone()], None, 1, None)?;
+    scratchnet::report::predict_images(
+        ckpt,
+        None,
+        std::slice::from_ref(&args.predict),
+        None,
+        1,
+        None,
+    )?;
     Ok(())
 }
