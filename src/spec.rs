@@ -332,7 +332,9 @@ pub fn parse(text: &str) -> Result<Vec<Call>> {
     parse_calls(text)
 }
 
-fn parse_calls(text: &str) -> Result<Vec<Call>> {
+/// Parses comma-separated calls as written, without presets or a `Sequential(...)` around them
+/// (also the `--augment` text).
+pub(crate) fn parse_calls(text: &str) -> Result<Vec<Call>> {
     Parser {
         text,
         chars: text.chars().collect(),
@@ -440,7 +442,7 @@ impl<'a> Bound<'a> {
         )
     }
 
-    fn bad<T>(&self, name: &str, col: usize, want: &str) -> Result<T> {
+    pub(crate) fn bad<T>(&self, name: &str, col: usize, want: &str) -> Result<T> {
         Err(Error::Syntax {
             text: self.text.to_string(),
             column: col,

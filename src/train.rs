@@ -4,8 +4,9 @@
 //! batch `b` of it gets the Dropout seed `mix(seed, e, b)`. Resuming therefore needs only the seed,
 //! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
 
+use crate::data::augment::Augment;
 use crate::data::dataset::{Dataset, Labels, gather};
-use crate::dist::{Group, Reducer, Single, check_same_weights, evaluate_in};
+use crate::dist::{Group, Held, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode};
 use crate::loss::{Loss, Targets};
@@ -94,6 +95,9 @@ pub struct Controls {
     pub lr_schedule: Option<LrSchedule>,
     /// `torch.nn.utils.clip_grad_norm_(params, max_norm)` before every step.
     pub clip_grad_norm: Option<f32>,
+    /// `--augment`: random transforms of every training batch.
+    #[serde(default)]
+    pub augment: Option<Augment>,
 }
 
 /// Loss and accuracy of a model over a dataset.
@@ -412,6 +416,43 @@ pub fn eval_sum(
     Ok(eval)
 }
 
+/// A batch as `--augment` transforms it: the rows of batch `idx` this process computes (all of
+/// them alone; under MPI its share of the batch, or with `--shard` the rows it holds), copied in
+/// batch order with their positions in the epoch (the augmentation draws by position), and the
+/// batch as indices into the copy (a row another rank computes points past the copy's end).
+struct BatchCopy {
+    data: Dataset,
+    positions: Vec<usize>,
+    idx: Vec<usize>,
+}
+
+impl BatchCopy {
+    /// `first`: the epoch position of the batch's first row; `split`: the batch is shared by ranks.
+    fn new(group: &dyn Group, train: Held, idx: &[usize], split: bool, first: usize) -> Self {
+        let places: Vec<usize> = match train {
+            Held::Whole(_) if split => {
+                crate::dist::share(idx.len(), group.rank(), group.size()).collect()
+            }
+            _ => (0..idx.len())
+                .filter(|&p| train.local(idx[p]).is_some())
+                .collect(),
+        };
+        let rows: Vec<usize> = places.iter().filter_map(|&p| train.local(idx[p])).collect();
+        let mut at = places.iter().enumerate().map(|(k, &p)| (p, k)).peekable();
+        let idx = (0..idx.len())
+            .map(|p| match at.next_if(|&(q, _)| q == p) {
+                Some((_, k)) => k,
+                None => rows.len() + p,
+            })
+            .collect();
+        BatchCopy {
+            data: train.data().select(&rows),
+            positions: places.iter().map(|p| first + p).collect(),
+            idx,
+        }
+    }
+}
+
 impl Trainer {
     /// A trainer at the start of a run: epoch 0, no history.
     pub fn new(model: Model, optimizer: Optimizer, loss: Loss, schedule: Schedule) -> Trainer {
@@ -456,7 +497,32 @@ impl Trainer {
         interrupt: Option<&AtomicBool>,
         on_batch: &mut dyn FnMut(usize, usize, f64),
     ) -> Result<Outcome> {
-        let n = train.len();
+        let test = test.map(Held::Whole);
+        self.run_epoch_held(group, Held::Whole(train), test, interrupt, on_batch)
+    }
+
+    /// [`Trainer::run_epoch_in`] with the rows of the data this rank holds (`--shard`: a part of
+    /// each set, see [`crate::dist`]): the same batches and the same weights as when every rank
+    /// holds every row.
+    ///
+    /// # Errors
+    /// As [`Trainer::run_epoch_in`]; a part of the data on one process.
+    pub fn run_epoch_held(
+        &mut self,
+        group: &dyn Group,
+        train: Held,
+        test: Option<Held>,
+        interrupt: Option<&AtomicBool>,
+        on_batch: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Outcome> {
+        let n = train.total();
+        let data = train.data();
+        if group.size() == 1 && data.len() != n {
+            return Err(Error::invalid(format!(
+                "one process holds {} of the {n} training rows; alone it needs all of them",
+                data.len()
+            )));
+        }
         let bs = self.schedule.batch_size;
         let batches = n.div_ceil(bs);
         let order = epoch_order(n, &self.schedule, self.position.epoch);
@@ -466,10 +532,37 @@ impl Trainer {
             None => Replica::for_model(&mut self.model, bs),
             Some(_) => None,
         };
+        if let Some(a) = &self.controls.augment {
+            a.check(data.sample_shape())?;
+        }
         let started = Instant::now();
         while self.position.batch < batches {
             let b = self.position.batch;
             let idx = &order[b * bs..((b + 1) * bs).min(n)];
+            let copy;
+            let (train, data, idx) = match &self.controls.augment {
+                Some(a) => {
+                    let split = ranks.is_some();
+                    let mut c = BatchCopy::new(group, train, idx, split, b * bs);
+                    a.apply(
+                        &mut c.data.x,
+                        &c.positions,
+                        self.schedule.seed,
+                        self.position.epoch,
+                    );
+                    copy = c;
+                    let held = match split {
+                        false => Held::Whole(&copy.data),
+                        true => Held::Part {
+                            data: &copy.data,
+                            first: 0,
+                            total: idx.len(),
+                        },
+                    };
+                    (held, &copy.data, &copy.idx[..])
+                }
+                None => (train, data, idx),
+            };
             let seed = crate::layers::mix(self.schedule.seed, self.position.epoch as u64, b as u64);
             let stop = interrupt.is_some_and(|f| f.load(Ordering::SeqCst));
             let (loss, right, stop) = match (&mut ranks, &mut replica) {
@@ -478,14 +571,14 @@ impl Trainer {
                     (s.loss, s.right, s.stop)
                 }
                 (None, Some(r)) if idx.len() >= 2 => {
-                    let (l, right) = r.pass(&mut self.model, self.loss, train, idx, seed)?;
+                    let (l, right) = r.pass(&mut self.model, self.loss, data, idx, seed)?;
                     (l, right, stop)
                 }
                 _ => {
                     let (l, right) = pass(
                         &mut self.model,
                         self.loss,
-                        train,
+                        data,
                         idx,
                         seed,
                         1.0,
@@ -550,7 +643,7 @@ impl Trainer {
         check_same_weights(group, &mut self.model, self.position.epoch + 1)?;
         let p = std::mem::take(&mut self.position);
         // Per-step targets count every position.
-        let per = train.y.per_sample();
+        let per = data.y.per_sample();
         let classes = per > 0;
         let stats = EpochStats {
             epoch: p.epoch + 1,
@@ -583,10 +676,12 @@ impl Trainer {
         Ok(Outcome::Finished(stats))
     }
 
-    /// The error for a diverged step, with the first layer whose output is not finite.
-    fn diverged(&mut self, train: &Dataset, idx: &[usize], batch: usize, what: &str) -> Error {
+    /// The error for a diverged step, with the first layer whose output is not finite (in the
+    /// rows of batch `idx` that this rank holds).
+    fn diverged(&mut self, train: Held, idx: &[usize], batch: usize, what: &str) -> Error {
         let mut x = Tensor::default();
-        gather(&train.x, idx, &mut x);
+        let held: Vec<usize> = idx.iter().filter_map(|&row| train.local(row)).collect();
+        gather(&train.data().x, &held, &mut x);
         let layer = match self.model.net().first_non_finite(x) {
             Ok(Some(l)) => l,
             _ => "every layer output is finite; the loss or update overflowed".into(),
@@ -758,6 +853,52 @@ mod tests {
             a.history.iter().map(|h| h.train_loss).collect::<Vec<_>>(),
             c.history.iter().map(|h| h.train_loss).collect::<Vec<_>>()
         );
+    }
+
+    /// The test pass sees the images as they are: its loss is `evaluate`'s, while training saw
+    /// them transformed (a run without `--augment` ends elsewhere).
+    #[test]
+    fn augmentation_trains_on_transformed_batches_and_never_tests_on_them() {
+        let n = 40;
+        let x = crate::init::uniform(
+            &[n, 1, 6, 6],
+            0.0,
+            1.0,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        );
+        let data =
+            Dataset::new(x, Labels::Classes((0..n as u32).map(|i| i % 2).collect())).unwrap();
+        let make = |augment: Option<&str>| {
+            let mut t = trainer(2, true);
+            t.model = Model::new("Flatten, Linear(36, 2)", &[1, 6, 6], 2).unwrap();
+            t.controls.augment = augment.map(|a| Augment::parse(a).unwrap());
+            t
+        };
+        let mut a = make(Some("RandomCrop(6, padding=2), RandomAffine(30)"));
+        let Outcome::Finished(stats) = a
+            .run_epoch(&data, Some(&data), None, &mut |_, _, _| {})
+            .unwrap()
+        else {
+            panic!()
+        };
+        let e = evaluate(&mut a.model, a.loss, &data, 100).unwrap();
+        assert_eq!(stats.test_loss, Some(e.loss));
+        let mut b = make(None);
+        b.run_epoch(&data, Some(&data), None, &mut |_, _, _| {})
+            .unwrap();
+        assert_ne!(flat_params(&mut a.model), flat_params(&mut b.model));
+        // Non-image data is refused before the first batch.
+        let mut t = trainer(0, false);
+        t.controls.augment = Some(Augment::parse("RandomHorizontalFlip()").unwrap());
+        let e = t
+            .run_epoch(&toy(8), None, None, &mut |_, _, _| {})
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("its transforms take images [C, H, W]"),
+            "{e}"
+        );
+        assert_eq!(t.position, Position::default());
     }
 
     #[test]

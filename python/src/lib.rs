@@ -19,6 +19,7 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use scratchnet::checkpoint;
+use scratchnet::data::augment::Augment;
 use scratchnet::data::dataset::Labels;
 use scratchnet::data::input::InputInfo;
 use scratchnet::init::Init;
@@ -233,7 +234,8 @@ impl Model {
         x, y, *, epochs = 10, batch_size = 50, loss = "cross-entropy", optimizer = "sgd", lr = 0.1,
         momentum = 0.0, dampening = 0.0, nesterov = false, weight_decay = None, alpha = 0.99,
         centered = false, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, lr_schedule = None,
-        clip_grad_norm = None, label_smoothing = None, early_stopping = None, shuffle = true,
+        clip_grad_norm = None, label_smoothing = None, augment = None, early_stopping = None,
+        shuffle = true,
         seed = None, validation_data = None, threads = None, verbose = 1
     ))]
     #[allow(clippy::too_many_arguments)] // one per keyword, as the CLI has one per flag
@@ -259,6 +261,7 @@ impl Model {
         lr_schedule: Option<&str>,
         clip_grad_norm: Option<f32>,
         label_smoothing: Option<f32>,
+        augment: Option<&str>,
         early_stopping: Option<usize>,
         shuffle: bool,
         seed: Option<u64>,
@@ -316,6 +319,10 @@ impl Model {
                 ))
             })
             .transpose()?;
+        let augment = augment.map(|a| ok(Augment::parse(a))).transpose()?;
+        if let Some(a) = &augment {
+            ok(a.check(train.sample_shape()))?;
+        }
         let m = self.net()?;
         ok(train::check_data(m, loss, &train, "training data"))?;
         if let Some(t) = &test {
@@ -345,6 +352,7 @@ impl Model {
         );
         trainer.controls.lr_schedule = lr_schedule;
         trainer.controls.clip_grad_norm = clip_grad_norm;
+        trainer.controls.augment = augment;
         let run = fit::Run {
             train: &train,
             test: test.as_ref(),

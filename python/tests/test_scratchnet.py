@@ -173,6 +173,28 @@ def test_early_stopping_ends_with_the_best_epoch_as_the_cli_checkpoint(cli, tmp_
     assert m.evaluate(Xv, yv)["loss"] == pytest.approx(best["test_loss"], rel=1e-12)
 
 
+def test_augment_trains_as_the_cli_does(cli, tmp_path):
+    rng = np.random.default_rng(4)
+    X = rng.random((60, 1, 8, 8), dtype=np.float32)
+    y = (X[:, 0, :, :4].mean(axis=(1, 2)) > X[:, 0, :, 4:].mean(axis=(1, 2))).astype(np.int64)
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Y.npy", y)
+    text, aug = "Flatten, Linear(64,2)", "RandomCrop(8, padding=2), RandomAffine(15, translate=(0.1, 0.1))"
+    m = scratchnet.Model(text, input_shape=(1, 8, 8), seed=0)
+    m.fit(X, y, epochs=2, batch_size=10, augment=aug, verbose=0)
+    m.save(tmp_path / "py.safetensors")
+    run_cli(cli, "train", "--model", text, "--data", f"{tmp_path}/X.npy:{tmp_path}/Y.npy",
+            "--epochs", "2", "--batch-size", "10", "--augment", aug,
+            "--out", tmp_path / "cli.safetensors", "--quiet")
+    assert tensors(tmp_path / "py.safetensors") == tensors(tmp_path / "cli.safetensors")
+    plain = scratchnet.Model(text, input_shape=(1, 8, 8), seed=0)
+    plain.fit(X, y, epochs=2, batch_size=10, verbose=0)
+    assert not np.array_equal(plain.predict(X), m.predict(X))
+    with pytest.raises(ValueError) as e:
+        scratchnet.Model(MLP, input_shape=(4,)).fit(*blobs(20), augment="RandomHorizontalFlip()")
+    assert "its transforms take images [C, H, W]" in str(e.value)
+
+
 def test_threads_do_not_change_the_weights():
     X, y = blobs(300)
     ws = []

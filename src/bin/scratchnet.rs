@@ -10,11 +10,13 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use rand::SeedableRng;
 use scratchnet::checkpoint;
+use scratchnet::data::augment::Augment;
 use scratchnet::data::dataset::{Dataset, Labels};
 use scratchnet::data::input::{self, InputInfo};
+use scratchnet::data::shard::{self, Part};
 use scratchnet::data::source::{self, DataArgs};
 use scratchnet::data::text;
-use scratchnet::dist;
+use scratchnet::dist::{self, Held};
 use scratchnet::model::Model;
 use scratchnet::optim::{self, Config, Optimizer};
 use scratchnet::resume::{self, Resume};
@@ -190,6 +192,9 @@ struct BenchArgs {
     /// --threads cores: the machine's GEMM peak as our kernels reach it.
     #[arg(long, value_name = "SIZE")]
     peak: Option<usize>,
+    /// Also time, after each epoch, one with these --augment transforms (its cost, side by side).
+    #[arg(long, value_name = "TRANSFORMS")]
+    augment: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -247,6 +252,12 @@ struct TrainArgs {
     /// Cross-entropy label smoothing ε (nn.CrossEntropyLoss(label_smoothing=ε)).
     #[arg(long)]
     label_smoothing: Option<f32>,
+    /// Random transforms of every training batch, as torchvision's: "RandomCrop(28, padding=4),
+    /// RandomHorizontalFlip(), RandomAffine(degrees=10, translate=(0.1, 0.1))" (also
+    /// RandomVerticalFlip, and RandomAffine's scale, shear, interpolation, fill, center). Images
+    /// only; drawn from --seed per sample; never applied to the test pass, eval or predict.
+    #[arg(long, value_name = "TRANSFORMS")]
+    augment: Option<String>,
     /// Stop when the test loss has not improved for PATIENCE epochs; the checkpoint is then the
     /// best epoch's.
     #[arg(long, value_name = "PATIENCE")]
@@ -275,6 +286,11 @@ struct TrainArgs {
     /// Take batches in order (the last one smaller), as DataLoader(shuffle=False).
     #[arg(long)]
     no_shuffle: bool,
+    /// Under mpirun: each rank loads only its contiguous 1/R of the training and test rows
+    /// (X.npy:Y.npy pairs are read at those rows only; other forms are read whole, then the rest
+    /// is dropped). The run is the same.
+    #[arg(long)]
+    shard: bool,
     /// Seed for initial weights, shuffling, Dropout and splits.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -770,6 +786,12 @@ fn check_same_run(a: &TrainArgs, given: &Given, r: &Resume, model: Option<&str>)
             quote(&a.optimizer),
             quote(&kind),
         ),
+        (
+            "augment",
+            "--augment",
+            quote(&a.augment.as_deref().map(str::trim)),
+            quote(&r.controls.augment.as_ref().map(|t| t.to_string())),
+        ),
     ];
     for (id, flag, got, saved) in checks {
         if given.has(id) && got != saved {
@@ -899,6 +921,9 @@ fn resume_command(a: &TrainArgs, out: &Path) -> String {
     }
     if a.quiet {
         cmd += " --quiet";
+    }
+    if a.shard {
+        cmd += " --shard";
     }
     cmd
 }
@@ -1033,16 +1058,45 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         regression: matches!(loss_name.as_deref(), Some("mse" | "quadratic")),
         ..source::Expect::default()
     };
-    let (mut train, mut test) = source::load_for(&data_args, &expect)?;
+    // --shard: each rank holds its part of the data (see scratchnet::data::shard).
+    let (rank, size) = (group.rank(), group.size());
+    let sharded = a.shard && size > 1;
+    let (mut train, mut test) = if sharded {
+        shard::load_part(&data_args, &expect, rank, size)?
+    } else {
+        let (train, test) = source::load_for(&data_args, &expect)?;
+        (Part::whole(train), test.map(Part::whole))
+    };
+    if train.data.len() < train.total && data_args.normalize.as_deref() == Some("auto") {
+        bail!(
+            "--normalize auto takes the mean and std of the whole training set, and with --shard \
+             this rank read only its rows of it: give the numbers (--normalize MEAN,STD)"
+        );
+    }
     // A table's features are standardised with the training split's statistics, recorded in the
     // checkpoint for eval and predict.
-    let mut input = InputInfo::for_training(&train, !data_args.no_standardize);
+    let mut input = InputInfo::for_training(&train.data, !data_args.no_standardize);
     if let Some(spec) = &data_args.normalize {
-        input.standardize = Some(scratchnet::data::input::Standardize::parse(spec, &train.x)?);
+        input.standardize = Some(scratchnet::data::input::Standardize::parse(
+            spec,
+            &train.data.x,
+        )?);
     }
-    input.prepare(&mut train.x)?;
+    input.prepare(&mut train.data.x)?;
     if let Some(t) = &mut test {
-        input.prepare(&mut t.x)?;
+        input.prepare(&mut t.data.x)?;
+    }
+    // Data read whole is cut now, its inputs prepared from the whole set.
+    let (train, test) = match sharded {
+        true => (train.keep(rank, size), test.map(|t| t.keep(rank, size))),
+        false => (train, test),
+    };
+    fn held(p: &Part, sharded: bool) -> Held<'_> {
+        if sharded {
+            p.held()
+        } else {
+            Held::Whole(&p.data)
+        }
     }
     let (mut trainer, origin) = match resumed {
         Some((ck, r)) => {
@@ -1050,7 +1104,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 epochs: Some(a.epochs),
                 ..r.origin.clone()
             };
-            let model = model_from(&ck, None, train.sample_shape())?;
+            let model = model_from(&ck, None, train.data.sample_shape())?;
             let mut trainer = r.into_trainer(model, &ck)?;
             for change in retune(&mut trainer, &a, given)? {
                 if lead {
@@ -1075,11 +1129,11 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             let model = match (&a.model, &a.init) {
                 (_, Some(init)) => {
                     let ck = dist::read_checkpoint(group, init)?;
-                    model_from(&ck, a.model.as_deref(), train.sample_shape())?
+                    model_from(&ck, a.model.as_deref(), train.data.sample_shape())?
                 }
                 (Some(text), None) => {
                     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
-                    let mut m = Model::build(text, train.sample_shape(), &mut rng)?;
+                    let mut m = Model::build(text, train.data.sample_shape(), &mut rng)?;
                     if let Some(name) = &a.initializer {
                         Init::parse(name)?.apply(m.net(), &mut rng);
                     }
@@ -1102,7 +1156,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
             };
             let mut trainer = Trainer::new(model, optimizer, loss, schedule);
             if let Some(text) = &a.lr_schedule {
-                let batches = train.len().div_ceil(a.batch_size);
+                let batches = train.total.div_ceil(a.batch_size);
                 trainer.controls.lr_schedule = Some(LrSchedule::new(
                     text,
                     &mut trainer.optimizer.config,
@@ -1111,22 +1165,37 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 )?);
             }
             trainer.controls.clip_grad_norm = a.clip_grad_norm;
+            trainer.controls.augment = a.augment.as_deref().map(Augment::parse).transpose()?;
             (trainer, origin)
         }
     };
-    train::check_data(&trainer.model, trainer.loss, &train, "training data")?;
-    if let Some(t) = &test {
-        train::check_data(&trainer.model, trainer.loss, t, "test data")?;
+    // Fill values go through --normalize as the inputs did.
+    if let Some(aug) = trainer.controls.augment.take() {
+        let aug = aug.normalized(input.standardize.as_ref());
+        aug.check(train.data.sample_shape())?;
+        trainer.controls.augment = Some(aug);
     }
-    for w in train::data_warnings(&train).into_iter().filter(|_| lead) {
+    // A rank may hold no rows of a small set (the others check theirs).
+    for (p, what) in [
+        (Some(&train), "training data"),
+        (test.as_ref(), "test data"),
+    ] {
+        if let Some(p) = p.filter(|p| !p.data.is_empty() || p.total == 0) {
+            train::check_data(&trainer.model, trainer.loss, &p.data, what)?;
+        }
+    }
+    for w in train::data_warnings(&train.data)
+        .into_iter()
+        .filter(|_| lead)
+    {
         eprintln!("warning: training data: {w}");
     }
     trainer
         .model
-        .check_memory(trainer.schedule.batch_size.min(train.len()))?;
+        .check_memory(trainer.schedule.batch_size.min(train.total))?;
     if let Some(s) = &trainer.controls.lr_schedule
         && s.per_batch()
-        && a.epochs * train.len().div_ceil(trainer.schedule.batch_size) > s.total_steps
+        && a.epochs * train.total.div_ceil(trainer.schedule.batch_size) > s.total_steps
     {
         bail!(
             "--epochs {}: the run's OneCycleLR was planned for {} steps, fewer than {} epochs take; start a new run with --init",
@@ -1151,15 +1220,22 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         dist::agree(group, &run_facts(&trainer, &train, test.as_ref(), &a))
             .map_err(|e| AllRanks(e.into()))?;
         dist::broadcast_params(group, &mut trainer.model);
+        if sharded {
+            let test = test.as_ref().map(|t| held(t, true));
+            let lines = dist::held_lines(group, held(&train, true), test);
+            if lead && !a.quiet {
+                println!("{}", lines.join("\n"));
+            }
+        }
     }
 
     if !a.quiet && lead {
         println!("{}", trainer.model.summary_table());
         println!(
             "training on {} samples{}, {} loss, {}, batch {}, epochs {} → {}",
-            train.len(),
+            train.total,
             test.as_ref()
-                .map_or(String::new(), |t| format!(" (testing on {})", t.len())),
+                .map_or(String::new(), |t| format!(" (testing on {})", t.total)),
             trainer.loss,
             trainer.optimizer.config,
             trainer.schedule.batch_size,
@@ -1174,7 +1250,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
     let save = |trainer: &mut Trainer| -> Result<()> {
         let mut meta = resume::metadata(trainer, &data_args, &origin)?;
         meta.extend(input.metadata());
-        if let Some(names) = &train.class_names {
+        if let Some(names) = &train.data.class_names {
             meta.insert(
                 checkpoint::CLASSES_KEY.into(),
                 serde_json::to_string(names)?,
@@ -1187,13 +1263,13 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         {
             meta.insert(
                 text::KEY.into(),
-                serde_json::json!({ "seq_len": train.sample_shape()[0] }).to_string(),
+                serde_json::json!({ "seq_len": train.data.sample_shape()[0] }).to_string(),
             );
         }
         save_or_rescue(trainer, &out, &meta)
     };
 
-    let batches = train.len().div_ceil(trainer.schedule.batch_size);
+    let batches = train.total.div_ceil(trainer.schedule.batch_size);
     let mut observers: Vec<Box<dyn train::Observer>> = Vec::new();
     let board = match a.tensorboard.as_deref().filter(|_| lead) {
         Some(dir) => {
@@ -1216,7 +1292,7 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                     path,
                     a.stats_every,
                     batches,
-                    train.x.rows(0, train.len().min(64)),
+                    train.data.x.rows(0, train.data.len().min(64)),
                 )?,
             ));
             observers.push(Box::new(s.clone()));
@@ -1234,8 +1310,8 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
                 "127.0.0.1",
                 port,
                 &trainer,
-                &train,
-                test.as_ref(),
+                &train.data,
+                test.as_ref().map(|t| &t.data),
                 a.epochs,
                 every,
             )?;
@@ -1267,10 +1343,10 @@ fn train_run(mut a: TrainArgs, given: &Given, group: &dyn dist::Group) -> Result
         // On a pool thread, each product's two halves start at once (the caller runs one, the other
         // core steals the second) instead of both being sent to the pool from outside.
         let outcome = rayon::scope(|_| {
-            trainer.run_epoch_in(
+            trainer.run_epoch_held(
                 group,
-                &train,
-                test.as_ref(),
+                held(&train, sharded),
+                test.as_ref().map(|t| held(t, sharded)),
                 Some(&interrupt),
                 &mut |done, total, loss| {
                     progress.update(done, total, loss);
@@ -1388,19 +1464,25 @@ fn early_stop(
 }
 
 /// What every rank of a run must agree on: its data, model, loss, optimiser, schedule and position.
+/// With `--shard` each rank holds other rows, so their checksums are not compared: only the
+/// number of rows and their shape.
 fn run_facts(
     t: &Trainer,
-    train: &Dataset,
-    test: Option<&Dataset>,
+    train: &Part,
+    test: Option<&Part>,
     a: &TrainArgs,
 ) -> Vec<(&'static str, String)> {
-    let data = |d: Option<&Dataset>| {
+    let data = |d: Option<&Part>| {
         d.map_or("none".into(), |d| {
-            format!("{} samples of shape {:?}", d.len(), d.sample_shape())
+            format!("{} samples of shape {:?}", d.total, d.data.sample_shape())
         })
     };
-    let sum = |d: Option<&Dataset>| d.map_or(0, dist::checksum).to_string();
+    let sum = |d: Option<&Part>| match d {
+        Some(_) if a.shard => "not compared (--shard)".into(),
+        d => d.map_or(0, |d| dist::checksum(&d.data)).to_string(),
+    };
     vec![
+        ("--shard", a.shard.to_string()),
         ("training data", data(Some(train))),
         ("training data (checksum)", sum(Some(train))),
         ("test data", data(test)),
@@ -1682,8 +1764,9 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
     } else {
         a.model.split(',').map(str::trim).collect()
     };
+    let augment = a.augment.as_deref().map(Augment::parse).transpose()?;
     for m in models {
-        let r = bench::bench(m, &train, &test, a.repeats)?;
+        let r = bench::bench(m, &train, &test, a.repeats, augment.as_ref())?;
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
         } else {
@@ -1701,6 +1784,15 @@ fn bench_cmd(a: BenchArgs) -> Result<()> {
                 r.test_seconds,
                 r.peak_rss_mib
             );
+            if let (Some(t), Some(all)) = (r.augment_median_seconds, &r.augment_epoch_seconds) {
+                println!(
+                    "{m} with --augment: {t:.2} s/epoch (median of {:?}), {:+.1}% against the epochs without",
+                    all.iter()
+                        .map(|t| (t * 100.0).round() / 100.0)
+                        .collect::<Vec<_>>(),
+                    100.0 * (t / r.median_seconds - 1.0)
+                );
+            }
         }
     }
     Ok(())

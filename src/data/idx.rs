@@ -92,6 +92,37 @@ pub fn read_labels(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
+/// Rows `pick(count)` of an images file, read as [`read_idx_rows`] reads them: `(count, rows,
+/// cols, the rows' pixels)`.
+///
+/// # Errors
+/// As [`read_images`].
+pub fn read_images_rows(
+    path: &Path,
+    pick: impl FnOnce(usize) -> std::ops::Range<usize>,
+) -> Result<(usize, usize, usize, Vec<u8>)> {
+    let (idx, count) = read_idx_rows(path, pick)?;
+    match idx.dims[..] {
+        [_, rows, cols] => Ok((count, rows, cols, idx.data)),
+        _ => Err(wrong_kind(path, "images", 3, &idx.dims)),
+    }
+}
+
+/// Labels `pick(count)` of a labels file, read as [`read_idx_rows`] reads them, and `count`.
+///
+/// # Errors
+/// As [`read_labels`].
+pub fn read_labels_rows(
+    path: &Path,
+    pick: impl FnOnce(usize) -> std::ops::Range<usize>,
+) -> Result<(Vec<u8>, usize)> {
+    let (idx, count) = read_idx_rows(path, pick)?;
+    match idx.dims[..] {
+        [_] => Ok((idx.data, count)),
+        _ => Err(wrong_kind(path, "labels", 1, &idx.dims)),
+    }
+}
+
 /// The error for an IDX file with `dims` where one with `want` dimensions was needed.
 fn wrong_kind(path: &Path, expected: &str, want: usize, dims: &[usize]) -> Error {
     let got = match dims.len() {
@@ -145,6 +176,16 @@ fn gunzip(raw: &[u8], path: &Path) -> Result<Vec<u8>> {
 
 /// Checks the header and length; errors are messages without the path.
 fn check_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
+    let (dims, data_at) = header(&bytes)?;
+    check_len(&dims, data_at, bytes.len() - data_at)?;
+    Ok(Idx {
+        dims,
+        data: bytes.split_off(data_at),
+    })
+}
+
+/// The dimensions and the data's offset, from the first bytes (at least the header).
+fn header(bytes: &[u8]) -> std::result::Result<(Vec<usize>, usize), String> {
     let [zero0, zero1, kind, ndims, ..] = bytes[..] else {
         return Err(format!(
             "expected a 4-byte IDX magic, the data has only {} bytes",
@@ -174,17 +215,21 @@ fn check_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
             bytes.len()
         ));
     };
-    let dims: Vec<usize> = sizes
+    let dims = sizes
         .as_chunks::<4>()
         .0
         .iter()
         .map(|&b| u32::from_be_bytes(b) as usize)
         .collect();
+    Ok((dims, data_at))
+}
+
+/// Checks that `got` bytes of data are exactly what `dims` need.
+fn check_len(dims: &[usize], data_at: usize, got: usize) -> std::result::Result<(), String> {
     let expected = dims
         .iter()
         .try_fold(1usize, |n, &d| n.checked_mul(d))
         .ok_or_else(|| format!("dims {dims:?} are too large to address"))?;
-    let got = bytes.len() - data_at;
     if got < expected {
         return Err(format!(
             "data is truncated: dims {dims:?} need {expected} bytes from byte {data_at}, got {got}"
@@ -198,10 +243,91 @@ fn check_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
             data_at + expected
         ));
     }
-    Ok(Idx {
-        dims,
-        data: bytes.split_off(data_at),
-    })
+    Ok(())
+}
+
+/// Rows `pick(n)` of the IDX file at `path` (`[n, …]`), and `n`. A raw file is read at those
+/// rows only; a gzip one is decompressed as a stream that keeps only those rows (the whole file
+/// is read, but never held). The returned array has dimensions `[rows, …]`.
+///
+/// # Errors
+/// As [`read_idx`].
+pub fn read_idx_rows(
+    path: &Path,
+    pick: impl FnOnce(usize) -> std::ops::Range<usize>,
+) -> Result<(Idx, usize)> {
+    use std::io::{BufReader, Seek, SeekFrom};
+    let io = |e| Error::io(path, e);
+    let mut file = fs::File::open(path).map_err(io)?;
+    let mut magic = Vec::new();
+    file.by_ref().take(2).read_to_end(&mut magic).map_err(io)?;
+    file.seek(SeekFrom::Start(0)).map_err(io)?;
+    let gzipped = magic == GZIP_MAGIC;
+    let fail = |msg: String| {
+        let note = if gzipped {
+            " (offsets in the decompressed data)"
+        } else {
+            ""
+        };
+        Error::format(path, format!("{msg}{note}"))
+    };
+    let file_len = file.metadata().map_err(io)?.len() as usize;
+    let mut stream: Box<dyn Read> = match gzipped {
+        true => Box::new(MultiGzDecoder::new(BufReader::new(
+            file.try_clone().map_err(io)?,
+        ))),
+        false => Box::new(file.try_clone().map_err(io)?),
+    };
+    let gz_err = |e: std::io::Error| {
+        fail(format!(
+            "expected a valid gzip stream (the file starts with 1f 8b), decompression failed: {e}"
+        ))
+    };
+    // The header: magic, then the sizes (their count is byte 3).
+    let mut head = Vec::new();
+    let read = |s: &mut Box<dyn Read>, n: usize, into: &mut Vec<u8>| {
+        s.take(n as u64).read_to_end(into).map_err(gz_err)
+    };
+    read(&mut stream, 4, &mut head)?;
+    let sizes = 4 * usize::from(head.get(3).copied().unwrap_or(0));
+    read(&mut stream, sizes.min(16), &mut head)?;
+    let (dims, data_at) = header(&head).map_err(fail)?;
+    let n = dims[0];
+    let row: usize = dims[1..].iter().product();
+    let rows = pick(n);
+    assert!(
+        rows.start <= rows.end && rows.end <= n,
+        "rows within the array"
+    );
+    if rows.len().saturating_mul(row) > crate::tensor::MAX_VALUES {
+        return Err(fail(format!(
+            "rows {rows:?} of dims {dims:?} hold more than {} bytes, the most read here",
+            crate::tensor::MAX_VALUES
+        )));
+    }
+    let mut data = Vec::new();
+    if gzipped {
+        let skip = std::io::copy(
+            &mut stream.by_ref().take((rows.start * row) as u64),
+            &mut std::io::sink(),
+        );
+        let skipped = skip.map_err(gz_err)? as usize;
+        read(&mut stream, rows.len() * row, &mut data)?;
+        let rest = std::io::copy(&mut stream, &mut std::io::sink()).map_err(gz_err)? as usize;
+        check_len(&dims, data_at, skipped + data.len() + rest).map_err(fail)?;
+    } else {
+        check_len(&dims, data_at, file_len.saturating_sub(data_at)).map_err(fail)?;
+        file.seek(SeekFrom::Start((data_at + rows.start * row) as u64))
+            .map_err(io)?;
+        read(
+            &mut (Box::new(file) as Box<dyn Read>),
+            rows.len() * row,
+            &mut data,
+        )?;
+    }
+    let mut dims = dims;
+    dims[0] = rows.len();
+    Ok((Idx { dims, data }, n))
 }
 
 /// The IDX name of an element type byte.
@@ -404,5 +530,44 @@ mod tests {
     fn missing_file_is_an_io_error() {
         let err = read_labels(Path::new("/no/such/labels")).unwrap_err();
         assert!(matches!(err, Error::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn rows_raw_or_gzipped_are_those_of_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let body: Vec<u8> = (0..5 * 2 * 3).map(|v| v as u8 * 3).collect();
+        let raw = idx_bytes(UNSIGNED_BYTE, &[5, 2, 3], &body);
+        for (name, bytes) in [("raw", raw.clone()), ("gz", gzip(&raw))] {
+            let path = file(&dir, name, &bytes);
+            let (part, n) = read_idx_rows(&path, |n| n - 3..n - 1).unwrap();
+            assert_eq!((n, part.dims.as_slice()), (5, &[2, 2, 3][..]), "{name}");
+            assert_eq!(part.data, body[12..24], "{name}");
+            let (images, _) = (read_images_rows(&path, |_| 0..5).unwrap(), ());
+            assert_eq!(images, (5, 2, 3, body.clone()), "{name}");
+        }
+        let labels = file(
+            &dir,
+            "labels",
+            &idx_bytes(UNSIGNED_BYTE, &[4], &[7, 8, 9, 6]),
+        );
+        assert_eq!(
+            read_labels_rows(&labels, |_| 1..3).unwrap(),
+            (vec![8, 9], 4)
+        );
+        let e = read_labels_rows(&file(&dir, "raw", &raw), |_| 0..1).unwrap_err();
+        assert!(message(e).starts_with("expected an IDX labels file"));
+    }
+
+    #[test]
+    fn rows_of_a_truncated_or_long_file_are_refused_as_the_whole_is() {
+        let dir = tempfile::tempdir().unwrap();
+        for body in [&[1u8; 5][..], &[1; 7]] {
+            let raw = idx_bytes(UNSIGNED_BYTE, &[3, 2], body);
+            for (name, bytes) in [("raw", raw.clone()), ("gz", gzip(&raw))] {
+                let path = file(&dir, name, &bytes);
+                let part = message(read_idx_rows(&path, |_| 0..1).unwrap_err());
+                assert_eq!(part, message(read_idx(&path).unwrap_err()), "{name}");
+            }
+        }
     }
 }

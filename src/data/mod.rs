@@ -1,6 +1,7 @@
 //! Data: file formats (IDX, .npy, CSV tables), datasets, where to find them, and how to fetch them.
 
 pub mod atomic;
+pub mod augment;
 pub mod dataset;
 #[cfg(feature = "cli")]
 pub mod download;
@@ -12,6 +13,7 @@ pub mod image_style;
 pub mod input;
 pub mod npy;
 pub mod npz;
+pub mod shard;
 pub mod source;
 pub mod table;
 pub mod text;

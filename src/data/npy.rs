@@ -126,46 +126,132 @@ fn header_v1(descr: &str, shape: &[usize]) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The array a file's header describes.
+struct Layout {
+    shape: Vec<usize>,
+    descr: String,
+    dtype: Dtype,
+    /// The byte offset of the data.
+    data_at: usize,
+    /// The data's length in bytes: `product(shape) · itemsize`.
+    len: usize,
+}
+
+impl Layout {
+    /// The layout from the first bytes of a file (at least its header), checked.
+    fn read(bytes: &[u8]) -> std::result::Result<Layout, String> {
+        let (text, header_at) = split_header(bytes)?;
+        let header = parse_header(text, header_at)?;
+        if header.fortran_order {
+            return Err(
+                "fortran_order is True, expected C order; save the array with \
+                        np.save(path, np.ascontiguousarray(a))"
+                    .to_owned(),
+            );
+        }
+        let dtype = Dtype::parse(&header.descr)?;
+        let shape = header.shape;
+        let len = element_count(&shape)
+            .and_then(|n| n.checked_mul(dtype.size()))
+            .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
+        Ok(Layout {
+            shape,
+            descr: header.descr,
+            dtype,
+            data_at: header_at + text.len(),
+            len,
+        })
+    }
+
+    /// Checks that a file of `file_len` bytes holds exactly the data, no less and no more.
+    fn check_len(&self, file_len: usize) -> std::result::Result<(), String> {
+        let (shape, expected, data_at) = (&self.shape, self.len, self.data_at);
+        let body = file_len.saturating_sub(data_at);
+        if body < expected {
+            return Err(format!(
+                "data is truncated: shape {shape:?} of '{}' needs {expected} bytes from byte \
+                 {data_at}, got {body}",
+                self.descr,
+            ));
+        }
+        if body > expected {
+            return Err(format!(
+                "{} unexpected bytes after the data at byte {}: shape {shape:?} of '{}' needs \
+                 exactly {expected} bytes from byte {data_at}",
+                body - expected,
+                data_at + expected,
+                self.descr
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole file, checked; errors are messages without the path.
 fn decode_npy(bytes: &[u8]) -> std::result::Result<Npy, String> {
-    let (text, header_at) = split_header(bytes)?;
-    let header = parse_header(text, header_at)?;
-    if header.fortran_order {
-        return Err(
-            "fortran_order is True, expected C order; save the array with \
-                    np.save(path, np.ascontiguousarray(a))"
-                .to_owned(),
-        );
-    }
-    let dtype = Dtype::parse(&header.descr)?;
-    let shape = header.shape;
-    let data_at = header_at + text.len();
-    let body = &bytes[data_at..];
-    let expected = element_count(&shape)
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .ok_or_else(|| format!("shape {shape:?} is too large to address"))?;
-    if body.len() < expected {
-        return Err(format!(
-            "data is truncated: shape {shape:?} of '{}' needs {expected} bytes from byte \
-             {data_at}, got {}",
-            header.descr,
-            body.len()
-        ));
-    }
-    if body.len() > expected {
-        return Err(format!(
-            "{} unexpected bytes after the data at byte {}: shape {shape:?} of '{}' needs \
-             exactly {expected} bytes from byte {data_at}",
-            body.len() - expected,
-            data_at + expected,
-            header.descr
-        ));
-    }
+    let l = Layout::read(bytes)?;
+    l.check_len(bytes.len())?;
     Ok(Npy {
-        shape,
-        data: dtype.decode(body, data_at)?,
-        dtype: header.descr,
+        data: l.dtype.decode(&bytes[l.data_at..], l.data_at)?,
+        shape: l.shape,
+        dtype: l.descr,
     })
+}
+
+/// Rows `pick(n)` of the array `[n, …]` in the `.npy` file at `path`, and `n`: reads the header
+/// and those rows' bytes only (a part of a file larger than memory). The returned array has
+/// shape `[rows, …]`.
+///
+/// # Errors
+/// As [`read_npy`] (the file's length is checked against its header, not its bytes read), and
+/// [`Error::Format`] for a 0-d array.
+pub fn read_npy_rows(
+    path: &Path,
+    pick: impl FnOnce(usize) -> std::ops::Range<usize>,
+) -> Result<(Npy, usize)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let fail = |msg: String| Error::format(path, msg);
+    let mut file = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len() as usize;
+    // Magic, version and the header's length (2 bytes in version 1.0, else 4), then the header.
+    let mut head = Vec::new();
+    let io = |e| Error::io(path, e);
+    file.by_ref().take(12).read_to_end(&mut head).map_err(io)?;
+    let header_end = match head.get(6..12) {
+        Some([1, _, a, b, ..]) => 10 + usize::from(u16::from_le_bytes([*a, *b])),
+        Some([_, _, a, b, c, d]) => 12 + u32::from_le_bytes([*a, *b, *c, *d]) as usize,
+        _ => head.len(),
+    };
+    let more = header_end.saturating_sub(head.len()) as u64;
+    file.by_ref()
+        .take(more)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let l = Layout::read(&head).map_err(fail)?;
+    l.check_len(file_len).map_err(fail)?;
+    let Some(&n) = l.shape.first() else {
+        return Err(fail("is a 0-d array; expected rows (N, …)".into()));
+    };
+    let row = l.len / n.max(1);
+    let rows = pick(n);
+    assert!(
+        rows.start <= rows.end && rows.end <= n,
+        "rows within the array"
+    );
+    let at = l.data_at + rows.start * row;
+    let mut body = vec![0u8; rows.len() * row];
+    file.seek(SeekFrom::Start(at as u64)).map_err(io)?;
+    file.read_exact(&mut body).map_err(io)?;
+    let mut shape = l.shape;
+    shape[0] = rows.len();
+    Ok((
+        Npy {
+            data: l.dtype.decode(&body, at).map_err(fail)?,
+            shape,
+            dtype: l.descr,
+        },
+        n,
+    ))
 }
 
 /// Checks magic, version and length; returns the header text and its byte offset.
@@ -924,5 +1010,71 @@ mod tests {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fortran_f32.npy");
         let err = read_npy(&path).unwrap_err();
         assert!(err.to_string().contains("np.ascontiguousarray"), "{err}");
+    }
+
+    #[test]
+    fn rows_read_at_their_offset_equal_those_of_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        let body: Vec<u8> = (0..5 * 3 * 2)
+            .flat_map(|v: i16| (v - 7).to_le_bytes())
+            .collect();
+        fs::write(&path, simple("<i2", "(5, 3, 2)", &body)).unwrap();
+        let whole = read_npy(&path).unwrap();
+        let NpyData::Int(all) = &whole.data else {
+            panic!("ints")
+        };
+        let (part, n) = read_npy_rows(&path, |n| n - 3..n - 1).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(part.shape, [2, 3, 2]);
+        assert_eq!(part.data, NpyData::Int(all[12..24].to_vec()));
+        let (none, _) = read_npy_rows(&path, |_| 5..5).unwrap();
+        assert_eq!(
+            (none.shape, none.data),
+            (vec![0, 3, 2], NpyData::Int(vec![]))
+        );
+    }
+
+    #[test]
+    fn rows_of_a_file_larger_than_memory_read_only_those_rows() {
+        // 2^21 rows of 4096 f32: a 32 GiB sparse file, of which 2 rows are read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.npy");
+        let header = header_v1("<f4", &[1 << 21, 4096]).unwrap();
+        let row = 4096 * 4;
+        let f = fs::File::create(&path).unwrap();
+        f.set_len((header.len() + (1 << 21) * row) as u64).unwrap();
+        drop(f);
+        let mut bytes = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        use std::io::{Seek, SeekFrom, Write};
+        bytes.write_all(&header).unwrap();
+        bytes
+            .seek(SeekFrom::Start((header.len() + 1_000_001 * row) as u64))
+            .unwrap();
+        bytes.write_all(&1.5f32.to_le_bytes()).unwrap();
+        drop(bytes);
+        let (part, n) = read_npy_rows(&path, |_| 1_000_000..1_000_002).unwrap();
+        assert_eq!((n, part.shape.as_slice()), (1 << 21, &[2, 4096][..]));
+        let NpyData::Float(v) = part.data else {
+            panic!("floats")
+        };
+        assert_eq!((v[4096], v.iter().sum::<f32>()), (1.5, 1.5));
+    }
+
+    #[test]
+    fn rows_of_a_truncated_file_are_refused_as_the_whole_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npy");
+        fs::write(&path, simple("<f4", "(4, 2)", &[0; 28])).unwrap();
+        let e = read_npy_rows(&path, |_| 0..1).unwrap_err().to_string();
+        let whole = read_npy(&path).unwrap_err().to_string();
+        assert_eq!(e, whole);
+        assert!(
+            e.contains("data is truncated: shape [4, 2] of '<f4' needs 32 bytes"),
+            "{e}"
+        );
+        fs::write(&path, simple("<f4", "()", &[0; 4])).unwrap();
+        let e = read_npy_rows(&path, |_| 0..0).unwrap_err().to_string();
+        assert!(e.ends_with("is a 0-d array; expected rows (N, …)"), "{e}");
     }
 }

@@ -4,10 +4,11 @@
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::dataset::{Dataset, Labels, split_indices};
 use crate::data::find::{dataset_file, dataset_info, find_dataset};
-use crate::data::idx::{read_images, read_labels};
+use crate::data::idx::{read_images, read_images_rows, read_labels, read_labels_rows};
 use crate::data::input::{InputInfo, TableInfo};
 use crate::data::npy::{Npy, NpyData, read_npy};
 use crate::data::npz::read_npz;
+use crate::data::shard::{Cut, Part};
 use crate::data::{table, text};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -223,7 +224,8 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
         )
     } else if let Some(info) = dataset_info(spec) {
         let dir = find_dataset(info.name, args.data_dir.as_deref())?;
-        let (train, test) = read_idx_dir(&dir)?;
+        let (train, test) = read_idx_dir(&dir, None)?;
+        let (train, test) = (train.map(|p| p.data), test.map(|p| p.data));
         let names = class_names(info.name);
         let named = |d: Dataset| Dataset {
             class_names: names.clone(),
@@ -233,7 +235,8 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
     } else if Path::new(spec).is_dir() && is_image_folder(Path::new(spec)) {
         read_image_folder(Path::new(spec), args, expect)?
     } else if Path::new(spec).is_dir() {
-        read_idx_dir(Path::new(spec))?
+        let (train, test) = read_idx_dir(Path::new(spec), None)?;
+        (train.map(|p| p.data), test.map(|p| p.data))
     } else {
         return Err(Error::invalid(format!(
             "--data '{spec}' is not a dataset name (fashion-mnist, mnist), a directory of IDX files, X.npy:Y.npy, an .npz, or a .csv table"
@@ -264,7 +267,12 @@ pub fn load_for(args: &DataArgs, expect: &Expect) -> Result<(Dataset, Option<Dat
 }
 
 /// `--test-data`: read as the training data was, a table with the training columns and classes.
-fn load_test(spec: &str, args: &DataArgs, expect: &Expect, train: &Dataset) -> Result<Dataset> {
+pub(crate) fn load_test(
+    spec: &str,
+    args: &DataArgs,
+    expect: &Expect,
+    train: &Dataset,
+) -> Result<Dataset> {
     let test_args = DataArgs {
         data: Some(spec.to_string()),
         data_dir: args.data_dir.clone(),
@@ -414,13 +422,18 @@ fn parse_size(s: &str) -> Result<[usize; 2]> {
     }
 }
 
-/// Reads the standard four files of an MNIST-style directory: the train pair, the test pair, or both.
-fn read_idx_dir(dir: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
-    let pair = |prefix: &str| -> Result<Option<Dataset>> {
+/// Reads the standard four files of an MNIST-style directory: the train pair, the test pair, or both;
+/// with `cuts`, only the rows they give of each (training, test; see [`Cut`]).
+pub(crate) fn read_idx_dir(
+    dir: &Path,
+    cuts: Option<(Cut, Cut)>,
+) -> Result<(Option<Part>, Option<Part>)> {
+    let pair = |prefix: &str| -> Result<Option<Part>> {
         let images = dataset_file(dir, &format!("{prefix}-images-idx3-ubyte.gz"));
         let labels = dataset_file(dir, &format!("{prefix}-labels-idx1-ubyte.gz"));
+        let cut = cuts.map(|(train, test)| if prefix == "train" { train } else { test });
         match (images, labels) {
-            (Some(i), Some(l)) => read_idx_pair(&i, &l).map(Some),
+            (Some(i), Some(l)) => read_idx_pair(&i, &l, cut).map(Some),
             (None, None) => Ok(None),
             (Some(_), None) | (None, Some(_)) => Err(Error::invalid(format!(
                 "{}: has only one of {prefix}-images-idx3-ubyte and {prefix}-labels-idx1-ubyte",
@@ -437,25 +450,44 @@ fn read_idx_dir(dir: &Path) -> Result<(Option<Dataset>, Option<Dataset>)> {
     }
 }
 
-/// Images as `[N, 1, rows, cols]` scaled to [0, 1], with their labels.
-fn read_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
-    let (n, rows, cols, pixels) = read_images(images)?;
-    let y = read_labels(labels)?;
-    if y.len() != n {
-        return Err(Error::format(
+/// Images as `[N, 1, rows, cols]` scaled to [0, 1], with their labels; with `cut`, only its rows
+/// of them (read at their offset, see [`crate::data::idx::read_idx_rows`]).
+fn read_idx_pair(images: &Path, labels: &Path, cut: Option<Cut>) -> Result<Part> {
+    let mismatch = |n_labels: usize, n: usize| {
+        Error::format(
             labels,
             format!(
-                "{} labels for the {n} images of {}",
-                y.len(),
+                "{n_labels} labels for the {n} images of {}",
                 images.display()
             ),
-        ));
-    }
+        )
+    };
+    let (rows, cols, pixels, y, first, total) = match cut {
+        None => {
+            let (n, rows, cols, pixels) = read_images(images)?;
+            let y = read_labels(labels)?;
+            if y.len() != n {
+                return Err(mismatch(y.len(), n));
+            }
+            (rows, cols, pixels, y, 0, n)
+        }
+        Some(cut) => {
+            let (n, rows, cols, pixels) = read_images_rows(images, |n| cut.rows(n))?;
+            let held = cut.rows(n);
+            let pick = |l| if l == n { held.clone() } else { 0..0 };
+            let (y, n_labels) = read_labels_rows(labels, pick)?;
+            if n_labels != n {
+                return Err(mismatch(n_labels, n));
+            }
+            (rows, cols, pixels, y, held.start, cut.total(n))
+        }
+    };
     let x = Tensor::new(
-        &[n, 1, rows, cols],
+        &[y.len(), 1, rows, cols],
         pixels.iter().map(|&p| p as f32 / 255.0).collect(),
     )?;
-    Dataset::new(x, Labels::Classes(y.into_iter().map(u32::from).collect()))
+    let data = Dataset::new(x, Labels::Classes(y.into_iter().map(u32::from).collect()))?;
+    Ok(Part { data, first, total })
 }
 
 /// Model inputs from .npy: see [`inputs`]. A conversion of the layout is said on stderr.

@@ -16,10 +16,17 @@
 //! epoch). Against one process, only the order of float sums differs: within a share, the products
 //! sum over `|S_r|` rows instead of `N`, and the shares are added last.
 //!
-//! Dropout draws row `i` of a share as row `first_row + i` of the batch ([`crate::Mode::Train`]), so
-//! the masks are those of one process. BatchNorm sums its batch statistics over the ranks through
+//! Dropout draws each row of a share at its place in the batch ([`crate::layers::Rows`]), so the
+//! masks are those of one process. BatchNorm sums its batch statistics over the ranks through
 //! the mode's [`Shares`] (the run's group, [`install`]ed), so it normalises with the whole batch's
 //! statistics; a rank whose share is empty still runs the pass on no rows, to meet those sums.
+//!
+//! `--shard` ([`Held::Part`]): rank `r` holds only rows `share(N, r, R)` of the dataset, a
+//! contiguous 1/R of it. It still draws the order of all `N` rows from the seed, and in each batch
+//! computes the rows it holds: `S_r` is then the batch's rows that fall in its part (scattered over
+//! the batch, so `|S_r|` is uneven, binomial around `N_B/R`), and the same sum gives the same whole
+//! batch's gradient, Dropout masks and BatchNorm statistics; again only the order of the float sums
+//! differs from one process.
 
 #[cfg(feature = "mpi")]
 mod mpi;
@@ -27,7 +34,7 @@ mod mpi;
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::dataset::{Dataset, Labels};
 use crate::error::{Error, Result};
-use crate::layers::{BatchSum, Layer, Mode, Shares};
+use crate::layers::{BatchSum, Layer, Mode, Rows, Shares};
 use crate::loss::Loss;
 use crate::model::Model;
 use crate::train::{Evaluation, Scratch, eval_sum, pass_at};
@@ -113,13 +120,61 @@ pub fn share(n: usize, rank: usize, size: usize) -> Range<usize> {
     start..start + base + usize::from(rank < extra)
 }
 
+/// The rows of a dataset that this rank holds.
+#[derive(Clone, Copy)]
+pub enum Held<'a> {
+    /// All of them (every rank read the whole data).
+    Whole(&'a Dataset),
+    /// Row `i` of `data` is row `first + i` of a dataset of `total` rows (`--shard`: rank `r` of
+    /// `R` holds rows [`share`]`(total, r, R)`).
+    Part {
+        /// The rows held.
+        data: &'a Dataset,
+        /// The first one's index in the whole dataset.
+        first: usize,
+        /// The rows of the whole dataset.
+        total: usize,
+    },
+}
+
+impl<'a> Held<'a> {
+    /// The rows held.
+    pub fn data(&self) -> &'a Dataset {
+        match *self {
+            Held::Whole(d) | Held::Part { data: d, .. } => d,
+        }
+    }
+
+    /// The rows of the whole dataset.
+    pub fn total(&self) -> usize {
+        match *self {
+            Held::Whole(d) => d.len(),
+            Held::Part { total, .. } => total,
+        }
+    }
+
+    /// The index in [`Held::data`] of row `row` of the whole dataset, if this rank holds it.
+    pub fn local(&self, row: usize) -> Option<usize> {
+        match *self {
+            Held::Whole(_) => Some(row),
+            Held::Part { data, first, .. } => (first..first + data.len())
+                .contains(&row)
+                .then(|| row - first),
+        }
+    }
+}
+
 /// The buffers of data-parallel steps: this rank's gradients with the loss, the right answers and
-/// the interrupt flag behind them, and the sums over the ranks.
+/// the interrupt flag behind them, and the sums over the ranks; the rows of the batch it computes.
 #[derive(Default)]
 pub struct Reducer {
     send: Vec<f32>,
     recv: Vec<f32>,
     scratch: Scratch,
+    /// This rank's rows of the batch, as indices into the data it holds.
+    mine: Vec<usize>,
+    /// Their places in the batch (with `--shard`).
+    places: Vec<usize>,
 }
 
 /// What one data-parallel step gives every rank.
@@ -133,9 +188,11 @@ pub struct Step {
 }
 
 impl Reducer {
-    /// Forward and backward of this rank's share of batch `idx` (Dropout seeded by `seed`), then one
-    /// sum over the ranks: every rank's `model` ends with the whole batch's gradients. `stop` is this
-    /// rank's interrupt flag; the step says whether any rank's was set, so that all stop together.
+    /// Forward and backward of this rank's share of batch `idx` (rows of the whole dataset; Dropout
+    /// seeded by `seed`), then one sum over the ranks: every rank's `model` ends with the whole
+    /// batch's gradients. The share is a contiguous [`share`] of the batch when every rank holds
+    /// every row, else the batch's rows that `train` holds. `stop` is this rank's interrupt flag;
+    /// the step says whether any rank's was set, so that all stop together.
     ///
     /// A non-finite loss on any rank makes the batch's loss non-finite on every rank.
     #[allow(clippy::too_many_arguments)]
@@ -144,7 +201,7 @@ impl Reducer {
         group: &dyn Group,
         model: &mut Model,
         loss: Loss,
-        train: &Dataset,
+        train: Held,
         idx: &[usize],
         seed: u64,
         stop: bool,
@@ -155,17 +212,36 @@ impl Reducer {
                  its statistics over the installed group)",
             ));
         }
-        let rows = share(idx.len(), group.rank(), group.size());
-        let mine = &idx[rows.clone()];
+        let (mine, places) = (&mut self.mine, &mut self.places);
+        mine.clear();
+        places.clear();
+        let rows = match train {
+            Held::Whole(_) => {
+                let rows = share(idx.len(), group.rank(), group.size());
+                mine.extend_from_slice(&idx[rows.clone()]);
+                Rows::From(rows.start)
+            }
+            Held::Part { .. } => {
+                for (place, &row) in idx.iter().enumerate() {
+                    if let Some(i) = train.local(row) {
+                        mine.push(i);
+                        places.push(place);
+                    }
+                }
+                Rows::At(places)
+            }
+        };
         let mode = Mode::Train {
             seed,
-            first_row: rows.start,
+            rows,
             shares: Shares::across(&Installed),
         };
         // An empty share runs too (on no rows): BatchNorm's sums are collective.
         let scale = mine.len() as f32 / idx.len() as f32;
-        let (l, right) = pass_at(model, loss, train, mine, mode, scale, &mut self.scratch)?;
-        let l = if mine.is_empty() { 0.0 } else { l };
+        let data = train.data();
+        let (l, right) = pass_at(model, loss, data, mine, mode, scale, &mut self.scratch)?;
+        let mine = mine.len();
+        let l = if mine == 0 { 0.0 } else { l };
         // Fused: every gradient in visiting order, then Σ loss, right answers, stop flags.
         self.send.clear();
         model
@@ -173,7 +249,7 @@ impl Reducer {
             .visit_params("", &mut |_, p| self.send.extend_from_slice(p.grad.data()));
         let grads = self.send.len();
         self.send.extend([
-            (l * mine.len() as f64) as f32,
+            (l * mine as f64) as f32,
             right as f32,
             f32::from(u8::from(stop)),
         ]);
@@ -196,28 +272,65 @@ impl Reducer {
 
 /// [`crate::train::evaluate`] with the samples split across the ranks ([`share`]) and the figures
 /// summed: every rank gets the loss and right answers over all of `data`. `predictions` holds this
-/// rank's share only.
+/// rank's share only. A rank holding a [`Held::Part`] holds its share, and evaluates all of it.
 pub fn evaluate_in(
     group: &dyn Group,
     model: &mut Model,
     loss: Loss,
-    data: &Dataset,
+    data: Held,
     batch: usize,
 ) -> Result<Evaluation> {
-    let n = data.len();
-    let mut e = eval_sum(
-        model,
-        loss,
-        data,
-        share(n, group.rank(), group.size()),
-        batch,
-    )?;
+    let n = data.total();
+    let rows = match data {
+        Held::Whole(_) => share(n, group.rank(), group.size()),
+        Held::Part { data, .. } => 0..data.len(),
+    };
+    let data = data.data();
+    let mut e = eval_sum(model, loss, data, rows, batch)?;
     let mut sums = [0.0; 2];
     group.sum_f64(&[e.loss, e.correct as f64], &mut sums);
     e.loss = sums[0] / n.max(1) as f64;
     e.correct = sums[1] as usize;
     e.total = n * data.y.per_sample().max(1);
     Ok(e)
+}
+
+/// What each rank holds of the training data (and the test data): one line per rank, in rank
+/// order, on every rank (rank 0 prints them): `rank 1 of 2 holds training rows 2000..4000 of 4000
+/// (6.3 MB), test rows …` (inputs and targets in memory, 4 bytes a value).
+pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<String> {
+    let rows = |h: Held| {
+        let first = match h {
+            Held::Whole(_) => 0,
+            Held::Part { first, .. } => first,
+        };
+        let d = h.data();
+        let labels = match &d.y {
+            Labels::Classes(c) | Labels::Steps { classes: c, .. } => c.len(),
+            Labels::Values(t) => t.len(),
+        };
+        let kb = 4.0 * (d.x.len() + labels) as f64 / 1e3;
+        let size = match kb {
+            ..1000.0 => format!("{kb:.1} kB"),
+            _ => format!("{:.1} MB", kb / 1e3),
+        };
+        format!(
+            "rows {first}..{} of {} ({size})",
+            first + d.len(),
+            h.total()
+        )
+    };
+    let mut mine = format!("holds training {}", rows(train));
+    if let Some(t) = test {
+        mine += &format!(", test {}", rows(t));
+    }
+    let size = group.size();
+    group
+        .gather(mine.as_bytes())
+        .iter()
+        .enumerate()
+        .map(|(r, b)| format!("rank {r} of {size} {}", String::from_utf8_lossy(b)))
+        .collect()
 }
 
 /// A 64-bit fingerprint of a dataset's inputs and targets (FNV-1a over their bits, in order).

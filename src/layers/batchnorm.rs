@@ -410,7 +410,7 @@ mod tests {
         let mut l = bn(dims, x.shape()[1]);
         let mode = Mode::Train {
             seed: 0,
-            first_row: rows.start,
+            rows: crate::layers::Rows::From(rows.start),
             shares: Shares::across(sum),
         };
         let y = l.forward(x.rows(rows.start, rows.end), mode).unwrap();

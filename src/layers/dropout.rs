@@ -12,8 +12,8 @@ use std::fmt;
 /// The mask of a training forward is drawn from `ChaCha8(seed)`, the seed of [`Mode::Train`]: the
 /// trainer derives it from the run's seed, the epoch and the batch, and containers mix in the
 /// layer's position, so masks are reproducible and a resumed run draws the ones it would have.
-/// Value `j` of the whole batch takes word `j` of the stream, so a process given rows from
-/// `first_row` on starts at word `first_row · (values per row)` and draws what one process would.
+/// Value `j` of the whole batch takes word `j` of the stream, so a process given some of the rows
+/// draws each at its place in the batch ([`Rows`](super::Rows)) and gets what one process would.
 ///
 /// # Shapes
 /// Any; the output has the input's shape.
@@ -47,19 +47,17 @@ impl Layer for Dropout {
 
     /// `y = x ⊙ m / (1−p)` with `m_i ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        let Mode::Train {
-            seed, first_row, ..
-        } = mode
-        else {
+        let Mode::Train { seed, rows, .. } = mode else {
             self.mask = Some(None);
             return Ok(x);
         };
-        let per_row = x.len() / x.shape().first().copied().unwrap_or(1).max(1);
+        let n = x.shape().first().copied().unwrap_or(1);
+        let per_row = x.len() / n.max(1);
         let mut mask = match self.mask.take() {
             Some(Some(m)) => m,
             _ => Vec::new(),
         };
-        draw_mask(self.p, x.len(), seed, first_row * per_row, &mut mask);
+        draw_mask(self.p, seed, &rows.runs(n, per_row), &mut mask);
         x.data_mut()
             .iter_mut()
             .zip(&mask)
@@ -82,19 +80,23 @@ impl Layer for Dropout {
     }
 }
 
-/// Fills `mask` with `count` values drawn in order from `ChaCha8(seed)` from word `start` on (one
-/// f32 draw is one 32-bit word): 0 with probability `p`, else `1/(1−p)` (0 when `p = 1`).
-pub(super) fn draw_mask(p: f32, count: usize, seed: u64, start: usize, mask: &mut Vec<f32>) {
+/// Fills `mask` with the values of `runs` (`(start, count)`: `count` values drawn in order from
+/// `ChaCha8(seed)` from word `start` on; one f32 draw is one 32-bit word), one run after the
+/// other: 0 with probability `p`, else `1/(1−p)` (0 when `p = 1`).
+pub(super) fn draw_mask(p: f32, seed: u64, runs: &[(usize, usize)], mask: &mut Vec<f32>) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    rng.set_word_pos(start as u128);
     let keep = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
     mask.clear();
-    mask.extend((0..count).map(|_| if rng.r#gen::<f32>() < p { 0.0 } else { keep }));
+    for &(start, count) in runs {
+        rng.set_word_pos(start as u128);
+        mask.extend((0..count).map(|_| if rng.r#gen::<f32>() < p { 0.0 } else { keep }));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::Rows;
     use crate::layers::gradcheck::check_layer;
 
     fn dropout(p: f32) -> Dropout {
@@ -122,20 +124,24 @@ mod tests {
     }
 
     #[test]
-    fn rows_from_first_row_draw_the_whole_batchs_masks() {
+    fn rows_at_their_places_draw_the_whole_batchs_masks() {
         let x = Tensor::new(&[5, 16], vec![1.0; 80]).unwrap();
         let whole = dropout(0.5).forward(x.clone(), Mode::train(4)).unwrap();
+        let at = |rows| Mode::Train {
+            seed: 4,
+            rows,
+            shares: crate::layers::Shares::WHOLE,
+        };
         let tail = dropout(0.5)
-            .forward(
-                x.rows(2, 5),
-                Mode::Train {
-                    seed: 4,
-                    first_row: 2,
-                    shares: crate::layers::Shares::WHOLE,
-                },
-            )
+            .forward(x.rows(2, 5), at(Rows::From(2)))
             .unwrap();
         assert_eq!(tail.data(), &whole.data()[32..]);
+        // Rows 4, 0 and 1 of the batch, held in that order.
+        let scattered = dropout(0.5)
+            .forward(x.rows(0, 3), at(Rows::At(&[4, 0, 1])))
+            .unwrap();
+        assert_eq!(&scattered.data()[..16], &whole.data()[64..]);
+        assert_eq!(&scattered.data()[16..], &whole.data()[..32]);
         let head = dropout(0.5).forward(x.rows(0, 2), Mode::train(4)).unwrap();
         assert_eq!(head.data(), &whole.data()[..32]);
         // Without the offset the tail would repeat the head's draws.

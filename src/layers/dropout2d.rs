@@ -54,10 +54,7 @@ impl Layer for Dropout2d {
 
     /// `y[n, c] = x[n, c] · m[n, c] / (1−p)` with `m[n, c] ~ Bernoulli(1−p)`.
     fn forward(&mut self, mut x: Tensor, mode: Mode) -> Result<Tensor> {
-        let Mode::Train {
-            seed, first_row, ..
-        } = mode
-        else {
+        let Mode::Train { seed, rows, .. } = mode else {
             self.mask = Some(None);
             return Ok(x);
         };
@@ -65,9 +62,9 @@ impl Layer for Dropout2d {
             Some(Some(m)) => m,
             _ => Vec::new(),
         };
-        let planes = x.shape().iter().take(2).product();
+        let n = x.shape().first().copied().unwrap_or(1);
         let per_row = x.shape().get(1).copied().unwrap_or(1);
-        draw_mask(self.p, planes, seed, first_row * per_row, &mut mask);
+        draw_mask(self.p, seed, &rows.runs(n, per_row), &mut mask);
         Self::apply(&mask, &mut x);
         self.mask = Some(Some(mask));
         Ok(x)

@@ -32,6 +32,7 @@ mod pool;
 mod recurrent;
 mod relu;
 mod residual;
+mod rows;
 mod sequential;
 mod sigmoid;
 mod silu;
@@ -58,6 +59,7 @@ pub use pool::Window;
 pub use recurrent::{Cell, Embedding, Nonlinearity, Recurrent, Select};
 pub use relu::ReLU;
 pub use residual::Residual;
+pub use rows::Rows;
 pub use sequential::Sequential;
 pub use sigmoid::Sigmoid;
 pub use silu::SiLU;
@@ -97,46 +99,44 @@ pub struct Buffer {
 
 /// Whether a forward pass is for training (Dropout active, seeded per batch) or for evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub enum Mode<'a> {
     /// Evaluation: Dropout is the identity.
     Eval,
-    /// Training: Dropout draws its masks from `seed`. `first_row`: where the rows of this forward
-    /// start within the whole batch (0 unless the batch is split across processes, see `dist`), so
-    /// that row `i` draws what row `first_row + i` of the whole batch would; `shares`: how
-    /// BatchNorm sums its statistics over the whole batch when processes share it.
+    /// Training: Dropout draws its masks from `seed`. `rows`: where the rows of this forward sit
+    /// within the whole batch (all of it unless the batch is split across processes, see `dist`),
+    /// so that each row draws what its row of the whole batch would; `shares`: how BatchNorm sums
+    /// its statistics over the whole batch when processes share it.
     Train {
         /// The seed of this batch (see [`Mode::child`]).
         seed: u64,
-        /// The first row's index in the whole batch.
-        first_row: usize,
+        /// The rows' places in the whole batch.
+        rows: Rows<'a>,
         /// The processes holding the rest of the batch ([`Shares::WHOLE`]: none).
         shares: Shares,
     },
 }
 
-impl Mode {
-    /// Training with Dropout seeded by `seed`, on a whole batch (`first_row` 0).
-    pub const fn train(seed: u64) -> Mode {
+impl Mode<'static> {
+    /// Training with Dropout seeded by `seed`, on a whole batch.
+    pub const fn train(seed: u64) -> Mode<'static> {
         Mode::Train {
             seed,
-            first_row: 0,
+            rows: Rows::From(0),
             shares: Shares::WHOLE,
         }
     }
+}
 
+impl<'a> Mode<'a> {
     /// The mode for child `i` of a container: in training, its own seed mixed from the parent's
     /// and the position, so two Dropouts in one network draw different masks, and a rebuilt
     /// network (a resumed run) draws the same ones.
-    pub fn child(self, i: usize) -> Mode {
+    pub fn child(self, i: usize) -> Mode<'a> {
         match self {
             Mode::Eval => Mode::Eval,
-            Mode::Train {
-                seed,
-                first_row,
-                shares,
-            } => Mode::Train {
+            Mode::Train { seed, rows, shares } => Mode::Train {
                 seed: mix(seed, i as u64 + 1, 0x5eed),
-                first_row,
+                rows,
                 shares,
             },
         }

@@ -2,6 +2,7 @@
 //! same units as `tools/bench_pytorch.py`, so the two can be compared side by side.
 
 use rand::SeedableRng;
+use scratchnet::data::augment::Augment;
 use scratchnet::data::dataset::Dataset;
 use scratchnet::error::Result;
 use scratchnet::kernels::{Op, matmul};
@@ -30,6 +31,12 @@ pub struct BenchResult {
     pub test_seconds: f64,
     pub peak_rss_mib: f64,
     pub final_loss: f64,
+    /// With `--augment`: the epochs with it, each run right after one of `epoch_seconds`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment_epoch_seconds: Option<Vec<f64>>,
+    /// Their median.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment_median_seconds: Option<f64>,
 }
 
 /// Training FLOPs of one sample: forward, weight gradient and input gradient of every product
@@ -70,12 +77,14 @@ fn median(v: &[f64]) -> f64 {
 }
 
 /// Times `repeats` training epochs (batch 50, SGD lr 0.1, cross-entropy, shuffled) after a warm-up,
-/// and one test pass.
+/// and one test pass. With `augment`, every timed epoch is followed by one with it (side by side,
+/// alternating, in one process).
 pub fn bench(
     model_text: &str,
     train: &Dataset,
     test: &Dataset,
     repeats: usize,
+    augment: Option<&Augment>,
 ) -> Result<BenchResult> {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let model = Model::build(model_text, train.sample_shape(), &mut rng)?;
@@ -91,13 +100,24 @@ pub fn bench(
     let warm = train.limit(1000);
     trainer.run_epoch(&warm, None, None, &mut |_, _, _| {})?;
     let mut times = Vec::new();
+    let mut augmented = Vec::new();
     let mut final_loss = f64::NAN;
     for _ in 0..repeats.max(1) {
-        let t = Instant::now();
-        // On a pool thread, a product's two halves start at once: the caller runs one and the other
-        // core steals the second, instead of both being sent to the pool from outside.
-        rayon::scope(|_| trainer.run_epoch(train, None, None, &mut |_, _, l| final_loss = l))?;
-        times.push(t.elapsed().as_secs_f64());
+        for with in [None, augment]
+            .into_iter()
+            .take(1 + usize::from(augment.is_some()))
+        {
+            trainer.controls.augment = with.cloned();
+            let t = Instant::now();
+            // On a pool thread, a product's two halves start at once: the caller runs one and the
+            // other core steals the second, instead of both being sent to the pool from outside.
+            rayon::scope(|_| trainer.run_epoch(train, None, None, &mut |_, _, l| final_loss = l))?;
+            let took = t.elapsed().as_secs_f64();
+            match with {
+                None => times.push(took),
+                Some(_) => augmented.push(took),
+            }
+        }
     }
     let t = Instant::now();
     evaluate(&mut trainer.model, Loss::CrossEntropy, test, 100)?;
@@ -117,6 +137,8 @@ pub fn bench(
         test_seconds,
         peak_rss_mib: peak_rss_mib(),
         final_loss,
+        augment_median_seconds: augment.map(|_| median(&augmented)),
+        augment_epoch_seconds: augment.map(|_| augmented),
     })
 }
 
