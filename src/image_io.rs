@@ -50,7 +50,10 @@ pub fn decode_for_model(
     let not_image = |e: image::ImageError| {
         Error::format(
             source,
-            format!("not a readable PNG, JPEG or PGM image: {e}"),
+            format!(
+                "not a readable PNG, JPEG or PGM image: {}",
+                e.to_string().escape_debug()
+            ),
         )
     };
     let reader = || {
@@ -69,8 +72,9 @@ pub fn decode_for_model(
     Ok(prepare(&img, shape, style, invert))
 }
 
-/// Step 1 of [`load_for_model`]: RGB pixels with transparency composited.
-fn composite(img: &image::Rgba32FImage) -> Vec<[f32; 3]> {
+/// Step 1 of [`load_for_model`]: RGB pixels with transparency composited (also how a folder of
+/// images is read for training, so that both see the same pixels).
+pub(crate) fn composite(img: &image::Rgba32FImage) -> Vec<[f32; 3]> {
     let (mut ink, mut weight) = (0f32, 0f32);
     for p in img.pixels() {
         ink += p[3] * luma([p[0], p[1], p[2]]);

@@ -59,6 +59,16 @@ fn model_text_inputs() {
     replay("model_text", fuzz_harness::model_text);
 }
 
+#[test]
+fn csv_inputs() {
+    replay("csv", fuzz_harness::csv);
+}
+
+#[test]
+fn image_folder_inputs() {
+    replay("image_folder", fuzz_harness::image_folder);
+}
+
 // Headers that claim far more data than they bring must be refused by comparing sizes, before
 // anything that size is allocated (a 2^60-element allocation would abort the process).
 

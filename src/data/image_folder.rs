@@ -133,6 +133,14 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
         Some(s) => s,
         None => first_size(&files, opts.skip_bad)?,
     };
+    if size[0] == 0 || size[1] == 0 || size[0] as u128 * size[1] as u128 > MAX_PIXELS as u128 {
+        return Err(Error::invalid(format!(
+            "{}: images of {}×{} pixels: every image is fitted to this size, which must be at least 1×1 and at most {MAX_PIXELS} pixels (2^26); give a smaller --image-size",
+            dir.display(),
+            size[0],
+            size[1]
+        )));
+    }
     let bar = progress(files.len(), "decoding images");
     let decoded: Vec<Result<Decoded>> = files
         .par_iter()
@@ -209,7 +217,10 @@ fn first_size(files: &[(PathBuf, u32)], skip_bad: bool) -> Result<[usize; 2]> {
                 r.with_guessed_format()
                     .map_err(|e| Error::io(path, e))?
                     .into_dimensions()
-                    .map_err(|e| Error::format(path, format!("not an image: {e}")))
+                    .map_err(|e| {
+                        let e = e.to_string();
+                        Error::format(path, format!("not an image: {}", e.escape_debug()))
+                    })
             }) {
             Ok((w, h)) => return Ok([h as usize, w as usize]),
             Err(_) if skip_bad => continue,
@@ -231,7 +242,8 @@ pub(crate) struct Decoded {
 }
 
 /// Decodes `path` and fits it in `[h, w]`: scaled keeping its aspect ratio (when its size differs)
-/// and centred on black. Transparency is dropped (composited over black).
+/// and centred on black. Transparency is composited as `predict` does it
+/// ([`crate::image_io::composite`]: over white when the picture is dark, over black when light).
 fn decode(path: &Path, [h, w]: [usize; 2]) -> Result<Decoded> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     decode_bytes(&bytes, path, [h, w])
@@ -239,15 +251,29 @@ fn decode(path: &Path, [h, w]: [usize; 2]) -> Result<Decoded> {
 
 /// [`decode`] on the bytes of a file (`path` names it in errors).
 pub(crate) fn decode_bytes(bytes: &[u8], path: &Path, [h, w]: [usize; 2]) -> Result<Decoded> {
-    let bad = |e: &dyn std::fmt::Display| Error::format(path, format!("not an image: {e}"));
+    // The decoders' messages may span lines (zune-jpeg's do).
+    let bad = |e: &dyn std::fmt::Display| {
+        Error::format(
+            path,
+            format!("not an image: {}", e.to_string().escape_debug()),
+        )
+    };
     let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| bad(&e))?;
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(MAX_PIXELS * 4);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| bad(&e))?;
+    let mut img = reader.decode().map_err(|e| bad(&e))?;
     let colour = img.color().has_color();
+    if img.color().has_alpha() {
+        // Over white or black as `predict` does, not the colour stored under alpha 0.
+        let (w, h) = (img.width(), img.height());
+        let rgb = crate::image_io::composite(&img.to_rgba32f());
+        let rgb = image::Rgb32FImage::from_raw(w, h, rgb.into_iter().flatten().collect())
+            .expect("w·h pixels");
+        img = image::DynamicImage::ImageRgb32F(rgb);
+    }
     let c = if colour { 3 } else { 1 };
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let img = if (ih, iw) == (h, w) {
@@ -334,6 +360,62 @@ mod tests {
         assert_eq!(g.len(), 4);
         let gray = decode_bytes(&png(2, 2, false), Path::new("a.png"), [2, 2]).unwrap();
         assert_eq!(planes(&gray, 3), gray.pixels.repeat(3));
+    }
+
+    #[test]
+    fn transparency_is_composited_as_predict_does() {
+        // Dark ink on a transparent background that stores red under alpha 0.
+        let img = image::RgbaImage::from_fn(4, 4, |x, _| {
+            if x == 0 {
+                image::Rgba([0, 0, 0, 255])
+            } else {
+                image::Rgba([255, 0, 0, 0])
+            }
+        });
+        let mut bytes = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::from(img)
+            .write_to(&mut bytes, image::ImageFormat::Png)
+            .unwrap();
+        let bytes = bytes.into_inner();
+        let d = decode_bytes(&bytes, Path::new("a.png"), [4, 4]).unwrap();
+        // Over white: the background is (255, 255, 255), not red.
+        assert_eq!(&d.pixels[1..4], &[255; 3], "red plane, row 0");
+        assert_eq!(&d.pixels[16 + 1..16 + 4], &[255; 3], "green plane, row 0");
+        assert_eq!(d.pixels[0], 0, "the ink");
+        let style = crate::data::input::ImageStyle {
+            background: None,
+            fit: crate::data::input::Fit::Whole,
+        };
+        let p = crate::image_io::decode_for_model(
+            &bytes,
+            Path::new("a.png"),
+            [3, 4, 4],
+            style,
+            None,
+            1 << 20,
+        )
+        .unwrap();
+        let folder: Vec<f32> = d.pixels.iter().map(|&v| v as f32 / 255.0).collect();
+        assert_eq!(p, folder, "training and predict see the same pixels");
+    }
+
+    #[test]
+    fn a_size_past_the_pixel_limit_is_refused_before_allocation() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/x.png"), png(2, 2, false)).unwrap();
+        for size in [[100_000, 100_000], [1 << 40, 1 << 40], [0, 5]] {
+            let opts = FolderOptions {
+                size: Some(size),
+                ..FolderOptions::default()
+            };
+            let e = read(dir.path(), &opts).err().unwrap().to_string();
+            assert!(
+                e.contains(&format!("images of {}×{} pixels", size[0], size[1]))
+                    && e.contains("at most 67108864 pixels (2^26)"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

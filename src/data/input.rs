@@ -176,7 +176,11 @@ impl Standardize {
         let per = row / groups;
         for sample in x.data_mut().chunks_exact_mut(row.max(1)) {
             for ((values, m), s) in sample.chunks_exact_mut(per).zip(&self.mean).zip(&self.std) {
-                values.iter_mut().for_each(|v| *v = (*v - m) / s);
+                // In f64: the difference of two finite f32 can overflow f32 (3e38 − (−3e38)).
+                let (m, s) = (*m as f64, *s as f64);
+                values
+                    .iter_mut()
+                    .for_each(|v| *v = ((*v as f64 - m) / s) as f32);
             }
         }
         Ok(())
@@ -289,6 +293,11 @@ mod tests {
             assert!(mean.abs() < 1e-6 && (var - 1.0).abs() < 1e-5, "{col:?}");
         }
         assert_eq!(y.data()[2], 0.0);
+        // Finite numbers near f32's limit stay finite: (3e38 − (−1.5e38)) / 2.6e38 ≈ 1.73.
+        let x = Tensor::new(&[4, 1], vec![3e38, 3e38, 3e38, -3e38]).unwrap();
+        let mut y = x.clone();
+        Standardize::fit(&x, 1).apply(&mut y).unwrap();
+        assert!((y.data()[3] + 3f32.sqrt()).abs() < 1e-5, "{:?}", y.data());
     }
 
     #[test]

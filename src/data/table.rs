@@ -68,7 +68,9 @@ pub fn parse(bytes: &[u8], path: &Path, req: &Request) -> Result<Table> {
         .from_reader(bytes);
     let mut records = reader.records();
     let csv_error = |e: csv::Error| {
-        let line = e.position().map_or(0, |p| p.line());
+        let line = e
+            .position()
+            .map_or(0, |p| line_of(bytes, (0, 1), p.byte() as usize));
         let what = match e.kind() {
             csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".to_string(),
             _ => e.to_string().escape_debug().to_string(),
@@ -153,16 +155,18 @@ pub fn parse(bytes: &[u8], path: &Path, req: &Request) -> Result<Table> {
     let mut x = Vec::new();
     let mut raw_targets: Vec<Vec<String>> = Vec::new();
     let mut lines = Vec::new();
+    let mut counted = (0, 1);
     for record in records {
         let record = record.map_err(csv_error)?;
         // The reader reports where it started looking, before any blank lines it skipped.
         let line = record.position().map_or(0, |p| {
-            let skipped = bytes[p.byte() as usize..]
-                .iter()
-                .take_while(|b| matches!(b, b'\r' | b'\n'))
-                .filter(|&&b| b == b'\n')
-                .count();
-            p.line() + skipped as u64
+            let start = p.byte() as usize
+                + bytes[p.byte() as usize..]
+                    .iter()
+                    .take_while(|b| matches!(b, b'\r' | b'\n'))
+                    .count();
+            counted = (start, line_of(bytes, counted, start));
+            counted.1
         });
         if record.len() != header.len() {
             return Err(bad(
@@ -241,6 +245,17 @@ pub fn parse(bytes: &[u8], path: &Path, req: &Request) -> Result<Table> {
         info,
         lines,
     })
+}
+
+/// The line (from 1) that byte `at` is on, counted on from `(byte, its line)`: `\n`, `\r\n` and a
+/// lone `\r` each end a line, as each ends a record for the reader (and a line for an editor).
+fn line_of(bytes: &[u8], (from, line): (usize, u64), at: usize) -> u64 {
+    let ends = bytes[from..at]
+        .iter()
+        .enumerate()
+        .filter(|&(i, &b)| b == b'\n' || (b == b'\r' && bytes.get(from + i + 1) != Some(&b'\n')))
+        .count();
+    line + ends as u64
 }
 
 /// A feature (or regression target) cell as a finite number; the message names the column.
@@ -349,6 +364,13 @@ mod tests {
         assert_eq!(t.class_names.unwrap(), ["rose", "tulip"]);
         assert_eq!(t.info.features, ["a", "b"]);
         assert_eq!(t.lines, [2, 3, 5]);
+        // A lone carriage return ends a line too (old Mac files), and CRLF is one line end.
+        let t = table("a,y\r1,0\r\n\r\n2,1\r3,1\n", &req(&[])).unwrap();
+        assert_eq!(t.lines, [2, 4, 5]);
+        assert_eq!(
+            err("a,y\r1,0\r2\r", &req(&[])),
+            "t.csv: line 3: has 1 fields, the header has 2"
+        );
     }
 
     #[test]
