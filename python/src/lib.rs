@@ -329,7 +329,7 @@ impl Model {
             ok(train::check_data(m, loss, t, "validation data"))?;
         }
         ok(m.check_memory(batch_size.min(train.len())))?;
-        for w in train::data_warnings(&train) {
+        for w in train::data_warnings(m, &train) {
             convert::warn(py, &format!("training data: {w}"))?;
         }
         let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
