@@ -8,7 +8,7 @@ use crate::data::augment::Augment;
 use crate::data::dataset::{Dataset, Labels, gather};
 use crate::dist::{Group, Held, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
-use crate::layers::{Layer, Mode};
+use crate::layers::{Embedding, Layer, Mode};
 use crate::loss::{Loss, Targets};
 use crate::model::Model;
 use crate::optim::Optimizer;
@@ -316,28 +316,14 @@ pub fn check_finite(t: &Tensor, what: &str, name: &str) -> Result<()> {
 /// # Errors
 /// The first id that is not, naming its row and step.
 pub fn check_token_ids(model: &Model, x: &Tensor, what: &str) -> Result<()> {
-    let Some(embedding) = model.net_ref().layers().first() else {
-        return Ok(());
-    };
-    if !crate::spec::takes_token_ids(model.text()) || x.shape().len() != 2 {
-        return Ok(());
-    }
-    // Its one parameter: weight [num_embeddings, embedding_dim].
-    let mut table = 0;
-    embedding.params("", &mut |_, p| table = p.value.shape()[0]);
-    let steps = x.shape()[1].max(1);
-    match x
-        .data()
-        .iter()
-        .position(|&v| !(v.fract() == 0.0 && v >= 0.0 && (v as usize) < table))
-    {
-        Some(i) => Err(Error::invalid(format!(
-            "{what}: {embedding}: id {} at row {}, step {} is not a whole number in 0..{table}",
-            x.data()[i],
-            i / steps,
-            i % steps
-        ))),
-        None => Ok(()),
+    let first = model.net_ref().layers().first();
+    let embedding = first.and_then(|l| (&**l as &dyn std::any::Any).downcast_ref::<Embedding>());
+    match embedding {
+        Some(embedding) if x.shape().len() == 2 => embedding
+            .ids(x)
+            .map(drop)
+            .map_err(|e| Error::invalid(format!("{what}: {e}"))),
+        _ => Ok(()),
     }
 }
 

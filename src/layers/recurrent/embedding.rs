@@ -64,7 +64,7 @@ impl Embedding {
     }
 
     /// The ids of `x: [N, T]` as table rows, or an error naming the first bad one.
-    fn ids(&self, x: &Tensor) -> Result<Vec<usize>> {
+    pub(crate) fn ids(&self, x: &Tensor) -> Result<Vec<usize>> {
         if x.shape().len() != 2 {
             return Err(Error::invalid(format!(
                 "{self}: expected ids [N, T], got {:?}",
