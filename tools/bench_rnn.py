@@ -39,28 +39,11 @@ VOCAB, SEQ = 60, 64
 CHAR_TEXT = f"Embedding({VOCAB}, 64), LSTM(64, 256), Linear(256, {VOCAB})"
 
 
-def row_lstm():
-    """PyTorch's twin of TEXT."""
-    from torch import nn
-
-    class LastStep(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lstm = nn.LSTM(28, 128, batch_first=True)
-
-        def forward(self, x):
-            return self.lstm(x.flatten(1, 2))[0][:, -1]
-
-    return nn.Sequential(LastStep(), nn.Linear(128, 10))
-
-
 def pytorch_one(threads, repeats, limit):
     """One PyTorch measurement in this process, printed as a JSON line."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import bench_pytorch as bp
 
-    bp.build_model = lambda name: row_lstm()
-    bp.train_flops_per_sample = lambda model: 0.0
     r = bp.bench_one("row-lstm", threads, repeats, limit, bp.DEFAULT_DATA_DIR)
     print(json.dumps(r))
 
