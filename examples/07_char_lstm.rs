@@ -187,13 +187,7 @@ fn main() -> Result<()> {
 
     let mut trainer = Trainer::new(
         model,
-        Optimizer::new(Config::Adam {
-            lr: args.lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        })?,
+        Optimizer::new(Config::adam(args.lr))?,
         Loss::CrossEntropy,
         Schedule {
             batch_size: args.batch_size,

@@ -84,13 +84,7 @@ fn data(n: usize) -> scratchnet::Result<Dataset> {
 
 /// Trains `model` for `epochs` with Adam and returns the last epoch's training accuracy.
 fn train(model: Model, data: &Dataset, epochs: usize) -> scratchnet::Result<(Model, f64)> {
-    let adam = Config::Adam {
-        lr: 0.02,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
+    let adam = Config::adam(0.02);
     let schedule = Schedule {
         batch_size: 32,
         shuffle: true,

@@ -160,6 +160,18 @@ impl Config {
         }
     }
 
+    /// Adam with PyTorch's defaults, `torch.optim.Adam(params, lr)`: β = (0.9, 0.999), ε = 1e-8,
+    /// no weight decay.
+    pub fn adam(lr: f32) -> Config {
+        Config::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+
     /// The learning rate.
     pub fn lr(&self) -> f32 {
         let (Config::Sgd { lr, .. }

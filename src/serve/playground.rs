@@ -232,13 +232,7 @@ fn create(runs: &Shared, bytes: &[u8]) -> std::result::Result<Value, String> {
             weight_decay: 0.0,
             nesterov: false,
         },
-        "adam" => Config::Adam {
-            lr: r.lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        },
+        "adam" => Config::adam(r.lr),
         other => return Err(format!("optimizer '{other}': expected sgd or adam")),
     };
     let optimizer = Optimizer::new(config).map_err(|e| e.to_string())?;
