@@ -461,17 +461,14 @@ impl BatchCopy {
                 .collect(),
         };
         let rows: Vec<usize> = places.iter().filter_map(|&p| train.local(idx[p])).collect();
-        let mut at = places.iter().enumerate().map(|(k, &p)| (p, k)).peekable();
-        let idx = (0..idx.len())
-            .map(|p| match at.next_if(|&(q, _)| q == p) {
-                Some((_, k)) => k,
-                None => rows.len() + p,
-            })
-            .collect();
+        let mut batch: Vec<usize> = (0..idx.len()).map(|p| rows.len() + p).collect();
+        for (k, &p) in places.iter().enumerate() {
+            batch[p] = k;
+        }
         BatchCopy {
             data: train.data().select(&rows),
             positions: places.iter().map(|p| first + p).collect(),
-            idx,
+            idx: batch,
         }
     }
 }
