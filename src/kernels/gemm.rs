@@ -352,7 +352,7 @@ unsafe fn gemm_crate(c: SendPtr, a: Strided, b: Strided, m: usize, k: usize, n: 
 /// A 64-byte aligned line of 16 floats, the unit of the packing buffers.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Line([f32; 16]);
+pub(super) struct Line([f32; 16]);
 
 thread_local! {
     /// Packed panels of A and B, reused by every product on this thread.
@@ -360,7 +360,7 @@ thread_local! {
 }
 
 /// A buffer of at least `len` floats, 64-byte aligned.
-fn floats(buf: &mut Vec<Line>, len: usize) -> *mut f32 {
+pub(super) fn floats(buf: &mut Vec<Line>, len: usize) -> *mut f32 {
     let lines = len.div_ceil(16);
     if buf.len() < lines {
         buf.resize(lines, Line([0.0; 16]));

@@ -5,6 +5,7 @@ pub mod activation;
 pub mod elementwise;
 pub mod gemm;
 pub mod im2col;
+pub mod packed_b;
 pub mod simd;
 
 pub use gemm::{Op, matmul};

@@ -5,6 +5,7 @@
 //! c' = f ⊙ c + i ⊙ g        h' = o ⊙ tanh(c')
 //! ```
 //! where `xp = W_ih x + b_ih` and `hp = W_hh h + b_hh`, each `[N, 4H]` as `[i | f | g | o]` per row.
+//! The stack hands the cell their sum, the pre-activation `xp + hp` (in [`StepForward::xp`]).
 //!
 //! Each direction is one pass over the step's rows, vectorized (see [`vectorized`]) with the
 //! polynomial σ and tanh of [`crate::kernels::activation`]; the tests hold it to a naive twin that
@@ -30,12 +31,11 @@ impl Loop for Forward<'_> {
         let hid = s.h.len() / s.rows;
         let rows =
             s.xp.chunks_exact(4 * hid)
-                .zip(s.hp.chunks_exact(4 * hid))
                 .zip(s.gates.chunks_exact_mut(4 * hid))
                 .zip(s.c_prev.chunks_exact(hid))
                 .zip(s.c.chunks_exact_mut(hid).zip(s.h.chunks_exact_mut(hid)));
-        for ((((xp, hp), gates), c_prev), (c, h)) in rows {
-            forward_row(xp, hp, c_prev, gates, c, h);
+        for (((pre, gates), c_prev), (c, h)) in rows {
+            forward_row(pre, c_prev, gates, c, h);
         }
     }
 }
@@ -58,23 +58,16 @@ fn quarters_mut(row: &mut [f32], hid: usize) -> [&mut [f32]; 4] {
 /// One row of [`forward`]. Its slices are arguments so that the compiler knows they do not
 /// overlap, and all of length `H`, which is what lets it vectorize the loop.
 #[inline(always)]
-fn forward_row(
-    xp: &[f32],
-    hp: &[f32],
-    c_prev: &[f32],
-    gates: &mut [f32],
-    c: &mut [f32],
-    h: &mut [f32],
-) {
+fn forward_row(pre: &[f32], c_prev: &[f32], gates: &mut [f32], c: &mut [f32], h: &mut [f32]) {
     let hid = c.len();
-    let ([xi, xf, xg, xo], [hi, hf, hg, ho]) = (quarters(xp, hid), quarters(hp, hid));
+    let [pi, pf, pg, po] = quarters(pre, hid);
     let [gi, gf, gg, go] = quarters_mut(gates, hid);
     let (c_prev, h) = (&c_prev[..hid], &mut h[..hid]);
     for j in 0..hid {
-        let i = sigmoid(xi[j] + hi[j]);
-        let f = sigmoid(xf[j] + hf[j]);
-        let g = tanh(xg[j] + hg[j]);
-        let o = sigmoid(xo[j] + ho[j]);
+        let i = sigmoid(pi[j]);
+        let f = sigmoid(pf[j]);
+        let g = tanh(pg[j]);
+        let o = sigmoid(po[j]);
         (gi[j], gf[j], gg[j], go[j]) = (i, f, g, o);
         c[j] = f * c_prev[j] + i * g;
         h[j] = o * tanh(c[j]);
@@ -152,7 +145,7 @@ mod tests {
     fn forward_naive(s: StepForward<'_>) {
         let hid = s.h.len() / s.rows;
         for (k, gate) in s.gates.iter_mut().enumerate() {
-            let pre = s.xp[k] + s.hp[k];
+            let pre = s.xp[k];
             *gate = if (2 * hid..3 * hid).contains(&(k % (4 * hid))) {
                 pre.tanh()
             } else {
@@ -187,10 +180,7 @@ mod tests {
     fn fused_step_matches_its_naive_twin_on_odd_sizes() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
         for (rows, hid) in [(1, 1), (3, 7), (5, 17), (2, 33)] {
-            let (xp, hp) = (
-                random(rows * 4 * hid, &mut rng),
-                random(rows * 4 * hid, &mut rng),
-            );
+            let pre = random(rows * 4 * hid, &mut rng);
             let (c_prev, h_prev) = (random(rows * hid, &mut rng), random(rows * hid, &mut rng));
             let mut out = [(); 2].map(|_| {
                 (
@@ -202,8 +192,8 @@ mod tests {
             for (fast, (gates, c, h)) in [true, false].into_iter().zip(out.iter_mut()) {
                 let s = StepForward {
                     rows,
-                    xp: &xp,
-                    hp: &hp,
+                    xp: &pre,
+                    hp: &[],
                     h_prev: &h_prev,
                     c_prev: &c_prev,
                     gates,

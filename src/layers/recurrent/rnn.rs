@@ -13,19 +13,20 @@ pub enum Nonlinearity {
     Relu,
 }
 
-/// `h' = act(xp + hp)`, where `xp = W_ih x + b_ih` and `hp = W_hh h + b_hh` (`[N, H]` each).
+/// `h' = act(xp + hp)`, where `xp = W_ih x + b_ih` and `hp = W_hh h + b_hh` (`[N, H]` each); the
+/// stack hands the cell their sum (in [`StepForward::xp`]).
 pub(super) fn forward(act: Nonlinearity, s: StepForward<'_>) {
     match act {
         Nonlinearity::Tanh => vectorized(TanhForward(s)),
         Nonlinearity::Relu => {
-            for ((h, &x), &r) in s.h.iter_mut().zip(s.xp).zip(s.hp) {
-                *h = (x + r).max(0.0);
+            for (h, &pre) in s.h.iter_mut().zip(s.xp) {
+                *h = pre.max(0.0);
             }
         }
     }
 }
 
-/// `h' = tanh(xp + hp)` as a [`Loop`].
+/// `h' = tanh(pre)` as a [`Loop`].
 struct TanhForward<'a>(StepForward<'a>);
 
 impl Loop for TanhForward<'_> {
@@ -33,8 +34,8 @@ impl Loop for TanhForward<'_> {
     #[inline(always)]
     fn run(self) {
         let s = self.0;
-        for ((h, &x), &r) in s.h.iter_mut().zip(s.xp).zip(s.hp) {
-            *h = tanh(x + r);
+        for (h, &pre) in s.h.iter_mut().zip(s.xp) {
+            *h = tanh(pre);
         }
     }
 }

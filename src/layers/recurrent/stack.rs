@@ -23,16 +23,17 @@
 //! GEMM, `[T·N, in] · W_ihᵀ`; then each chunk runs all its steps on its own (one `[rows, H] · W_hhᵀ`
 //! product and one fused cell pass per step), the chunks in parallel, with nothing shared between
 //! them until the parameter gradients, which are summed over all rows in one fixed order. So the
-//! result never depends on the thread count. `W_hh` is packed for the GEMM kernel once per batch
-//! and direction, as the left operand: each step computes `hpᵀ = W_hh · h_prevᵀ` (and backward
-//! `∂h_prevᵀ = W_hhᵀ · ∂hpᵀ`) and adds it back transposed, which moves `[rows, G·H]` floats
-//! instead of packing all `G·H·H` of `W_hh` every step. Buffers are kept from batch to batch.
+//! result never depends on the thread count. `W_hh` is packed once per batch and direction for
+//! [`matmul_packed_b`], whose micro-tiles fit the chunks' few rows, and each step's product reads
+//! the state as it lies. For the LSTM and the RNN, whose pre-activation is the plain sum
+//! `xp + hp`, `b_hh` is folded into the input projection's bias and each step adds
+//! `h_{t−1} · W_hhᵀ` straight into `xp_t`. Buffers are kept from batch to batch.
 
 use super::rnn::Nonlinearity;
 use super::{gru, lstm, rnn};
 use crate::error::{Error, Result};
 use crate::init;
-use crate::kernels::gemm::{PackedA, matmul_packed_a};
+use crate::kernels::packed_b::{PackedB, matmul_packed_b};
 use crate::kernels::{Op, matmul};
 use crate::layers::{Layer, Mode, Param, no_forward};
 use crate::tensor::Tensor;
@@ -63,7 +64,8 @@ impl Cell {
     }
 
     /// Whether ∂L/∂hp differs from ∂L/∂xp: the GRU's reset gate sits between `hp_n` and the sum;
-    /// the others add `xp + hp`, so one buffer serves both.
+    /// the others add `xp + hp`, so one buffer serves both, and forward adds `hp` into `xp`
+    /// ([`StepForward::hp`]).
     fn own_hp_grad(self) -> bool {
         self == Cell::Gru
     }
@@ -96,7 +98,10 @@ impl Cell {
 /// One step forward: `rows` rows of `[rows, G·H]` projections and `[rows, H]` states.
 pub(super) struct StepForward<'a> {
     pub(super) rows: usize,
+    /// `xp = W_ih x + b_ih`; for the LSTM and the RNN, the whole pre-activation `xp + hp` (the
+    /// stack adds `hp` into it).
     pub(super) xp: &'a [f32],
+    /// `hp = W_hh h + b_hh` for the GRU ([`Cell::own_hp_grad`]); else empty.
     pub(super) hp: &'a [f32],
     pub(super) h_prev: &'a [f32],
     pub(super) c_prev: &'a [f32],
@@ -186,13 +191,12 @@ struct Buffers {
     inputs: Vec<Vec<f32>>,
     /// `[layer · D + direction]`
     runs: Vec<Run>,
-    /// The input projection of one direction, `[T·N, G·H]`.
+    /// The input projection of one direction, `[T·N, G·H]` (plus `hp`, but for the GRU).
     xp: Vec<f32>,
-    /// Each chunk's recurrent projection of one step, `[N, G·H]`, and its transpose.
+    /// The GRU's recurrent projection of one step, each chunk's `[rows, G·H]`.
     hp: Vec<f32>,
-    hp_t: Vec<f32>,
-    /// `W_hh` (forward) or `W_hhᵀ` (backward) packed for the GEMM kernel.
-    packed: PackedA,
+    /// `W_hhᵀ` (forward) or `W_hh` (backward) packed for [`matmul_packed_b`].
+    packed: PackedB,
     /// `[N, H]` zeros: the state before the first step.
     zeros: Vec<f32>,
     /// ∂L/∂xp and (GRU) ∂L/∂hp, `[T·N, G·H]`.
@@ -205,8 +209,6 @@ struct Buffers {
     dh: Vec<f32>,
     dc: Vec<f32>,
     dh_next: Vec<f32>,
-    /// Each chunk's ∂L/∂h to the step before, transposed: `[H, rows]` per chunk.
-    dh_t: Vec<f32>,
 }
 
 /// A stack of recurrent layers, each of one or two directions: PyTorch's `RNN`, `LSTM`, `GRU`.
@@ -350,7 +352,7 @@ impl Recurrent {
                     dx.as_deref_mut().map(|dx| (&mut dx[..], d > 0)),
                     (&mut b.dxp, &mut b.dhp),
                     (&mut b.dh, &mut b.dc, &mut b.dh_next, &mut b.zeros),
-                    (&mut b.dh_t, &mut b.packed),
+                    &mut b.packed,
                 );
             }
             std::mem::swap(&mut b.dout, &mut b.dx);
@@ -414,19 +416,6 @@ fn blocks_ref<'a>(buf: &'a [f32], chunks: &[Range<usize>], per_row: usize) -> Ve
         .collect()
 }
 
-/// `c[r, i] += t[i, r]`: adds `tᵀ` onto `c: [rows, m]`, where `t` is `[m, rows]`.
-fn add_transposed(c: &mut [f32], t: &[f32], rows: usize) {
-    if rows == 0 {
-        return;
-    }
-    let m = c.len() / rows;
-    for (r, row) in c.chunks_exact_mut(m).enumerate() {
-        for (i, v) in row.iter_mut().enumerate() {
-            *v += t[i * rows + r];
-        }
-    }
-}
-
 /// Runs direction `reverse` of one layer over `x: [T·N, in]` into `run`.
 #[allow(clippy::too_many_arguments)]
 fn forward_direction(
@@ -437,13 +426,16 @@ fn forward_direction(
     Dims { n, t, hid, inputs }: Dims,
     chunks: &[Range<usize>],
     run: &mut Run,
-    (xp, hp, hp_t, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
-    packed: &mut PackedA,
+    (xp, hp, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    packed: &mut PackedB,
 ) {
     let gh = cell.gates() * hid;
-    // xp: [T·N, G·H] = x: [T·N, in] · W_ihᵀ: [in, G·H] (+ b_ih), every step in one product.
+    let own_hp = cell.own_hp_grad();
+    // xp: [T·N, G·H] = x: [T·N, in] · W_ihᵀ: [in, G·H] + b_ih (+ b_hh, which the steps' products
+    // then leave out, but for the GRU), every step in one product.
     xp.resize(t * n * gh, 0.0);
-    fill_rows(xp, w.b_ih.as_ref());
+    let folded = if own_hp { None } else { w.b_hh.as_ref() };
+    fill_rows(xp, [w.b_ih.as_ref(), folded]);
     matmul(
         xp,
         x,
@@ -458,44 +450,44 @@ fn forward_direction(
     run.gates.resize(t * n * gh, 0.0);
     run.c.resize(t * n * hid, 0.0);
     run.h.resize(t * n * hid, 0.0);
-    hp.resize(n * gh, 0.0);
-    hp_t.resize(n * gh, 0.0);
+    let hp_row = if own_hp { gh } else { 0 };
+    hp.resize(n * hp_row, 0.0);
     zeros.resize(n * hid, 0.0);
-    // W_hh is packed for the GEMM kernel once for all steps and chunks (it does not change within
-    // a batch), as the left operand of the transposed product below.
-    packed.pack(w.w_hh.value.data(), Op::N, gh, hid);
+    // W_hhᵀ: [H, G·H] is packed once for all steps and chunks (it does not change within a batch).
+    packed.pack(w.w_hh.value.data(), Op::T, hid, gh);
     let packed = &*packed;
     let tasks: Vec<_> = chunks
         .iter()
-        .zip(blocks_ref(xp, chunks, t * gh))
+        .zip(blocks(xp, chunks, t * gh))
         .zip(blocks(&mut run.gates, chunks, t * gh))
         .zip(blocks(&mut run.c, chunks, t * hid))
         .zip(blocks(&mut run.h, chunks, t * hid))
-        .zip(
-            blocks(hp, chunks, gh)
-                .into_iter()
-                .zip(blocks(hp_t, chunks, gh)),
-        )
+        .zip(blocks(hp, chunks, hp_row))
         .collect();
     tasks
         .into_par_iter()
-        .for_each(|(((((rows, xp), gates), c), h), (hp, hp_t))| {
+        .for_each(|(((((rows, xp), gates), c), h), hp)| {
             let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
             let (g, st) = (rows * gh, rows * hid);
             let mut prev = None;
             for step in steps(t, reverse) {
                 let (h_prev, h) = prev_and_current(h, prev, step, st, zeros);
                 let (c_prev, c) = prev_and_current(c, prev, step, st, zeros);
-                // hp: [rows, G·H] = h_prev · W_hhᵀ + b_hh, as hpᵀ: [G·H, rows] = W_hh: [G·H, H] ·
-                // h_prevᵀ: [H, rows] added onto the bias rows; 0 at the first step.
-                fill_rows(hp, w.b_hh.as_ref());
+                let xp = &mut xp[step * g..][..g];
+                // hp: [rows, G·H] = h_prev: [rows, H] · W_hhᵀ: [H, G·H] (+ b_hh), 0 at the first
+                // step: the GRU's on its own, the others' added into xp (b_hh already is).
+                let sum = if own_hp {
+                    fill_rows(hp, [w.b_hh.as_ref(), None]);
+                    &mut *hp
+                } else {
+                    &mut *xp
+                };
                 if prev.is_some() {
-                    matmul_packed_a(hp_t, packed, h_prev, Op::T, rows, false);
-                    add_transposed(hp, hp_t, rows);
+                    matmul_packed_b(sum, h_prev, packed, rows, true);
                 }
                 cell.forward(StepForward {
                     rows,
-                    xp: &xp[step * g..][..g],
+                    xp,
                     hp,
                     h_prev,
                     c_prev,
@@ -544,17 +536,17 @@ fn backward_direction(
     dx: Option<(&mut [f32], bool)>,
     (dxp, dhp): (&mut Vec<f32>, &mut Vec<f32>),
     (dh, dc, dh_next, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
-    (dh_t, packed): (&mut Vec<f32>, &mut PackedA),
+    packed: &mut PackedB,
 ) {
     let gh = cell.gates() * hid;
     let own_hp_grad = cell.own_hp_grad();
     dxp.resize(t * n * gh, 0.0);
     dhp.resize(if own_hp_grad { t * n * gh } else { 0 }, 0.0);
-    for v in [&mut *dh, &mut *dc, &mut *dh_next, &mut *zeros, &mut *dh_t] {
+    for v in [&mut *dh, &mut *dc, &mut *dh_next, &mut *zeros] {
         v.resize(n * hid, 0.0);
     }
-    // W_hhᵀ packed once for all steps and chunks (see `forward_direction`).
-    packed.pack(w.w_hh.value.data(), Op::T, hid, gh);
+    // W_hh: [G·H, H] packed once for all steps and chunks (see `forward_direction`).
+    packed.pack(w.w_hh.value.data(), Op::N, gh, hid);
     let packed = &*packed;
     let tasks: Vec<_> = chunks
         .iter()
@@ -566,14 +558,10 @@ fn backward_direction(
         .zip(blocks(dhp, chunks, if own_hp_grad { t * gh } else { 0 }))
         .zip(blocks(dh, chunks, hid))
         .zip(blocks(dc, chunks, hid))
-        .zip(
-            blocks(dh_next, chunks, hid)
-                .into_iter()
-                .zip(blocks(dh_t, chunks, hid)),
-        )
+        .zip(blocks(dh_next, chunks, hid))
         .collect();
     tasks.into_par_iter().for_each(
-        |(((((((((rows, gates), c), h), dy), dxp), dhp), dh), dc), (dh_next, dh_t))| {
+        |(((((((((rows, gates), c), h), dy), dxp), dhp), dh), dc), dh_next)| {
             let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
             let (g, st) = (rows * gh, rows * hid);
             dc.fill(0.0);
@@ -611,12 +599,10 @@ fn backward_direction(
                     },
                     dh_prev: dh_next,
                 });
-                // ∂L/∂h_prev: [rows, H] += ∂hp: [rows, G·H] · W_hh: [G·H, H], as
-                // ∂h_prevᵀ: [H, rows] = W_hhᵀ: [H, G·H] · ∂hpᵀ: [G·H, rows] added on.
+                // ∂L/∂h_prev: [rows, H] += ∂hp: [rows, G·H] · W_hh: [G·H, H]
                 if s > 0 {
                     let dhp = if own_hp_grad { &dhp[gs] } else { &dxp[gs] };
-                    matmul_packed_a(dh_t, packed, dhp, Op::T, rows, false);
-                    add_transposed(dh_next, dh_t, rows);
+                    matmul_packed_b(dh_next, dhp, packed, rows, true);
                 }
             }
         },
@@ -700,13 +686,22 @@ fn steps(t: usize, reverse: bool) -> Box<dyn Iterator<Item = usize>> {
     }
 }
 
-/// Sets every row of `m` to the bias, or to zero without one.
-fn fill_rows(m: &mut [f32], bias: Option<&Param>) {
-    match bias {
-        Some(b) => m
-            .chunks_exact_mut(b.value.len())
-            .for_each(|row| row.copy_from_slice(b.value.data())),
-        None => m.fill(0.0),
+/// Sets every row of `m` to the sum of the biases there are (in order), or to zero without any.
+fn fill_rows(m: &mut [f32], biases: [Option<&Param>; 2]) {
+    let mut biases = biases.into_iter().flatten().map(|b| b.value.data());
+    let Some(b0) = biases.next() else {
+        return m.fill(0.0);
+    };
+    if m.is_empty() {
+        return;
+    }
+    let (first, rest) = m.split_at_mut(b0.len());
+    first.copy_from_slice(b0);
+    for b in biases {
+        first.iter_mut().zip(b).for_each(|(a, v)| *a += v);
+    }
+    for row in rest.chunks_exact_mut(b0.len()) {
+        row.copy_from_slice(first);
     }
 }
 
@@ -809,7 +804,7 @@ impl Layer for Recurrent {
                     Dims { n, t, hid, inputs },
                     &chunks,
                     &mut b.runs[k * dirs + d],
-                    (&mut b.xp, &mut b.hp, &mut b.hp_t, &mut b.zeros),
+                    (&mut b.xp, &mut b.hp, &mut b.zeros),
                     &mut b.packed,
                 );
             }
