@@ -13,7 +13,8 @@
 
 use super::stack::{StepBackward, StepForward};
 use crate::kernels::activation::{sigmoid, tanh};
-use crate::kernels::simd::{Loop, vectorized};
+use crate::kernels::simd::{Loop, in_lanes, vectorized};
+use std::ops::Range;
 
 /// One step: keeps the activated gates `[N, 4H]` and the cell state `c'` for backward.
 pub(super) fn forward(s: StepForward<'_>) {
@@ -55,15 +56,30 @@ fn quarters_mut(row: &mut [f32], hid: usize) -> [&mut [f32]; 4] {
     [a, b, c, &mut d[..hid]]
 }
 
-/// One row of [`forward`]. Its slices are arguments so that the compiler knows they do not
-/// overlap, and all of length `H`, which is what lets it vectorize the loop.
+/// One row of [`forward`], in blocks of columns (see [`in_lanes`]).
 #[inline(always)]
 fn forward_row(pre: &[f32], c_prev: &[f32], gates: &mut [f32], c: &mut [f32], h: &mut [f32]) {
     let hid = c.len();
-    let [pi, pf, pg, po] = quarters(pre, hid);
-    let [gi, gf, gg, go] = quarters_mut(gates, hid);
-    let (c_prev, h) = (&c_prev[..hid], &mut h[..hid]);
-    for j in 0..hid {
+    let pre = quarters(pre, hid);
+    let mut gates = quarters_mut(gates, hid);
+    in_lanes!(hid, |r| forward_block(r, pre, c_prev, &mut gates, c, h));
+}
+
+/// Columns `r` of [`forward_row`]. Its slices are arguments so that the compiler knows they do
+/// not overlap, and all of one length, which is what lets it vectorize the loop.
+#[inline(always)]
+fn forward_block(
+    r: Range<usize>,
+    pre: [&[f32]; 4],
+    c_prev: &[f32],
+    gates: &mut [&mut [f32]; 4],
+    c: &mut [f32],
+    h: &mut [f32],
+) {
+    let [pi, pf, pg, po] = pre.map(|q| &q[r.clone()]);
+    let [gi, gf, gg, go] = gates.each_mut().map(|q| &mut q[r.clone()]);
+    let (c_prev, c, h) = (&c_prev[r.clone()], &mut c[r.clone()], &mut h[r]);
+    for j in 0..c.len() {
         let i = sigmoid(pi[j]);
         let f = sigmoid(pf[j]);
         let g = tanh(pg[j]);
@@ -107,7 +123,7 @@ impl Loop for Backward<'_> {
     }
 }
 
-/// One row of [`backward`] (slices as arguments: see [`forward_row`]).
+/// One row of [`backward`], in blocks of columns (see [`in_lanes`]).
 #[inline(always)]
 fn backward_row(
     gates: &[f32],
@@ -118,10 +134,31 @@ fn backward_row(
     dc: &mut [f32],
 ) {
     let hid = dc.len();
-    let [i, f, g, o] = quarters(gates, hid);
-    let [di, df, dg, d_o] = quarters_mut(dpre, hid);
-    let (dh, c, c_prev) = (&dh[..hid], &c[..hid], &c_prev[..hid]);
-    for j in 0..hid {
+    let gates = quarters(gates, hid);
+    let mut dpre = quarters_mut(dpre, hid);
+    in_lanes!(hid, |r| backward_block(
+        r,
+        gates,
+        (dh, c, c_prev),
+        &mut dpre,
+        dc
+    ));
+}
+
+/// Columns `r` of [`backward_row`] (slices as arguments: see [`forward_block`]).
+#[inline(always)]
+fn backward_block(
+    r: Range<usize>,
+    gates: [&[f32]; 4],
+    (dh, c, c_prev): (&[f32], &[f32], &[f32]),
+    dpre: &mut [&mut [f32]; 4],
+    dc: &mut [f32],
+) {
+    let [i, f, g, o] = gates.map(|q| &q[r.clone()]);
+    let [di, df, dg, d_o] = dpre.each_mut().map(|q| &mut q[r.clone()]);
+    let (dh, c, c_prev) = (&dh[r.clone()], &c[r.clone()], &c_prev[r.clone()]);
+    let dc = &mut dc[r];
+    for j in 0..dc.len() {
         let tc = tanh(c[j]);
         let d_c = dc[j] + dh[j] * o[j] * (1.0 - tc * tc);
         di[j] = d_c * g[j] * i[j] * (1.0 - i[j]);
