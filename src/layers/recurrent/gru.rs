@@ -10,7 +10,8 @@
 
 use super::stack::{StepBackward, StepForward};
 use crate::kernels::activation::{sigmoid, tanh};
-use crate::kernels::simd::{Loop, vectorized};
+use crate::kernels::simd::{Loop, in_lanes, vectorized};
+use std::ops::Range;
 
 /// One step: keeps the activated gates `[N, 3H]` and `hp_n` for backward (one vectorized pass, see
 /// [`vectorized`]).
@@ -51,8 +52,7 @@ fn thirds_mut(row: &mut [f32], hid: usize) -> [&mut [f32]; 3] {
     [a, b, &mut c[..hid]]
 }
 
-/// One row of [`forward`]. Its slices are arguments so that the compiler knows they do not
-/// overlap, and all of length `H`, which is what lets it vectorize the loop.
+/// One row of [`forward`], in blocks of columns (see [`in_lanes`]).
 #[inline(always)]
 fn forward_row(
     xp: &[f32],
@@ -63,10 +63,33 @@ fn forward_row(
     h: &mut [f32],
 ) {
     let hid = h.len();
-    let ([xr, xz, xn], [hr, hz, hpn]) = (thirds(xp, hid), thirds(hp, hid));
-    let [gr, gz, gn] = thirds_mut(gates, hid);
-    let (h_prev, hn) = (&h_prev[..hid], &mut hn[..hid]);
-    for j in 0..hid {
+    let (xp, hp) = (thirds(xp, hid), thirds(hp, hid));
+    let mut gates = thirds_mut(gates, hid);
+    in_lanes!(hid, |r| forward_block(
+        r,
+        (xp, hp),
+        h_prev,
+        &mut gates,
+        hn,
+        h
+    ));
+}
+
+/// Columns `r` of [`forward_row`]. Its slices are arguments so that the compiler knows they do
+/// not overlap, and all of one length, which is what lets it vectorize the loop.
+#[inline(always)]
+fn forward_block(
+    r: Range<usize>,
+    (xp, hp): ([&[f32]; 3], [&[f32]; 3]),
+    h_prev: &[f32],
+    gates: &mut [&mut [f32]; 3],
+    hn: &mut [f32],
+    h: &mut [f32],
+) {
+    let ([xr, xz, xn], [hr, hz, hpn]) = (xp.map(|q| &q[r.clone()]), hp.map(|q| &q[r.clone()]));
+    let [gr, gz, gn] = gates.each_mut().map(|q| &mut q[r.clone()]);
+    let (h_prev, hn, h) = (&h_prev[r.clone()], &mut hn[r.clone()], &mut h[r]);
+    for j in 0..h.len() {
         let r = sigmoid(xr[j] + hr[j]);
         let z = sigmoid(xz[j] + hz[j]);
         hn[j] = hpn[j];
@@ -110,7 +133,7 @@ impl Loop for Backward<'_> {
     }
 }
 
-/// One row of [`backward`] (slices as arguments: see [`forward_row`]).
+/// One row of [`backward`], in blocks of columns (see [`in_lanes`]).
 #[inline(always)]
 fn backward_row(
     gates: &[f32],
@@ -122,10 +145,35 @@ fn backward_row(
     direct: &mut [f32],
 ) {
     let hid = direct.len();
-    let [r, z, n] = thirds(gates, hid);
-    let ([dxr, dxz, dxn], [dhr, dhz, dhn]) = (thirds_mut(dxp, hid), thirds_mut(dhp, hid));
-    let (dh, hn, h_prev) = (&dh[..hid], &hn[..hid], &h_prev[..hid]);
-    for j in 0..hid {
+    let gates = thirds(gates, hid);
+    let mut d = (thirds_mut(dxp, hid), thirds_mut(dhp, hid));
+    in_lanes!(hid, |c| backward_block(
+        c,
+        gates,
+        (dh, hn, h_prev),
+        &mut d,
+        direct
+    ));
+}
+
+/// The `[H]` thirds of ∂xp and ∂hp.
+type GradThirds<'a> = ([&'a mut [f32]; 3], [&'a mut [f32]; 3]);
+
+/// Columns `cols` of [`backward_row`] (slices as arguments: see [`forward_block`]).
+#[inline(always)]
+fn backward_block(
+    cols: Range<usize>,
+    gates: [&[f32]; 3],
+    (dh, hn, h_prev): (&[f32], &[f32], &[f32]),
+    (dxp, dhp): &mut GradThirds<'_>,
+    direct: &mut [f32],
+) {
+    let [r, z, n] = gates.map(|q| &q[cols.clone()]);
+    let [dxr, dxz, dxn] = dxp.each_mut().map(|q| &mut q[cols.clone()]);
+    let [dhr, dhz, dhn] = dhp.each_mut().map(|q| &mut q[cols.clone()]);
+    let (dh, hn, h_prev) = (&dh[cols.clone()], &hn[cols.clone()], &h_prev[cols.clone()]);
+    let direct = &mut direct[cols];
+    for j in 0..direct.len() {
         let dpre_n = dh[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
         let dpre_r = dpre_n * hn[j] * r[j] * (1.0 - r[j]);
         let dpre_z = dh[j] * (h_prev[j] - n[j]) * z[j] * (1.0 - z[j]);

@@ -652,8 +652,13 @@ fn backward_direction(
             true,
         );
     }
-    add_column_sums(w.b_ih.as_mut(), dxp);
-    add_column_sums(w.b_hh.as_mut(), dhp);
+    // ∂b_ih += Σ_rows ∂xp, ∂b_hh += Σ_rows ∂hp: the same sums but for the GRU, so one pass.
+    if own_hp_grad {
+        add_column_sums([w.b_ih.as_mut(), None], dxp);
+        add_column_sums([w.b_hh.as_mut(), None], dhp);
+    } else {
+        add_column_sums([w.b_ih.as_mut(), w.b_hh.as_mut()], dxp);
+    }
 
     // Input gradient.
     // ∂x: [T·N, in] (+)= ∂xp: [T·N, G·H] · W_ih: [G·H, in]
@@ -705,11 +710,19 @@ fn fill_rows(m: &mut [f32], biases: [Option<&Param>; 2]) {
     }
 }
 
-/// `∂L/∂b += Σ_rows ∂L/∂(pre-activation)`, rows in order.
-fn add_column_sums(bias: Option<&mut Param>, rows: &[f32]) {
-    if let Some(b) = bias {
-        let g = b.grad.data_mut();
-        for row in rows.chunks_exact(g.len()) {
+/// `∂L/∂b += Σ_rows ∂L/∂(pre-activation)` into each bias there is, rows in order, reading the
+/// rows once.
+fn add_column_sums(biases: [Option<&mut Param>; 2], rows: &[f32]) {
+    let mut grads: Vec<&mut [f32]> = biases
+        .into_iter()
+        .flatten()
+        .map(|b| b.grad.data_mut())
+        .collect();
+    let Some(width) = grads.first().map(|g| g.len()) else {
+        return;
+    };
+    for row in rows.chunks_exact(width) {
+        for g in &mut grads {
             g.iter_mut().zip(row).for_each(|(a, v)| *a += v);
         }
     }
