@@ -45,11 +45,39 @@ impl PackedB {
             let len = n.next_multiple_of(NR) * k;
             // SAFETY: `floats` returns a buffer of at least `len` floats.
             let dst = unsafe { std::slice::from_raw_parts_mut(floats(&mut self.buf, len), len) };
-            for (panel, block) in dst.chunks_exact_mut(NR * k.max(1)).enumerate() {
-                for (p, row) in block.chunks_exact_mut(NR).enumerate() {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        let col = panel * NR + j;
-                        *v = if col < n { at(p, col) } else { 0.0 };
+            // B is read in the order it is stored (a large B, gathered panel by panel, would be
+            // read a few floats from each row, rows a page apart): row p of a stored [k, n] goes
+            // to step p of every panel, row j of a stored [n, k] to column j of its panel.
+            let padded = n.next_multiple_of(NR);
+            if padded > n {
+                for p in 0..k {
+                    dst[(padded - NR) * k + p * NR..][..NR].fill(0.0);
+                }
+            }
+            match tb {
+                Op::N => {
+                    for (p, row) in b.chunks_exact(n.max(1)).enumerate().take(k) {
+                        let whole = row.chunks_exact(NR);
+                        let rest = whole.remainder();
+                        for (panel, part) in whole.enumerate() {
+                            // Whole panels as fixed-size copies (a few vector moves, no memcpy call).
+                            let to: &mut [f32; NR] = (&mut dst[panel * NR * k + p * NR..][..NR])
+                                .try_into()
+                                .unwrap();
+                            *to = part.try_into().unwrap();
+                        }
+                        if !rest.is_empty() {
+                            dst[(n - rest.len()) * k + p * NR..][..rest.len()]
+                                .copy_from_slice(rest);
+                        }
+                    }
+                }
+                Op::T => {
+                    for (j, col) in b.chunks_exact(k.max(1)).enumerate().take(n) {
+                        let panel = &mut dst[(j - j % NR) * k + j % NR..];
+                        for (p, &v) in col.iter().enumerate() {
+                            panel[p * NR] = v;
+                        }
                     }
                 }
             }

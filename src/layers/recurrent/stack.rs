@@ -209,6 +209,9 @@ struct Buffers {
     dh: Vec<f32>,
     dc: Vec<f32>,
     dh_next: Vec<f32>,
+    /// The weight gradients' transposed product ([`add_weight_grads`]): its left operand and C.
+    weight_a: Vec<f32>,
+    weight_c: Vec<f32>,
 }
 
 /// A stack of recurrent layers, each of one or two directions: PyTorch's `RNN`, `LSTM`, `GRU`.
@@ -353,6 +356,7 @@ impl Recurrent {
                     (&mut b.dxp, &mut b.dhp),
                     (&mut b.dh, &mut b.dc, &mut b.dh_next, &mut b.zeros),
                     &mut b.packed,
+                    (&mut b.weight_a, &mut b.weight_c),
                 );
             }
             std::mem::swap(&mut b.dout, &mut b.dx);
@@ -537,6 +541,7 @@ fn backward_direction(
     (dxp, dhp): (&mut Vec<f32>, &mut Vec<f32>),
     (dh, dc, dh_next, zeros): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
     packed: &mut PackedB,
+    (weight_a, weight_c): (&mut Vec<f32>, &mut Vec<f32>),
 ) {
     let gh = cell.gates() * hid;
     let own_hp_grad = cell.own_hp_grad();
@@ -547,7 +552,7 @@ fn backward_direction(
     }
     // W_hh: [G·H, H] packed once for all steps and chunks (see `forward_direction`).
     packed.pack(w.w_hh.value.data(), Op::N, gh, hid);
-    let packed = &*packed;
+    let w_hh = &*packed;
     let tasks: Vec<_> = chunks
         .iter()
         .zip(blocks_ref(&run.gates, chunks, t * gh))
@@ -602,55 +607,33 @@ fn backward_direction(
                 // ∂L/∂h_prev: [rows, H] += ∂hp: [rows, G·H] · W_hh: [G·H, H]
                 if s > 0 {
                     let dhp = if own_hp_grad { &dhp[gs] } else { &dxp[gs] };
-                    matmul_packed_b(dh_next, dhp, packed, rows, true);
+                    matmul_packed_b(dh_next, dhp, w_hh, rows, true);
                 }
             }
         },
     );
     let dhp: &[f32] = if own_hp_grad { dhp } else { dxp };
 
-    // Parameter gradients, all steps at once.
-    // ∂W_ih: [G·H, in] += ∂xpᵀ: [G·H, T·N] · x: [T·N, in]
-    matmul(
-        w.w_ih.grad.data_mut(),
-        dxp,
-        Op::T,
-        x,
-        Op::N,
-        gh,
-        t * n,
-        inputs,
-        true,
-    );
-    // ∂W_hh: [G·H, H] += ∂hpᵀ: [G·H, (T−1)·rows] · h_prev: [(T−1)·rows, H] chunk by chunk, where
-    // step t's h_prev is the output at t−1 (forward) or t+1 (reverse): shifted slices of the run.
-    for ((rows, dhp), h) in chunks
-        .iter()
-        .zip(blocks_ref(dhp, chunks, t * gh))
-        .zip(blocks_ref(&run.h, chunks, t * hid))
-    {
-        let (g, st, rows) = (rows.len() * gh, rows.len() * hid, rows.len());
-        if t < 2 || rows == 0 {
-            continue;
-        }
-        let (later, earlier) = (&dhp[g..], &h[..(t - 1) * st]);
-        let (sooner, after) = (&dhp[..(t - 1) * g], &h[st..]);
-        let (a, b) = if reverse(d) {
-            (sooner, after)
-        } else {
-            (later, earlier)
-        };
-        matmul(
-            w.w_hh.grad.data_mut(),
-            a,
-            Op::T,
-            b,
-            Op::N,
+    // Weight gradients, all steps at once, each computed transposed (see `add_weight_grads`):
+    // ∂W_ihᵀ: [in, G·H] += xᵀ: [in, T·N] · ∂xp: [T·N, G·H]
+    // ∂W_hhᵀ: [H, G·H] += h_prevᵀ: [H, T·N] · ∂hp: [T·N, G·H]
+    // where row q's h_prev is its state before its step (zero at a chunk's first step). For the
+    // LSTM and the RNN, ∂xp = ∂hp: one product, with [xᵀ; h_prevᵀ] as the left operand.
+    let x_rows = |q: usize| Some(&x[q * inputs..][..inputs]);
+    let h_prev = |q: usize| previous_state(&run.h, q, (t, hid), chunks, reverse(d));
+    let (w_ih, w_hh) = (w.w_ih.grad.data_mut(), w.w_hh.grad.data_mut());
+    if own_hp_grad {
+        let bufs = (&mut *packed, &mut *weight_a, &mut *weight_c);
+        add_weight_grads(dxp, gh, &mut [(w_ih, inputs, &x_rows)], bufs);
+        add_weight_grads(
+            dhp,
             gh,
-            (t - 1) * rows,
-            hid,
-            true,
+            &mut [(w_hh, hid, &h_prev)],
+            (packed, weight_a, weight_c),
         );
+    } else {
+        let grads: &mut [WeightGrad<'_>] = &mut [(w_ih, inputs, &x_rows), (w_hh, hid, &h_prev)];
+        add_weight_grads(dxp, gh, grads, (packed, weight_a, weight_c));
     }
     // ∂b_ih += Σ_rows ∂xp, ∂b_hh += Σ_rows ∂hp: the same sums but for the GRU, so one pass.
     if own_hp_grad {
@@ -707,6 +690,81 @@ fn fill_rows(m: &mut [f32], biases: [Option<&Param>; 2]) {
     }
     for row in rest.chunks_exact_mut(b0.len()) {
         row.copy_from_slice(first);
+    }
+}
+
+/// Row `q`'s state before its step (rows in the layer's order, see the module docs): the same
+/// batch row's `h` one step earlier in the direction's order, `None` (zero) at its first step.
+fn previous_state<'a>(
+    h: &'a [f32],
+    q: usize,
+    (t, hid): (usize, usize),
+    chunks: &[Range<usize>],
+    reverse: bool,
+) -> Option<&'a [f32]> {
+    let c = chunks.iter().find(|c| q < t * c.end)?;
+    let (rows, local) = (c.len(), q - t * c.start);
+    let (s, i) = (local / rows, local % rows);
+    let before = if reverse { s + 1 } else { s.checked_sub(1)? };
+    (before < t).then(|| &h[(t * c.start + before * rows + i) * hid..][..hid])
+}
+
+/// A weight gradient `∂W: [G·H, F]`, `F`, and the source `S: [K, F]` it is the product with, as
+/// row `q` of `S` (`None`: zeros).
+type WeightGrad<'a> = (&'a mut [f32], usize, &'a dyn Fn(usize) -> Option<&'a [f32]>);
+
+/// `∂W += ∂preᵀ · S` for each `(∂W, F, S)` of `grads`, over the `K` rows of `∂pre: [K, G·H]`:
+/// one product `C: [ΣF, G·H] = [S₁ᵀ; S₂ᵀ; …]: [ΣF, K] · ∂pre` by [`matmul_packed_b`], added back
+/// transposed. So ∂pre, the large operand, is packed in one pass along its rows (as the left
+/// operand `∂preᵀ` of `matmul`, its packing gathers a few floats from each row, rows a page apart,
+/// which cost a fifth of these products' time). The rows of C are cut in two for the cores; each
+/// is summed on its own, so the cut changes no bit.
+fn add_weight_grads(
+    dpre: &[f32],
+    gh: usize,
+    grads: &mut [WeightGrad<'_>],
+    (packed, a, c): (&mut PackedB, &mut Vec<f32>, &mut Vec<f32>),
+) {
+    let k = dpre.len() / gh.max(1);
+    let m: usize = grads.iter().map(|g| g.1).sum();
+    if k == 0 || m == 0 || gh == 0 {
+        return;
+    }
+    packed.pack(dpre, Op::N, k, gh);
+    let packed = &*packed;
+    // A: [ΣF, K], each S written transposed 16 of its rows at a time (a cache line per write).
+    a.resize(m * k, 0.0);
+    let mut first = 0;
+    for (_, f, rows) in grads.iter() {
+        let zeros = vec![0.0; *f];
+        for q0 in (0..k).step_by(16) {
+            let width = 16.min(k - q0);
+            let src: [&[f32]; 16] =
+                std::array::from_fn(|i| rows(q0 + i.min(width - 1)).unwrap_or(&zeros));
+            for (j, dst) in a[first * k..].chunks_exact_mut(k).take(*f).enumerate() {
+                for (v, s) in dst[q0..q0 + width].iter_mut().zip(&src) {
+                    *v = s[j];
+                }
+            }
+        }
+        first += f;
+    }
+    c.resize(m * gh, 0.0);
+    let half = m / 2;
+    let ((c0, c1), (a0, a1)) = (c.split_at_mut(half * gh), a.split_at(half * k));
+    rayon::join(
+        || matmul_packed_b(c0, a0, packed, half, false),
+        || matmul_packed_b(c1, a1, packed, m - half, false),
+    );
+    // ∂W[g, j] += C[first + j, g]
+    let mut first = 0;
+    for (grad, f, _) in grads.iter_mut() {
+        for (g, row) in grad.chunks_exact_mut(*f).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v += c[(first + j) * gh + g];
+            }
+        }
+        first += *f;
     }
 }
 
