@@ -27,7 +27,9 @@
 //! [`matmul_packed_b`], whose micro-tiles fit the chunks' few rows, and each step's product reads
 //! the state as it lies. For the LSTM and the RNN, whose pre-activation is the plain sum
 //! `xp + hp`, `b_hh` is folded into the input projection's bias and each step adds
-//! `h_{t−1} · W_hhᵀ` straight into `xp_t`. Buffers are kept from batch to batch.
+//! `h_{t−1} · W_hhᵀ` straight into `xp_t`. The weight gradients are one product per direction
+//! (two for the GRU) by the same kernel, taken transposed, `[xᵀ; h_prevᵀ] · ∂pre`
+//! ([`add_weight_grads`]). Buffers are kept from batch to batch.
 
 use super::rnn::Nonlinearity;
 use super::{gru, lstm, rnn};
@@ -711,14 +713,18 @@ fn previous_state<'a>(
 
 /// A weight gradient `∂W: [G·H, F]`, `F`, and the source `S: [K, F]` it is the product with, as
 /// row `q` of `S` (`None`: zeros).
-type WeightGrad<'a> = (&'a mut [f32], usize, &'a dyn Fn(usize) -> Option<&'a [f32]>);
+type WeightGrad<'a> = (
+    &'a mut [f32],
+    usize,
+    &'a (dyn Fn(usize) -> Option<&'a [f32]> + Sync),
+);
 
 /// `∂W += ∂preᵀ · S` for each `(∂W, F, S)` of `grads`, over the `K` rows of `∂pre: [K, G·H]`:
 /// one product `C: [ΣF, G·H] = [S₁ᵀ; S₂ᵀ; …]: [ΣF, K] · ∂pre` by [`matmul_packed_b`], added back
 /// transposed. So ∂pre, the large operand, is packed in one pass along its rows (as the left
 /// operand `∂preᵀ` of `matmul`, its packing gathers a few floats from each row, rows a page apart,
-/// which cost a fifth of these products' time). The rows of C are cut in two for the cores; each
-/// is summed on its own, so the cut changes no bit.
+/// which cost a fifth of these products' time). The rows of A and C are cut in two for the cores;
+/// each row of C is summed on its own, so the cut changes no bit.
 fn add_weight_grads(
     dpre: &[f32],
     gh: usize,
@@ -732,30 +738,34 @@ fn add_weight_grads(
     }
     packed.pack(dpre, Op::N, k, gh);
     let packed = &*packed;
-    // A: [ΣF, K], each S written transposed 16 of its rows at a time (a cache line per write).
     a.resize(m * k, 0.0);
-    let mut first = 0;
-    for (_, f, rows) in grads.iter() {
-        let zeros = vec![0.0; *f];
-        for q0 in (0..k).step_by(16) {
-            let width = 16.min(k - q0);
-            let src: [&[f32]; 16] =
-                std::array::from_fn(|i| rows(q0 + i.min(width - 1)).unwrap_or(&zeros));
-            for (j, dst) in a[first * k..].chunks_exact_mut(k).take(*f).enumerate() {
-                for (v, s) in dst[q0..q0 + width].iter_mut().zip(&src) {
-                    *v = s[j];
+    c.resize(m * gh, 0.0);
+    // Rows `r0..` of A: [ΣF, K] (each S written transposed, 16 of its rows at a time: a cache
+    // line per write), then of C.
+    let sources: Vec<_> = grads.iter().map(|g| (g.1, g.2)).collect();
+    let rows_of_c = |r0: usize, a: &mut [f32], c: &mut [f32]| {
+        let mut first = 0;
+        for &(f, rows) in &sources {
+            let zeros = vec![0.0; f];
+            let mine = r0.max(first)..(r0 + a.len() / k).min(first + f);
+            for q0 in (0..k).step_by(16) {
+                let width = 16.min(k - q0);
+                let src: [&[f32]; 16] =
+                    std::array::from_fn(|i| rows(q0 + i.min(width - 1)).unwrap_or(&zeros));
+                for r in mine.clone() {
+                    let dst = &mut a[(r - r0) * k + q0..][..width];
+                    for (v, s) in dst.iter_mut().zip(&src) {
+                        *v = s[r - first];
+                    }
                 }
             }
+            first += f;
         }
-        first += f;
-    }
-    c.resize(m * gh, 0.0);
+        matmul_packed_b(c, a, packed, a.len() / k, false);
+    };
     let half = m / 2;
-    let ((c0, c1), (a0, a1)) = (c.split_at_mut(half * gh), a.split_at(half * k));
-    rayon::join(
-        || matmul_packed_b(c0, a0, packed, half, false),
-        || matmul_packed_b(c1, a1, packed, m - half, false),
-    );
+    let ((c0, c1), (a0, a1)) = (c.split_at_mut(half * gh), a.split_at_mut(half * k));
+    rayon::join(|| rows_of_c(0, a0, c0), || rows_of_c(half, a1, c1));
     // ∂W[g, j] += C[first + j, g]
     let mut first = 0;
     for (grad, f, _) in grads.iter_mut() {
