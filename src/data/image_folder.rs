@@ -3,12 +3,13 @@
 //! names in sorted order. Every image is decoded once, in parallel, to `u8` at one size
 //! (`--image-size H,W`, default the first image's: others are scaled keeping their aspect ratio
 //! and padded with black) and one channel count (`--channels 1|3`, default 3 when any image is in
-//! colour), then scaled to [0, 1] as IDX pixels are.
+//! colour), and kept as those bytes, which stand for `byte / 255` in [0, 1] as IDX pixels do
+//! (see [`Inputs`]).
 
 use crate::data::dataset::{Dataset, Labels};
 use crate::data::image_style::luma;
+use crate::data::inputs::Inputs;
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -188,12 +189,16 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
     let [h, w] = size;
     let mut x = Vec::with_capacity(kept.len() * c * h * w);
     let mut y = Vec::with_capacity(kept.len());
-    for (d, class) in &kept {
-        x.extend(planes(d, c).into_iter().map(|p| p as f32 / 255.0));
-        y.push(*class);
+    for (d, class) in kept {
+        x.extend(planes(&d, c));
+        y.push(class);
     }
-    let mut d = Dataset::new(Tensor::new(&[kept.len(), c, h, w], x)?, Labels::Classes(y))?;
+    let mut d = Dataset::new(
+        Inputs::pixels(&[y.len(), c, h, w], x)?,
+        Labels::Classes(y),
+    )?;
     d.class_names = Some(names);
+    d.image_folder = true;
     Ok(d)
 }
 
