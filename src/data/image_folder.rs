@@ -193,10 +193,7 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
         x.extend(planes(&d, c));
         y.push(class);
     }
-    let mut d = Dataset::new(
-        Inputs::pixels(&[y.len(), c, h, w], x)?,
-        Labels::Classes(y),
-    )?;
+    let mut d = Dataset::new(Inputs::pixels(&[y.len(), c, h, w], x)?, Labels::Classes(y))?;
     d.class_names = Some(names);
     d.image_folder = true;
     Ok(d)
@@ -305,6 +302,15 @@ pub(crate) fn decode_bytes(bytes: &[u8], path: &Path, [h, w]: [usize; 2]) -> Res
         }
     }
     Ok(Decoded { colour, pixels })
+}
+
+/// An image file's bytes as the model input `[c, h, w]` of a folder read with that size and those
+/// channels: what [`read`] holds for it (`predict` on a model trained on a folder).
+///
+/// # Errors
+/// Not an image.
+pub(crate) fn load_pixels(bytes: &[u8], path: &Path, [c, h, w]: [usize; 3]) -> Result<Vec<u8>> {
+    Ok(planes(&decode_bytes(bytes, path, [h, w])?, c))
 }
 
 /// `d`'s pixels with `c` planes: gray repeated three times, or colour to BT.709 luma.

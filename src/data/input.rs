@@ -76,6 +76,10 @@ pub enum Fit {
     Object,
     /// The whole picture scaled to fit, keeping its aspect ratio, centred and padded with black.
     Whole,
+    /// As a folder of images is read for training ([`crate::data::image_folder`], the same
+    /// function): the whole picture scaled to fit on its `u8` pixels, centred and padded with black,
+    /// never inverted, so that a training image predicted from its file is the input it was.
+    Folder,
 }
 
 /// What the training images looked like, measured from them when training starts.
@@ -213,11 +217,14 @@ impl InputInfo {
                 .as_ref()
                 .filter(|_| standardize)
                 .map(|t| Standardize::fit(&train.x, t.features.len())),
-            image: train
-                .table
-                .is_none()
-                .then(|| crate::data::image_style::measure_style(&train.x))
-                .flatten(),
+            image: match (&train.table, train.image_folder) {
+                (Some(_), _) => None,
+                (None, true) => Some(ImageStyle {
+                    background: None,
+                    fit: Fit::Folder,
+                }),
+                (None, false) => crate::data::image_style::measure_style(&train.x),
+            },
         }
     }
 

@@ -176,7 +176,11 @@ impl Inputs {
     /// Rows `idx`, held as these are (pixels stay bytes), with the same standardisation.
     pub fn select(&self, idx: &[usize]) -> Inputs {
         let row: usize = self.shape[1..].iter().product();
-        let pick = |n: usize| idx.iter().flat_map(move |&i| i * row..(i + 1) * row).take(n);
+        let pick = |n: usize| {
+            idx.iter()
+                .flat_map(move |&i| i * row..(i + 1) * row)
+                .take(n)
+        };
         let n = idx.len() * row;
         let held = match &self.held {
             Held::F32(v) => Held::F32(pick(n).map(|j| v[j]).collect()),
