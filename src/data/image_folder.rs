@@ -142,29 +142,41 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
             size[1]
         )));
     }
+    let [h, w] = size;
+    // Decoded a chunk of files at a time (in parallel within it), each image's planes appended as
+    // they came (1 gray, 3 colour): the pixels are held once, not once decoded and once copied.
     let bar = progress(files.len(), "decoding images");
-    let decoded: Vec<Result<Decoded>> = files
-        .par_iter()
-        .map(|(path, _)| {
-            let d = decode(path, size);
-            bar.inc(1);
-            d
-        })
-        .collect();
-    bar.finish_and_clear();
+    let mut native: Vec<u8> = Vec::with_capacity(files.len() * h * w);
+    let mut colour = Vec::with_capacity(files.len());
+    let mut y = Vec::with_capacity(files.len());
     let mut bad = Vec::new();
-    let mut kept = Vec::new();
-    for ((path, class), d) in files.iter().zip(decoded) {
-        match d {
-            Ok(d) => kept.push((d, *class)),
-            Err(e) if opts.skip_bad => bad.push((path, e)),
-            Err(e) => {
-                return Err(Error::invalid(format!(
-                    "{e} (every file in a class folder must be a PNG or JPEG image; --skip-bad skips the others)"
-                )));
+    for chunk in files.chunks(1024) {
+        let decoded: Vec<Result<Decoded>> = chunk
+            .par_iter()
+            .map(|(path, _)| {
+                let d = decode(path, size);
+                bar.inc(1);
+                d
+            })
+            .collect();
+        for ((path, class), d) in chunk.iter().zip(decoded) {
+            match d {
+                Ok(d) => {
+                    native.extend_from_slice(&d.pixels);
+                    colour.push(d.colour);
+                    y.push(*class);
+                }
+                Err(e) if opts.skip_bad => bad.push((path, e)),
+                Err(e) => {
+                    bar.finish_and_clear();
+                    return Err(Error::invalid(format!(
+                        "{e} (every file in a class folder must be a PNG or JPEG image; --skip-bad skips the others)"
+                    )));
+                }
             }
         }
     }
+    bar.finish_and_clear();
     if let Some((path, e)) = bad.first() {
         eprintln!(
             "warning: skipped {} file(s) in {} that are not images, the first {}: {e}",
@@ -173,7 +185,7 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
             path.display()
         );
     }
-    if kept.is_empty() {
+    if y.is_empty() {
         return Err(Error::invalid(format!(
             "{}: none of the files is a readable image",
             dir.display()
@@ -181,18 +193,20 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
     }
     let c = opts
         .channels
-        .unwrap_or(if kept.iter().any(|(d, _)| d.colour) {
-            3
-        } else {
-            1
-        });
-    let [h, w] = size;
-    let mut x = Vec::with_capacity(kept.len() * c * h * w);
-    let mut y = Vec::with_capacity(kept.len());
-    for (d, class) in kept {
-        x.extend(planes(&d, c));
-        y.push(class);
-    }
+        .unwrap_or(if colour.contains(&true) { 3 } else { 1 });
+    let x = if colour.iter().all(|&k| if k { 3 } else { 1 } == c) {
+        native
+    } else {
+        let mut x = Vec::with_capacity(y.len() * c * h * w);
+        let mut at = 0;
+        for &colour in &colour {
+            let len = if colour { 3 } else { 1 } * h * w;
+            let pixels = native[at..at + len].to_vec();
+            x.extend(planes(&Decoded { colour, pixels }, c));
+            at += len;
+        }
+        x
+    };
     let mut d = Dataset::new(Inputs::pixels(&[y.len(), c, h, w], x)?, Labels::Classes(y))?;
     d.class_names = Some(names);
     d.image_folder = true;
