@@ -8,7 +8,7 @@
 
 use crate::data::dataset::{Dataset, Labels};
 use crate::data::image_style::luma;
-use crate::data::inputs::Inputs;
+use crate::data::inputs::{Inputs, unit};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -336,7 +336,7 @@ fn planes(d: &Decoded, c: usize) -> Vec<u8> {
             let hw = d.pixels.len() / 3;
             (0..hw)
                 .map(|i| {
-                    let p = [0, 1, 2].map(|k| d.pixels[k * hw + i] as f32 / 255.0);
+                    let p = [0, 1, 2].map(|k| unit(d.pixels[k * hw + i]));
                     (luma(p) * 255.0).round() as u8
                 })
                 .collect()

@@ -93,7 +93,7 @@ impl Samples for Tensor {
 
 /// The values held: `f32` as they are, or bytes standing for `byte / 255` ([`unit`]).
 #[derive(Clone, Debug, PartialEq)]
-enum Held {
+enum Store {
     F32(Vec<f32>),
     U8(Vec<u8>),
 }
@@ -103,7 +103,7 @@ enum Held {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Inputs {
     shape: Vec<usize>,
-    held: Held,
+    held: Store,
     standardize: Option<Standardize>,
 }
 
@@ -112,7 +112,7 @@ impl From<Tensor> for Inputs {
         let shape = t.shape().to_vec();
         Inputs {
             shape,
-            held: Held::F32(t.into_data()),
+            held: Store::F32(t.into_data()),
             standardize: None,
         }
     }
@@ -133,7 +133,7 @@ impl Inputs {
         }
         Ok(Inputs {
             shape: shape.to_vec(),
-            held: Held::U8(bytes),
+            held: Store::U8(bytes),
             standardize: None,
         })
     }
@@ -155,14 +155,14 @@ impl Inputs {
 
     /// Whether the values are held as `u8` pixels.
     pub fn is_u8(&self) -> bool {
-        matches!(self.held, Held::U8(_))
+        matches!(self.held, Store::U8(_))
     }
 
     /// The bytes the values take in memory: 1 a pixel, 4 an `f32`.
     pub fn bytes(&self) -> usize {
         match &self.held {
-            Held::F32(v) => 4 * v.len(),
-            Held::U8(v) => v.len(),
+            Store::F32(v) => 4 * v.len(),
+            Store::U8(v) => v.len(),
         }
     }
 
@@ -175,16 +175,16 @@ impl Inputs {
 
     /// Rows `idx`, held as these are (pixels stay bytes), with the same standardisation.
     pub fn select(&self, idx: &[usize]) -> Inputs {
-        let row: usize = self.shape[1..].iter().product();
-        let pick = |n: usize| {
+        fn pick<T: Copy>(v: &[T], row: usize, idx: &[usize]) -> Vec<T> {
             idx.iter()
-                .flat_map(move |&i| i * row..(i + 1) * row)
-                .take(n)
-        };
-        let n = idx.len() * row;
+                .flat_map(|&i| &v[i * row..(i + 1) * row])
+                .copied()
+                .collect()
+        }
+        let row: usize = self.shape[1..].iter().product();
         let held = match &self.held {
-            Held::F32(v) => Held::F32(pick(n).map(|j| v[j]).collect()),
-            Held::U8(v) => Held::U8(pick(n).map(|j| v[j]).collect()),
+            Store::F32(v) => Store::F32(pick(v, row, idx)),
+            Store::U8(v) => Store::U8(pick(v, row, idx)),
         };
         let mut shape = self.shape.clone();
         shape[0] = idx.len();
@@ -203,8 +203,8 @@ impl Samples for Inputs {
 
     fn gather(&self, idx: &[usize], dst: &mut Tensor) {
         match &self.held {
-            Held::F32(v) => gather_rows(v, &self.shape, idx, dst, |v| v),
-            Held::U8(v) => gather_rows(v, &self.shape, idx, dst, unit),
+            Store::F32(v) => gather_rows(v, &self.shape, idx, dst, |v| v),
+            Store::U8(v) => gather_rows(v, &self.shape, idx, dst, unit),
         }
         if let Some(s) = &self.standardize {
             s.apply(dst).expect("checked when it was set");
