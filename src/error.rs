@@ -93,7 +93,7 @@ pub enum Error {
 }
 
 /// `text` with every whitespace character (a newline, a tab) replaced by one space.
-fn spaced(text: &str) -> String {
+pub(crate) fn spaced(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_whitespace() { ' ' } else { c })
         .collect()

@@ -97,16 +97,21 @@ impl LrSchedule {
     /// Text that does not parse, an unknown schedule or argument, a value out of range,
     /// `OneCycleLR` without room for its steps.
     pub fn new(text: &str, config: &mut Config, epochs: usize, batches: usize) -> Result<Self> {
-        let calls = spec::parse(text).map_err(|e| Error::invalid(format!("--lr-schedule: {e}")))?;
+        Self::parse(text, config, epochs, batches).map_err(|e| match e {
+            Error::Syntax { .. } => spec::flag_error("--lr-schedule", e),
+            other => other,
+        })
+    }
+
+    /// [`LrSchedule::new`], with the parser's errors as they come.
+    fn parse(text: &str, config: &mut Config, epochs: usize, batches: usize) -> Result<Self> {
+        let calls = spec::parse(text)?;
         let [call] = calls.as_slice() else {
             return Err(Error::invalid(format!(
                 "--lr-schedule \"{text}\": give one schedule"
             )));
         };
-        let bind = |params: Vec<(&'static str, Option<Value>)>| {
-            Bound::new(call, text, params)
-                .map_err(|e| Error::invalid(format!("--lr-schedule: {e}")))
-        };
+        let bind = |params: Vec<(&'static str, Option<Value>)>| Bound::new(call, text, params);
         let f = |v: f64| Some(Value::Float(v));
         let kind = match call.name.as_str() {
             "StepLR" => {
@@ -465,7 +470,14 @@ mod tests {
     #[test]
     fn bad_schedules_are_one_line_errors() {
         for (text, want) in [
-            ("StepLR(step_size=2", "--lr-schedule: model text"),
+            (
+                "StepLR(step_size=2",
+                "--lr-schedule, column 19: expected ',' or ')' in the arguments of StepLR",
+            ),
+            (
+                "StepLR(step_size=0)",
+                "--lr-schedule, column 8: StepLR: 'step_size' must be a positive integer",
+            ),
             ("StepLR(gamma=0.5)", "missing its argument 'step_size'"),
             ("StepLR(step_size=2, gama=0.5)", "has no argument 'gama'"),
             ("WarmupLR(3)", "unknown schedule 'WarmupLR'"),

@@ -335,6 +335,18 @@ impl Parser<'_> {
     }
 }
 
+/// An error in a flag written as calls (`--augment`, `--lr-schedule`): a parse error as
+/// `FLAG, column C: msg (in "text")` (it is not a model text), anything else as `FLAG: error`.
+pub(crate) fn flag_error(flag: &str, e: Error) -> Error {
+    match e {
+        Error::Syntax { text, column, msg } => Error::invalid(format!(
+            "{flag}, column {column}: {msg} (in \"{}\")",
+            crate::error::spaced(&text)
+        )),
+        other => Error::invalid(format!("{flag}: {other}")),
+    }
+}
+
 /// Parses model text (or a preset name) into layer calls.
 ///
 /// # Errors

@@ -87,6 +87,46 @@ fn a_keras_style_npz_trains_without_conversion() {
     assert!(e.contains("accuracy 20/20"), "{e}");
 }
 
+/// Keras' `cifar10.load_data()` gives labels as one column, `(N, 1)`: the same classes as `(N,)`,
+/// trained to the same bits.
+#[test]
+fn labels_in_one_column_are_one_class_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (x, y) = halves(40);
+    let xs = d.join("x.npy");
+    std::fs::write(&xs, npy_bytes("|u1", false, &[40, 12, 12], &x)).unwrap();
+    let mut weights = Vec::new();
+    for shape in [vec![40], vec![40, 1]] {
+        let ys = d.join("y.npy");
+        std::fs::write(&ys, npy_bytes("|u1", false, &shape, &y)).unwrap();
+        let ck = d.join(format!("m{}.safetensors", shape.len()));
+        let out = ok(&[
+            "train",
+            "--data",
+            &format!("{}:{}", xs.display(), ys.display()),
+            "--model",
+            "Flatten, Linear(144,2)",
+            "--epochs",
+            "2",
+            "--out",
+            ck.to_str().unwrap(),
+        ]);
+        assert!(!out.contains("steps per sample"), "{out}");
+        let tensors = scratchnet::checkpoint::read(&ck).unwrap().tensors;
+        weights.push(
+            tensors
+                .into_iter()
+                .map(|(k, t)| (k, t.data().to_vec()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert!(
+        weights[0] == weights[1],
+        "(N, 1) labels trained differently from (N,)"
+    );
+}
+
 #[test]
 fn channels_last_float16_images_are_moved_to_nchw_and_said_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -294,7 +294,7 @@ fn bad_controls_are_one_line_errors() {
     for (extra, want) in [
         (
             vec!["--lr-schedule", "StepLR(step_size=2"],
-            "--lr-schedule: model text",
+            "--lr-schedule, column 19: expected ',' or ')'",
         ),
         (
             vec!["--lr-schedule", "StepLR(2, gama=0.5)"],

@@ -142,13 +142,7 @@ impl TryFrom<String> for Augment {
 
 /// `--augment, column C: msg (in "text")`, from the parser's error.
 fn flag_error(e: Error) -> Error {
-    match e {
-        Error::Syntax { text, column, msg } => Error::invalid(format!(
-            "--augment, column {column}: {msg} (in \"{}\")",
-            text.replace(char::is_whitespace, " ")
-        )),
-        other => Error::invalid(format!("--augment: {other}")),
-    }
+    spec::flag_error("--augment", e)
 }
 
 /// An int or an `(a, b)` pair of ints ≥ 0 (torchvision's `size` / `padding` of 2).

@@ -595,7 +595,7 @@ pub fn read_targets(path: &Path) -> Result<Labels> {
 /// Targets: integers are class indices, floats are values.
 ///
 /// # Errors
-/// A negative class index, integer labels not of shape (N,) or (N, T), or a 0-d array.
+/// A negative class index, integer labels not of shape (N,), (N, 1) or (N, T), or a 0-d array.
 pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
     if a.shape.is_empty() {
         return Err(Error::format(
@@ -627,7 +627,9 @@ pub fn targets(a: Npy, path: &Path) -> Result<Labels> {
                 })
                 .collect::<Result<Vec<u32>>>()
                 .map(|classes| match a.shape[..] {
-                    [_, steps] => Labels::Steps { classes, steps },
+                    // One column, as Keras' `cifar10.load_data()` gives them: a class per sample
+                    // (the same loss and accuracy as one step of per-step targets).
+                    [_, steps] if steps > 1 => Labels::Steps { classes, steps },
                     _ => Labels::Classes(classes),
                 })
         }
