@@ -19,9 +19,9 @@
 //! Inside the layer the batch is cut into chunks of rows ([`chunks`]: a power of two of them, each
 //! of at least 24 rows, fixed by the batch size alone), and rows are ordered chunk by chunk, each
 //! chunk time-major: chunk `[r0, r1)` holds rows `T·r0 .. T·r1` of every `[rows, ·]` buffer, its
-//! step `s` the `r1 − r0` rows from `T·r0 + s·(r1 − r0)`. The input projection of all steps is one
-//! GEMM, `[T·N, in] · W_ihᵀ`; then each chunk runs all its steps on its own (one `[rows, H] · W_hhᵀ`
-//! product and one fused cell pass per step), the chunks in parallel, with nothing shared between
+//! step `s` the `r1 − r0` rows from `T·r0 + s·(r1 − r0)`. Each chunk runs on its own, the chunks in
+//! parallel: the input projection of all its steps in one GEMM, `[T·rows, in] · W_ihᵀ`, then its
+//! steps (one `[rows, H] · W_hhᵀ` product and one fused cell pass each), with nothing shared between
 //! them until the parameter gradients, which are summed over all rows in one fixed order. So the
 //! result never depends on the thread count. `W_hh` is packed once per batch and direction for
 //! [`matmul_packed_b`], whose micro-tiles fit the chunks' few rows, and each step's product reads
@@ -35,6 +35,7 @@ use super::rnn::Nonlinearity;
 use super::{gru, lstm, rnn};
 use crate::error::{Error, Result};
 use crate::init;
+use crate::kernels::gemm::matmul_serial;
 use crate::kernels::packed_b::{PackedB, matmul_packed_b};
 use crate::kernels::{Op, matmul};
 use crate::layers::{Layer, Mode, Param, no_forward};
@@ -437,22 +438,7 @@ fn forward_direction(
 ) {
     let gh = cell.gates() * hid;
     let own_hp = cell.own_hp_grad();
-    // xp: [T·N, G·H] = x: [T·N, in] · W_ihᵀ: [in, G·H] + b_ih (+ b_hh, which the steps' products
-    // then leave out, but for the GRU), every step in one product.
     xp.resize(t * n * gh, 0.0);
-    let folded = if own_hp { None } else { w.b_hh.as_ref() };
-    fill_rows(xp, [w.b_ih.as_ref(), folded]);
-    matmul(
-        xp,
-        x,
-        Op::N,
-        w.w_ih.value.data(),
-        Op::T,
-        t * n,
-        inputs,
-        gh,
-        true,
-    );
     run.gates.resize(t * n * gh, 0.0);
     run.c.resize(t * n * hid, 0.0);
     run.h.resize(t * n * hid, 0.0);
@@ -464,17 +450,24 @@ fn forward_direction(
     let packed = &*packed;
     let tasks: Vec<_> = chunks
         .iter()
+        .zip(blocks_ref(x, chunks, t * inputs))
         .zip(blocks(xp, chunks, t * gh))
         .zip(blocks(&mut run.gates, chunks, t * gh))
         .zip(blocks(&mut run.c, chunks, t * hid))
-        .zip(blocks(&mut run.h, chunks, t * hid))
-        .zip(blocks(hp, chunks, hp_row))
+        .zip((blocks(&mut run.h, chunks, t * hid).into_iter()).zip(blocks(hp, chunks, hp_row)))
         .collect();
     tasks
         .into_par_iter()
-        .for_each(|(((((rows, xp), gates), c), h), hp)| {
+        .for_each(|(((((rows, x), xp), gates), c), (h, hp))| {
             let (rows, zeros) = (rows.len(), &zeros[..rows.len() * hid]);
             let (g, st) = (rows * gh, rows * hid);
+            // xp: [T·rows, G·H] = x: [T·rows, in] · W_ihᵀ: [in, G·H] + b_ih (+ b_hh, which the
+            // steps' products then leave out, but for the GRU), all the chunk's steps in one
+            // product.
+            let folded = if own_hp { None } else { w.b_hh.as_ref() };
+            fill_rows(xp, [w.b_ih.as_ref(), folded]);
+            let w_ih = w.w_ih.value.data();
+            matmul_serial(xp, x, Op::N, w_ih, Op::T, t * rows, inputs, gh, true);
             let mut prev = None;
             for step in steps(t, reverse) {
                 let (h_prev, h) = prev_and_current(h, prev, step, st, zeros);
