@@ -23,7 +23,7 @@ const NR: usize = 64;
 /// Rows of a micro-tile.
 const MR: usize = 5;
 
-/// `op(B)` packed once for many [`matmul_packed_b`] products: panels of [`NR`] columns where our
+/// `op(B)` packed once for many [`matmul_packed_b`] products: panels of 64 columns where our
 /// AVX-512 kernel runs, else a row-major `[k, n]` copy for [`matmul_serial`].
 #[derive(Default)]
 pub struct PackedB {

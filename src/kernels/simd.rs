@@ -47,7 +47,7 @@ unsafe fn avx2<L: Loop>(l: L) -> L::Output {
     l.run()
 }
 
-/// Lanes of the widest vectors [`vectorized`] uses (AVX-512, `f32`): the block of [`in_lanes`].
+/// Lanes of the widest vectors [`vectorized`] uses (AVX-512, `f32`): the block of `in_lanes!`.
 pub const LANES: usize = 16;
 
 /// `in_lanes!(len, |r| body)` runs `body` with `r` bound to each block of `0..len`: whole blocks of
