@@ -131,6 +131,11 @@ pub fn matmul_packed_a(c: &mut [f32], a: &PackedA, b: &[f32], tb: Op, n: usize, 
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512 => unsafe {
             let b = Strided::new(b.as_ptr(), tb, k, n);
+            // B as stored is read in place (see `avx512::Rhs::InPlace`); transposed, it is packed.
+            let b = match tb {
+                Op::N => avx512::Rhs::InPlace(b),
+                Op::T => avx512::Rhs::Raw(b),
+            };
             avx512::packed(
                 c.as_mut_ptr(),
                 n,
@@ -425,13 +430,26 @@ mod avx512 {
     ) {
         match path {
             Path::Dots => return unsafe { dots(c, ldc, a, b, m, k, n, acc) },
-            Path::Packed => return unsafe { packed(c, ldc, Lhs::Raw(a), b, m, k, n, acc) },
+            Path::Packed => {
+                return unsafe { packed(c, ldc, Lhs::Raw(a), Rhs::Raw(b), m, k, n, acc) };
+            }
             Path::Transposed => {}
         }
         TRANSPOSED.with_borrow_mut(|t| {
             t.resize(m * n, 0.0);
             // SAFETY: t holds n·m floats; the caller vouches for c, a and b.
-            unsafe { packed(t.as_mut_ptr(), m, Lhs::Raw(b.t()), a.t(), n, k, m, false) };
+            unsafe {
+                packed(
+                    t.as_mut_ptr(),
+                    m,
+                    Lhs::Raw(b.t()),
+                    Rhs::Raw(a.t()),
+                    n,
+                    k,
+                    m,
+                    false,
+                )
+            };
             for (j, col) in t.chunks_exact(m).enumerate() {
                 for (i, &v) in col.iter().enumerate() {
                     // SAFETY: (i, j) is inside the caller's m×n block of C.
@@ -516,16 +534,28 @@ mod avx512 {
         Packed(*const f32),
     }
 
+    /// The right operand of [`packed`]: packed block by block, or read where it lies.
+    #[derive(Clone, Copy)]
+    pub(super) enum Rhs {
+        Raw(Strided),
+        /// Rows contiguous (`cs = 1`): the micro-kernel reads its `NR` columns of each row of a
+        /// block in place, `rs` apart, instead of a copy packed `NR` apart. Worth it when few
+        /// micro-tiles share each panel (a convolution's `W·cols` with 16 to 64 rows of `W` reads
+        /// each panel 2 to 6 times): packing would read and write all of B once more.
+        InPlace(Strided),
+    }
+
     /// [`product`] as it stands: the packed loops.
     ///
-    /// Loops, outer to inner: columns of B by `NC`, depth by `KC` (pack B), rows of A by `MC` (pack
-    /// A, unless it came packed), then `NR`-column and `MR`-row micro-tiles.
+    /// Loops, outer to inner: columns of B by `NC`, depth by `KC` (pack B, unless read in place),
+    /// rows of A by `MC` (pack A, unless it came packed), then `NR`-column and `MR`-row
+    /// micro-tiles. Every element of C is summed in the same order whichever way A and B come.
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn packed(
         c: *mut f32,
         ldc: usize,
         a: Lhs,
-        b: Strided,
+        b: Rhs,
         m: usize,
         k: usize,
         n: usize,
@@ -540,7 +570,9 @@ mod avx512 {
                     let kc = KC.min(k - p0);
                     let first = p0 == 0;
                     // SAFETY: the buffers hold KC·NC and KC·MC floats (rounded up to whole panels).
-                    unsafe { pack_b(pb, b, p0, kc, j0, nc) };
+                    if let Rhs::Raw(b) = b {
+                        unsafe { pack_b(pb, b, p0, kc, j0, nc) };
+                    }
                     for i0 in (0..m).step_by(MC) {
                         let mc = MC.min(m - i0);
                         let pa = match a {
@@ -552,13 +584,19 @@ mod avx512 {
                         };
                         for jr in (0..nc).step_by(NR) {
                             let w = NR.min(nc - jr);
-                            let bp = unsafe { pb.add(jr * kc) };
+                            // Panel jr: its first row and the distance between its rows.
+                            let (bp, ldb) = match b {
+                                Rhs::Raw(_) => (unsafe { pb.add(jr * kc) }.cast_const(), NR),
+                                Rhs::InPlace(b) => unsafe {
+                                    (b.ptr.offset(p0 as isize * b.rs).add(j0 + jr), b.rs as usize)
+                                },
+                            };
                             for ir in (0..mc).step_by(MR) {
                                 let r = MR.min(mc - ir);
                                 let ap = unsafe { pa.add(ir * kc) };
                                 let cp = unsafe { c.add((i0 + ir) * ldc + j0 + jr) };
                                 let load = acc || !first;
-                                unsafe { tile(r, kc, ap, bp, cp, ldc, w, load) };
+                                unsafe { tile(r, kc, ap, bp, ldb, cp, ldc, w, load) };
                             }
                         }
                     }
@@ -719,6 +757,7 @@ mod avx512 {
         kc: usize,
         ap: *const f32,
         bp: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         w: usize,
@@ -727,9 +766,9 @@ mod avx512 {
         let m = masks(w);
         unsafe {
             if w <= 16 {
-                tile_v::<1>(r, kc, ap, bp, c, ldc, m, load)
+                tile_v::<1>(r, kc, ap, bp, ldb, c, ldc, m, load)
             } else {
-                tile_v::<2>(r, kc, ap, bp, c, ldc, m, load)
+                tile_v::<2>(r, kc, ap, bp, ldb, c, ldc, m, load)
             }
         }
     }
@@ -742,6 +781,7 @@ mod avx512 {
         kc: usize,
         ap: *const f32,
         bp: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         m: (u16, u16),
@@ -749,31 +789,33 @@ mod avx512 {
     ) {
         unsafe {
             match r {
-                12 => micro::<12, V>(kc, ap, bp, c, ldc, m, load),
-                11 => micro::<11, V>(kc, ap, bp, c, ldc, m, load),
-                10 => micro::<10, V>(kc, ap, bp, c, ldc, m, load),
-                9 => micro::<9, V>(kc, ap, bp, c, ldc, m, load),
-                8 => micro::<8, V>(kc, ap, bp, c, ldc, m, load),
-                7 => micro::<7, V>(kc, ap, bp, c, ldc, m, load),
-                6 => micro::<6, V>(kc, ap, bp, c, ldc, m, load),
-                5 => micro::<5, V>(kc, ap, bp, c, ldc, m, load),
-                4 => micro::<4, V>(kc, ap, bp, c, ldc, m, load),
-                3 => micro::<3, V>(kc, ap, bp, c, ldc, m, load),
-                2 => micro::<2, V>(kc, ap, bp, c, ldc, m, load),
-                _ => micro::<1, V>(kc, ap, bp, c, ldc, m, load),
+                12 => micro::<12, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                11 => micro::<11, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                10 => micro::<10, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                9 => micro::<9, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                8 => micro::<8, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                7 => micro::<7, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                6 => micro::<6, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                5 => micro::<5, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                4 => micro::<4, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                3 => micro::<3, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                2 => micro::<2, V>(kc, ap, bp, ldb, c, ldc, m, load),
+                _ => micro::<1, V>(kc, ap, bp, ldb, c, ldc, m, load),
             }
         }
     }
 
-    /// `C[R×16V] (masked to the valid columns) = (load ? C : 0) + Σ_p a[p·R + i] · b[p·32 + j]`.
+    /// `C[R×16V] (masked to the valid columns) = (load ? C : 0) + Σ_p a[p·R + i] · b[p·ldb + j]`.
     ///
-    /// Per step of `p`: `V` vector loads of B, `R` broadcasts of A, `V·R` FMAs into registers.
+    /// Per step of `p`: `V` vector loads of B (masked to the valid columns: a row of B read in
+    /// place may end there), `R` broadcasts of A, `V·R` FMAs into registers.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx512f")]
     unsafe fn micro<const R: usize, const V: usize>(
         kc: usize,
         mut ap: *const f32,
         mut bp: *const f32,
+        ldb: usize,
         c: *mut f32,
         ldc: usize,
         (m0, m1): (u16, u16),
@@ -785,7 +827,7 @@ mod avx512 {
             unsafe {
                 let mut b = [_mm512_setzero_ps(); V];
                 for (v, bv) in b.iter_mut().enumerate() {
-                    *bv = _mm512_load_ps(bp.add(16 * v));
+                    *bv = _mm512_maskz_loadu_ps(masks[v], bp.add(16 * v));
                 }
                 for (i, row) in acc.iter_mut().enumerate() {
                     let a = _mm512_set1_ps(*ap.add(i));
@@ -794,7 +836,7 @@ mod avx512 {
                     }
                 }
                 ap = ap.add(R);
-                bp = bp.add(NR);
+                bp = bp.add(ldb);
             }
         }
         for (i, row) in acc.iter().enumerate() {
@@ -944,6 +986,43 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// B read in place by the micro-kernel gives the bits of B packed first: the same sums in the
+    /// same order (partial last panels of 1, 4 and 17 columns, depths over one `KC` block).
+    #[test]
+    fn b_read_in_place_gives_the_bits_of_b_packed() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if kernel() != Kernel::Avx512 {
+                eprintln!("no AVX-512F on this machine: nothing to compare");
+                return;
+            }
+            let mut packed = PackedA::default();
+            for &(m, k, n) in &[(16, 144, 784), (32, 288, 196), (64, 576, 49), (13, 300, 33)] {
+                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64((m * k + n) as u64);
+                let mut r = |len: usize| {
+                    (0..len)
+                        .map(|_| rng.gen_range(-1.0..1.0))
+                        .collect::<Vec<f32>>()
+                };
+                let (a, b, c0) = (r(m * k), r(k * n), r(m * n));
+                packed.pack(&a, Op::N, m, k);
+                for acc in [false, true] {
+                    let (mut in_place, mut copied) = (c0.clone(), c0.clone());
+                    matmul_packed_a(&mut in_place, &packed, &b, Op::N, n, acc);
+                    let b = Strided::new(b.as_ptr(), Op::N, k, n);
+                    let a = avx512::Lhs::Packed(packed.buf.as_ptr().cast());
+                    // SAFETY: AVX-512F is present; C, A and B hold m·n, m·k and k·n floats.
+                    unsafe {
+                        let c = copied.as_mut_ptr();
+                        avx512::packed(c, n, a, avx512::Rhs::Raw(b), m, k, n, acc)
+                    };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&in_place) == bits(&copied), "{m}×{k}×{n} acc={acc}");
                 }
             }
         }
