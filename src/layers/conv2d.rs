@@ -7,8 +7,10 @@
 //! [`Patches`] describes them, in forward and for ∂L/∂W (the same sums, so the same bits, as
 //! through im2col). On one core that took resnet's epoch from 3.57 to 3.38 s of CPU samples in
 //! the products and im2col (perf record, 2 epochs of 1000 images): im2col's writes go, but the
-//! products' loads, shifted by a pixel from row to row, often straddle two cache lines. Only
-//! ∂L/∂x still goes through ∂L/∂cols and col2im.
+//! products' loads, shifted by a pixel from row to row, often straddle two cache lines. Its ∂L/∂x
+//! is a convolution of the same kind, of ∂L/∂Y by the flipped kernel ([`back_patches`]), so
+//! ∂L/∂cols and col2im go too (a further 2–3% of the epoch's CPU samples; the sums are then in
+//! another order than through col2im, equal within rounding).
 //!
 //! Other patches are kept for backward only while they fit in a core's cache
 //! ([`KEEP_PATCHES`]); larger ones are built again in backward, one image at a time per core, which
@@ -311,13 +313,19 @@ impl Conv2d {
         let img = g.c * g.h * g.w;
         let patches = Patches::new(&g);
         let runs = Runs::new(n, &g, patches.is_some());
+        let back = patches.as_ref().and_then(|_| back_patches(&g, oc));
         let pool = self.pooling(n, &g)?;
         let out = pool.map_or(oc * l, |(_, pg)| oc * pg.oh * pg.ow);
         self.partial.resize(runs.count * (oc * p + oc), 0.0);
         let w = self.weight.value.data();
         runs.size_pool_runs(&mut self.pool_runs, pool.is_some(), oc * l, out);
-        if input_grad {
-            self.packed_w.pack(w, Op::T, p, oc);
+        match (input_grad, &back) {
+            (false, _) => {}
+            (true, None) => self.packed_w.pack(w, Op::T, p, oc),
+            (true, Some(_)) => {
+                self.packed_w
+                    .pack(&flipped(w, oc, &g), Op::N, g.c, oc * g.kh * g.kw)
+            }
         }
         let packed_w = &self.packed_w;
         x.data_mut()
@@ -353,10 +361,16 @@ impl Conv2d {
                     for (b, row) in gb.iter_mut().zip(gy_i.chunks_exact(l)) {
                         *b += sum(row);
                     }
-                    if input_grad {
-                        // grad_cols_i: [P, L] = Wᵀ: [P, OC] · grad_Y_i: [OC, L]; x_i becomes ∂L/∂x_i.
-                        matmul_packed_a(cols, packed_w, gy_i, Op::N, l, false);
-                        col2im(&g, cols, xi);
+                    match (input_grad, &back) {
+                        (false, _) => {}
+                        (true, None) => {
+                            // grad_cols_i: [P, L] = Wᵀ: [P, OC] · grad_Y_i: [OC, L];
+                            // x_i becomes ∂L/∂x_i.
+                            matmul_packed_a(cols, packed_w, gy_i, Op::N, l, false);
+                            col2im(&g, cols, xi);
+                        }
+                        // x_i becomes ∂L/∂x_i: [C, H·W] = W′: [C, OC·KH·KW] · patches of grad_Y_i.
+                        (true, Some(pb)) => matmul_packed_a_patches(xi, packed_w, gy_i, pb, false),
                     }
                 }
             });
@@ -370,6 +384,36 @@ impl Conv2d {
         self.spare = grad_y;
         Ok(x)
     }
+}
+
+/// The patches of ∂L/∂Y for ∂L/∂x, when the convolution (geometry `g`, `oc` output channels)
+/// has stride 1 and keeps the size: then ∂L/∂x is the same kind of convolution of ∂L/∂Y, with the
+/// kernel flipped ([`flipped`]) and padding `KH − 1 − PH` (likewise W), so it too reads its
+/// patches in place, and ∂L/∂cols and col2im go:
+/// `∂L/∂x[c, y, x] = Σ_{o,i,j} W[o, c, i, j]·∂L/∂Y[o, y + PH − i, x + PW − j]`
+/// `= Σ_{o,i′,j′} W′[c, o, i′, j′]·∂L/∂Y[o, y + i′ − (KH − 1 − PH), x + j′ − (KW − 1 − PW)]`.
+fn back_patches(g: &Geom, oc: usize) -> Option<Patches> {
+    let pad = (g.kh.checked_sub(1 + g.ph)?, g.kw.checked_sub(1 + g.pw)?);
+    let gb = Geom::new(oc, g.oh, g.ow, (g.kh, g.kw), (1, 1), pad)?;
+    Patches::new(&gb).filter(|_| (gb.oh, gb.ow) == (g.h, g.w))
+}
+
+/// `W′: [C, OC, KH, KW]`, `W′[c, o, i, j] = W[o, c, KH − 1 − i, KW − 1 − j]`: the kernel of
+/// ∂L/∂x as a convolution of ∂L/∂Y (see [`back_patches`]).
+fn flipped(w: &[f32], oc: usize, g: &Geom) -> Vec<f32> {
+    let (c, kh, kw) = (g.c, g.kh, g.kw);
+    let mut f = vec![0.0; w.len()];
+    for o in 0..oc {
+        for ch in 0..c {
+            for i in 0..kh {
+                for j in 0..kw {
+                    f[((ch * oc + o) * kh + i) * kw + j] =
+                        w[((o * c + ch) * kh + kh - 1 - i) * kw + kw - 1 - j];
+                }
+            }
+        }
+    }
+    f
 }
 
 /// The most bytes of patches a batch keeps from forward to backward: about what stays in one core's
@@ -471,6 +515,11 @@ mod tests {
             &[2, 3, 4, 6],
             0.0,
         );
+        // Stride 1, size kept: patches read from the image, ∂L/∂x by the flipped kernel.
+        for (k, p) in [((3, 3), (1, 1)), ((5, 3), (2, 1))] {
+            assert!(back_patches(&Geom::new(2, 5, 6, k, (1, 1), p).unwrap(), 3).is_some());
+            check_layer(&mut conv(2, 3, k, (1, 1), p, true), &[2, 2, 5, 6], 0.0);
+        }
     }
 
     #[test]
