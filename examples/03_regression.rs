@@ -90,14 +90,16 @@ fn main() -> Result<()> {
     )?;
     let (mut train, mut test) = all.split(0.2, args.seed)?;
 
-    let x_stats = column_stats(train.x.data(), 2);
+    let x_stats = column_stats(train.x.rows(0, train.len()).data(), 2);
     let Labels::Values(t) = &train.y else {
         unreachable!("built with values")
     };
     let t_stats = column_stats(t.data(), 1);
     let target_var = (t_stats[0].1 as f64).powi(2);
     for d in [&mut train, &mut test] {
-        standardise(d.x.data_mut(), &x_stats);
+        let mut x = d.x.rows(0, d.len());
+        standardise(x.data_mut(), &x_stats);
+        d.x = x.into();
         if let Labels::Values(t) = &mut d.y {
             standardise(t.data_mut(), &t_stats);
         }

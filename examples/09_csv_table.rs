@@ -193,7 +193,8 @@ fn main() -> Result<()> {
     let classes = train.class_names.clone().unwrap_or_default();
     let f = train.sample_shape()[0];
     let column = |d: &scratchnet::data::dataset::Dataset, c: usize| {
-        d.x.data()
+        d.x.rows(0, d.len())
+            .data()
             .iter()
             .skip(c)
             .step_by(f)

@@ -19,6 +19,9 @@ use std::path::Path;
 ///    box, scaled keeping its aspect ratio and centred (by its centre of mass for
 ///    [`Fit::Digit`]); a photo is scaled whole and padded.
 ///
+/// A model trained on a folder of images ([`Fit::Folder`]) gets the image exactly as the folder
+/// reader made its training images (its function, on `u8` pixels); only `invert` then inverts.
+///
 /// # Errors
 /// A file that cannot be read or decoded.
 pub fn load_for_model(
@@ -67,6 +70,14 @@ pub fn decode_for_model(
             "{}: the image is {iw}×{ih} pixels, more than the limit of {max_pixels}",
             source.display()
         )));
+    }
+    if style.fit == Fit::Folder {
+        let pixels = crate::data::image_folder::load_pixels(bytes, source, shape)?;
+        let flip = invert.unwrap_or(false);
+        return Ok(pixels
+            .into_iter()
+            .map(|b| crate::data::inputs::unit(if flip { 255 - b } else { b }))
+            .collect());
     }
     let img = reader()?.decode().map_err(not_image)?.to_rgba32f();
     Ok(prepare(&img, shape, style, invert))
@@ -119,8 +130,7 @@ fn prepare(
     let found = ink(&lum, ih, iw);
     let (extent, by_mass) = match style.fit {
         Fit::Digit { extent } => (extent, true),
-        Fit::Object => (1.0, false),
-        Fit::Whole => (1.0, false),
+        Fit::Object | Fit::Whole | Fit::Folder => (1.0, false),
     };
     let (Some(background), Some([t, l, b, r]), false) =
         (style.background, found.bbox, style.fit == Fit::Whole)

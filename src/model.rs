@@ -1,6 +1,7 @@
 //! A model: its text, the per-sample input shape it was built for, and the layers.
 
 use crate::checkpoint;
+use crate::data::inputs::Samples;
 use crate::error::{Error, Result};
 use crate::layers::{Layer, Mode, Sequential, param_count};
 use crate::spec;
@@ -241,17 +242,19 @@ impl Model {
         self.net.backward_params(grad_y)
     }
 
-    /// The outputs for all of `x`, computed in evaluation mode `batch` samples at a time.
-    pub fn predict(&mut self, x: &Tensor, batch: usize) -> Result<Tensor> {
+    /// The outputs for all of `x` (a tensor, or a dataset's inputs), computed in evaluation mode
+    /// `batch` samples at a time.
+    pub fn predict(&mut self, x: &impl Samples, batch: usize) -> Result<Tensor> {
         self.check_batch(x.shape())?;
         let n = x.shape()[0];
         let mut shape = vec![n];
         shape.extend_from_slice(&self.output_shape);
         let mut out = Vec::with_capacity(shape.iter().product());
+        let mut rows = Tensor::default();
         for start in (0..n).step_by(batch.max(1)) {
-            let y = self
-                .net
-                .forward(x.rows(start, (start + batch).min(n)), Mode::Eval)?;
+            let idx: Vec<usize> = (start..(start + batch).min(n)).collect();
+            x.gather(&idx, &mut rows);
+            let y = self.net.forward(std::mem::take(&mut rows), Mode::Eval)?;
             out.extend_from_slice(y.data());
         }
         Tensor::new(&shape, out)

@@ -408,6 +408,7 @@ pub fn show_sample(
         }
     };
     let x = data.select(&[index]);
+    let pixels = x.x.rows(0, 1);
     let Labels::Classes(c) = &x.y else {
         return Err(Error::invalid("show needs class labels"));
     };
@@ -416,7 +417,7 @@ pub fn show_sample(
         name(&data.class_names, c[0] as usize)
     );
     if let Some(mut m) = model {
-        let y = m.forward(x.x.clone(), Mode::Eval)?;
+        let y = m.forward(pixels.clone(), Mode::Eval)?;
         let p = probabilities(y.data());
         let best = top_k(&p, 1)[0];
         caption += &format!(
@@ -425,10 +426,10 @@ pub fn show_sample(
             100.0 * p[best]
         );
     }
-    println!("{}", image_io::terminal_image(x.x.data(), h, w));
+    println!("{}", image_io::terminal_image(pixels.data(), h, w));
     println!("{caption}");
     if let Some(path) = out {
-        plot::plot_sample(path, x.x.data(), h, w, 10, &caption)?;
+        plot::plot_sample(path, pixels.data(), h, w, 10, &caption)?;
         println!("wrote {}", path.display());
     }
     Ok(())

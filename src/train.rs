@@ -5,7 +5,8 @@
 //! the position (epoch, batch) and the optimiser state, and gives bit-for-bit the same run.
 
 use crate::data::augment::Augment;
-use crate::data::dataset::{Dataset, Labels, gather};
+use crate::data::dataset::{Dataset, Labels};
+use crate::data::inputs::Samples;
 use crate::dist::{Group, Held, Reducer, Single, check_same_weights, evaluate_in};
 use crate::error::{Error, Result};
 use crate::layers::{Embedding, Layer, Mode};
@@ -260,7 +261,7 @@ pub fn pass_at(
     scale: f32,
     s: &mut Scratch,
 ) -> Result<(f64, usize)> {
-    gather(&train.x, idx, &mut s.x);
+    train.x.gather(idx, &mut s.x);
     let y = model.forward(std::mem::take(&mut s.x), mode)?;
     let targets = train.targets(idx, &mut s.classes, &mut s.values);
     let right = match targets {
@@ -293,36 +294,41 @@ pub fn epoch_order(n: usize, schedule: &Schedule, epoch: usize) -> Vec<usize> {
     idx
 }
 
-/// Checks that every value of `t: [N, …]` is finite.
+/// Checks that every value of `t: [N, …]` is finite (a chunk of samples at a time).
 ///
 /// # Errors
 /// `"{what}: sample i of the {name} holds NaN"`, naming the first bad sample (row).
-pub fn check_finite(t: &Tensor, what: &str, name: &str) -> Result<()> {
-    let per = t.len() / t.shape().first().copied().unwrap_or(1).max(1);
-    match t.data().iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(Error::invalid(format!(
-            "{what}: sample {} of the {name} holds {}",
-            i / per.max(1),
-            t.data()[i]
-        ))),
-        None => Ok(()),
-    }
+pub fn check_finite(t: &impl Samples, what: &str, name: &str) -> Result<()> {
+    t.chunks(|first, c| {
+        let per = c.len() / c.shape()[0].max(1);
+        match c.data().iter().position(|v| !v.is_finite()) {
+            Some(i) => Err(Error::invalid(format!(
+                "{what}: sample {} of the {name} holds {}",
+                first + i / per.max(1),
+                c.data()[i]
+            ))),
+            None => Ok(()),
+        }
+    })
 }
 
 /// Token ids `x: [N, T]` for a model that starts with Embedding: whole numbers in
-/// `0..num_embeddings`, checked on the whole data before any batch, so that an error names the
-/// sample's row in the data (Embedding's own check, batch by batch, names the row in its batch).
+/// `0..num_embeddings`, checked on the whole data before any batch (a chunk of samples at a time),
+/// so that an error names the sample's row in the data (Embedding's own check, batch by batch,
+/// names the row in its batch).
 ///
 /// # Errors
 /// The first id that is not, naming its row and step.
-pub fn check_token_ids(model: &Model, x: &Tensor, what: &str) -> Result<()> {
+pub fn check_token_ids(model: &Model, x: &impl Samples, what: &str) -> Result<()> {
     let first = model.net_ref().layers().first();
     let embedding = first.and_then(|l| (&**l as &dyn std::any::Any).downcast_ref::<Embedding>());
     match embedding {
-        Some(embedding) if x.shape().len() == 2 => embedding
-            .ids(x)
-            .map(drop)
-            .map_err(|e| Error::invalid(format!("{what}: {e}"))),
+        Some(embedding) if x.shape().len() == 2 => x.chunks(|row, c| {
+            embedding
+                .ids(c, row)
+                .map(drop)
+                .map_err(|e| Error::invalid(format!("{what}: {e}")))
+        }),
         _ => Ok(()),
     }
 }
@@ -384,9 +390,15 @@ pub fn data_warnings(model: &Model, data: &Dataset) -> Vec<String> {
     if crate::spec::takes_token_ids(model.text()) {
         return Vec::new();
     }
-    let x = data.x.data();
-    let max = x.iter().copied().fold(f32::MIN, f32::max);
-    let pixels = max > 1.0 && max <= 255.0 && x.iter().all(|&v| v >= 0.0 && v.fract() == 0.0);
+    let (mut max, mut whole) = (f32::MIN, true);
+    data.x
+        .chunks(|_, c| {
+            max = c.data().iter().copied().fold(max, f32::max);
+            whole &= c.data().iter().all(|&v| v >= 0.0 && v.fract() == 0.0);
+            Ok(())
+        })
+        .expect("nothing fails");
+    let pixels = max > 1.0 && max <= 255.0 && whole;
     if pixels {
         vec![format!(
             "the inputs are whole numbers from 0 to {max}, like raw pixels; image data is expected \
@@ -423,7 +435,7 @@ pub fn eval_sum(
     let end = rows.end;
     for start in rows.step_by(batch.max(1)) {
         let idx: Vec<usize> = (start..(start + batch).min(end)).collect();
-        gather(&data.x, &idx, &mut s.x);
+        data.x.gather(&idx, &mut s.x);
         let y = model.forward(std::mem::take(&mut s.x), Mode::Eval)?;
         let targets = data.targets(&idx, &mut s.classes, &mut s.values);
         if let Targets::Classes(c) = targets {
@@ -445,13 +457,20 @@ pub fn eval_sum(
 /// batch as indices into the copy (a row another rank computes points past the copy's end).
 struct BatchCopy {
     data: Dataset,
-    positions: Vec<usize>,
     idx: Vec<usize>,
 }
 
 impl BatchCopy {
-    /// `first`: the epoch position of the batch's first row; `split`: the batch is shared by ranks.
-    fn new(group: &dyn Group, train: Held, idx: &[usize], split: bool, first: usize) -> Self {
+    /// `first`: the epoch position of the batch's first row; `split`: the batch is shared by ranks;
+    /// `augment(x, positions)` transforms the copied inputs.
+    fn new(
+        group: &dyn Group,
+        train: Held,
+        idx: &[usize],
+        split: bool,
+        first: usize,
+        augment: impl FnOnce(&mut Tensor, &[usize]),
+    ) -> Self {
         let places: Vec<usize> = match train {
             Held::Whole(_) if split => {
                 crate::dist::share(idx.len(), group.rank(), group.size()).collect()
@@ -465,9 +484,9 @@ impl BatchCopy {
         for (k, &p) in places.iter().enumerate() {
             batch[p] = k;
         }
+        let positions: Vec<usize> = places.iter().map(|p| first + p).collect();
         BatchCopy {
-            data: train.data().select(&rows),
-            positions: places.iter().map(|p| first + p).collect(),
+            data: train.data().gathered(&rows, |x| augment(x, &positions)),
             idx: batch,
         }
     }
@@ -563,14 +582,10 @@ impl Trainer {
             let (train, data, idx) = match &self.controls.augment {
                 Some(a) => {
                     let split = ranks.is_some();
-                    let mut c = BatchCopy::new(group, train, idx, split, b * bs);
-                    a.apply(
-                        &mut c.data.x,
-                        &c.positions,
-                        self.schedule.seed,
-                        self.position.epoch,
-                    );
-                    copy = c;
+                    let (seed, epoch) = (self.schedule.seed, self.position.epoch);
+                    copy = BatchCopy::new(group, train, idx, split, b * bs, |x, positions| {
+                        a.apply(x, positions, seed, epoch)
+                    });
                     let held = match split {
                         false => Held::Whole(&copy.data),
                         true => Held::Part {
@@ -701,7 +716,7 @@ impl Trainer {
     fn diverged(&mut self, train: Held, idx: &[usize], batch: usize, what: &str) -> Error {
         let mut x = Tensor::default();
         let held: Vec<usize> = idx.iter().filter_map(|&row| train.local(row)).collect();
-        gather(&train.data().x, &held, &mut x);
+        train.data().x.gather(&held, &mut x);
         let layer = match self.model.net().first_non_finite(x) {
             Ok(Some(l)) => l,
             _ => "every layer output is finite; the loss or update overflowed".into(),

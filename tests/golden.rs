@@ -95,7 +95,9 @@ fn check(name: &str) {
     // Loss, ∂L/∂x and ∂L/∂θ of the first batch.
     let b = case.batch_size.min(data.len());
     let first = data.limit(b);
-    let y = model.forward(first.x.clone(), Mode::train(0)).unwrap();
+    let y = model
+        .forward(first.x.rows(0, first.len()), Mode::train(0))
+        .unwrap();
     let mut classes = Vec::new();
     let mut values = Tensor::default();
     let idx: Vec<usize> = (0..b).collect();

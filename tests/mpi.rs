@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{golden, ok, s, toy_data};
+use common::{golden, labels_npy, npy_bytes, ok, s, toy_data};
 
 /// `mpirun` with `np` ranks of the binary, each on one thread.
 fn mpirun(np: usize) -> Command {
@@ -395,6 +395,51 @@ fn shard_holds_a_third_and_trains_the_one_process_weights() {
     ];
     run_ok(3, &resume);
     assert_eq!(read(&out("resumed")).tensors, read(&out("r3")).tensors);
+}
+
+/// uint8 pixels on 2 ranks with `--shard` (each reads its rows of the .npy as bytes: 1 byte a
+/// pixel, said in its line) and `--augment`: the weights of the same pixels given as float32
+/// `byte / 255`, bit for bit.
+#[test]
+fn sharded_uint8_pixels_train_the_weights_of_the_same_floats() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n);
+    let n = 24;
+    let px: Vec<u8> = (0..n * 64).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(p("u8.npy"), npy_bytes("|u1", false, &[n, 8, 8], &px)).unwrap();
+    let f: Vec<f32> = px.iter().map(|&b| b as f32 / 255.0).collect();
+    scratchnet::data::npy::write_npy_f32(&p("f32.npy"), &[n, 1, 8, 8], &f).unwrap();
+    labels_npy(
+        &p("y.npy"),
+        &(0..n as i64).map(|k| k % 2).collect::<Vec<_>>(),
+    );
+    let args = |x: &str| -> Vec<String> {
+        let data = format!("{}:{}", s(&p(x)), s(&p("y.npy")));
+        let model = "Conv2d(1,2,3), ReLU, Flatten, Linear(72,2)";
+        let flags = [
+            "--batch-size",
+            "4",
+            "--epochs",
+            "2",
+            "--augment",
+            "RandomHorizontalFlip()",
+            "--shard",
+        ];
+        let run = ["train", "--data", &data, "--model", model];
+        with_out(
+            &[&run[..], &flags[..]].concat(),
+            &p(&format!("{x}.safetensors")),
+        )
+    };
+    let bytes = run_ok(2, &strs(&args("u8.npy")));
+    let want = "rank 0 of 2 holds training rows 0..12 of 24 (0.8 kB)";
+    assert!(bytes.lines().any(|l| l == want), "{want}: {bytes}");
+    let floats = run_ok(2, &strs(&args("f32.npy")));
+    assert!(floats.contains("rows 0..12 of 24 (3.1 kB)"), "{floats}");
+    assert_eq!(
+        read(&p("u8.npy.safetensors")).tensors,
+        read(&p("f32.npy.safetensors")).tensors
+    );
 }
 
 /// The ranks `mpirun` (`pid`) started: `(rank, pid)`, found by parent and environment in /proc.

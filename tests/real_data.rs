@@ -125,7 +125,7 @@ fn short_training_on_fashion_mnist_then_eval_show_and_predict() {
         ..Default::default()
     })
     .unwrap();
-    let x = data.1.unwrap().x;
+    let x = data.1.unwrap().x.rows(0, 1);
     let px: Vec<u8> = x.data()[..784]
         .iter()
         .map(|v| (v * 255.0).round() as u8)

@@ -12,6 +12,7 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 use scratchnet::data::dataset::{Dataset, Labels};
+use scratchnet::data::inputs::Inputs;
 use scratchnet::data::npy::{Npy, NpyData};
 use scratchnet::data::source;
 use scratchnet::tensor::Tensor;
@@ -87,7 +88,7 @@ fn npy(obj: &Bound<'_, PyAny>, name: &str, role: Role) -> PyResult<Npy> {
 
 /// Model inputs `[N, …]` from an array-like, as the CLI reads an `.npy` of it; a layout the CLI
 /// would change (channels-last images) is said as a Python warning.
-pub fn inputs(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Tensor> {
+pub fn inputs(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Inputs> {
     let mut note = None;
     let x = ok(source::inputs(
         npy(obj, name, Role::Inputs)?,

@@ -551,7 +551,7 @@ fn run(cli: Cli, given: &Given) -> Result<()> {
             Ok(scratchnet::compare::compare(
                 &a.checkpoint,
                 a.model.as_deref(),
-                &x,
+                &x.rows(0, x.shape()[0]),
             )?)
         }
     }

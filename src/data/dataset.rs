@@ -1,6 +1,7 @@
 //! An in-memory dataset: inputs `[N, …]` and one target per sample, with seeded splits and batches.
 
 use crate::data::input::TableInfo;
+use crate::data::inputs::{Inputs, Samples};
 use crate::error::{Error, Result};
 use crate::loss::Targets;
 use crate::tensor::Tensor;
@@ -55,14 +56,17 @@ impl Labels {
 /// Inputs and targets, sample `i` being row `i` of both.
 #[derive(Clone, Debug)]
 pub struct Dataset {
-    /// Inputs `[N, …sample shape]`.
-    pub x: Tensor,
+    /// Inputs `[N, …sample shape]`, as `f32` or as `u8` pixels (see [`Inputs`]).
+    pub x: Inputs,
     /// Targets, one per sample.
     pub y: Labels,
     /// Class names, when known (Fashion-MNIST's, MNIST's digits, a table's target names).
     pub class_names: Option<Vec<String>>,
     /// The columns, when the samples are rows of a table.
     pub table: Option<TableInfo>,
+    /// The samples are a folder of images, read by [`crate::data::image_folder`] (so `predict`
+    /// reads a new image file the same way).
+    pub image_folder: bool,
 }
 
 impl Dataset {
@@ -70,7 +74,8 @@ impl Dataset {
     ///
     /// # Errors
     /// Different sample counts.
-    pub fn new(x: Tensor, y: Labels) -> Result<Self> {
+    pub fn new(x: impl Into<Inputs>, y: Labels) -> Result<Self> {
+        let x = x.into();
         let n = x.shape().first().copied().unwrap_or(0);
         let m = match &y {
             Labels::Classes(c) => c.len(),
@@ -87,6 +92,7 @@ impl Dataset {
             y,
             class_names: None,
             table: None,
+            image_folder: false,
         })
     }
 
@@ -105,10 +111,22 @@ impl Dataset {
         &self.x.shape()[1..]
     }
 
-    /// The samples at `idx`, in that order.
+    /// The samples at `idx`, in that order, held as these are (pixels stay bytes).
     pub fn select(&self, idx: &[usize]) -> Dataset {
+        self.with_inputs(self.x.select(idx), idx)
+    }
+
+    /// The samples at `idx`, in that order, with their inputs gathered as `f32` (standardised) and
+    /// then transformed by `f`: a batch to augment.
+    pub fn gathered(&self, idx: &[usize], f: impl FnOnce(&mut Tensor)) -> Dataset {
         let mut x = Tensor::default();
-        gather(&self.x, idx, &mut x);
+        self.x.gather(idx, &mut x);
+        f(&mut x);
+        self.with_inputs(x.into(), idx)
+    }
+
+    /// `x` with the targets of samples `idx` and the rest of `self`.
+    fn with_inputs(&self, x: Inputs, idx: &[usize]) -> Dataset {
         let y = match &self.y {
             Labels::Classes(_) | Labels::Steps { .. } => {
                 let mut classes = Vec::new();
@@ -120,7 +138,7 @@ impl Dataset {
             }
             Labels::Values(v) => {
                 let mut t = Tensor::default();
-                gather(v, idx, &mut t);
+                v.gather(idx, &mut t);
                 Labels::Values(t)
             }
         };
@@ -129,6 +147,7 @@ impl Dataset {
             y,
             class_names: self.class_names.clone(),
             table: self.table.clone(),
+            image_folder: self.image_folder,
         }
     }
 
@@ -160,7 +179,7 @@ impl Dataset {
                 Targets::Classes(classes)
             }
             Labels::Values(v) => {
-                gather(v, idx, values);
+                v.gather(idx, values);
                 Targets::Values(values.data())
             }
         }
@@ -189,17 +208,6 @@ pub fn split_indices(n: usize, fraction: f64, seed: u64) -> Result<(Vec<usize>, 
     Ok((train, idx))
 }
 
-/// Copies rows `idx` of `src` into `dst` (reusing its buffer): `dst[k] = src[idx[k]]`.
-pub fn gather(src: &Tensor, idx: &[usize], dst: &mut Tensor) {
-    let row: usize = src.shape()[1..].iter().product();
-    let mut shape = src.shape().to_vec();
-    shape[0] = idx.len();
-    *dst = Tensor::recycle(std::mem::take(dst), &shape);
-    for (out, &i) in dst.data_mut().chunks_exact_mut(row.max(1)).zip(idx) {
-        out.copy_from_slice(&src.data()[i * row..][..row]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +231,7 @@ mod tests {
         all.sort();
         assert_eq!(all, (0..10).collect::<Vec<u32>>());
         // Inputs travel with their labels.
-        assert_eq!(test.x.data()[0], 2.0 * b[0] as f32);
+        assert_eq!(test.x.rows(0, 1).data()[0], 2.0 * b[0] as f32);
     }
 
     #[test]

@@ -180,7 +180,11 @@ fn check_idx(mut bytes: Vec<u8>) -> std::result::Result<Idx, String> {
     check_len(&dims, data_at, bytes.len() - data_at)?;
     Ok(Idx {
         dims,
-        data: bytes.split_off(data_at),
+        data: {
+            // In place: the header's bytes are removed, the data is not copied to a new buffer.
+            bytes.drain(..data_at);
+            bytes
+        },
     })
 }
 

@@ -3,12 +3,13 @@
 //! names in sorted order. Every image is decoded once, in parallel, to `u8` at one size
 //! (`--image-size H,W`, default the first image's: others are scaled keeping their aspect ratio
 //! and padded with black) and one channel count (`--channels 1|3`, default 3 when any image is in
-//! colour), then scaled to [0, 1] as IDX pixels are.
+//! colour), and kept as those bytes, which stand for `byte / 255` in [0, 1] as IDX pixels do
+//! (see [`Inputs`]).
 
 use crate::data::dataset::{Dataset, Labels};
 use crate::data::image_style::luma;
+use crate::data::inputs::{Inputs, unit};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -141,29 +142,41 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
             size[1]
         )));
     }
+    let [h, w] = size;
+    // Decoded a chunk of files at a time (in parallel within it), each image's planes appended as
+    // they came (1 gray, 3 colour): the pixels are held once, not once decoded and once copied.
     let bar = progress(files.len(), "decoding images");
-    let decoded: Vec<Result<Decoded>> = files
-        .par_iter()
-        .map(|(path, _)| {
-            let d = decode(path, size);
-            bar.inc(1);
-            d
-        })
-        .collect();
-    bar.finish_and_clear();
+    let mut native: Vec<u8> = Vec::with_capacity(files.len() * h * w);
+    let mut colour = Vec::with_capacity(files.len());
+    let mut y = Vec::with_capacity(files.len());
     let mut bad = Vec::new();
-    let mut kept = Vec::new();
-    for ((path, class), d) in files.iter().zip(decoded) {
-        match d {
-            Ok(d) => kept.push((d, *class)),
-            Err(e) if opts.skip_bad => bad.push((path, e)),
-            Err(e) => {
-                return Err(Error::invalid(format!(
-                    "{e} (every file in a class folder must be a PNG or JPEG image; --skip-bad skips the others)"
-                )));
+    for chunk in files.chunks(1024) {
+        let decoded: Vec<Result<Decoded>> = chunk
+            .par_iter()
+            .map(|(path, _)| {
+                let d = decode(path, size);
+                bar.inc(1);
+                d
+            })
+            .collect();
+        for ((path, class), d) in chunk.iter().zip(decoded) {
+            match d {
+                Ok(d) => {
+                    native.extend_from_slice(&d.pixels);
+                    colour.push(d.colour);
+                    y.push(*class);
+                }
+                Err(e) if opts.skip_bad => bad.push((path, e)),
+                Err(e) => {
+                    bar.finish_and_clear();
+                    return Err(Error::invalid(format!(
+                        "{e} (every file in a class folder must be a PNG or JPEG image; --skip-bad skips the others)"
+                    )));
+                }
             }
         }
     }
+    bar.finish_and_clear();
     if let Some((path, e)) = bad.first() {
         eprintln!(
             "warning: skipped {} file(s) in {} that are not images, the first {}: {e}",
@@ -172,7 +185,7 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
             path.display()
         );
     }
-    if kept.is_empty() {
+    if y.is_empty() {
         return Err(Error::invalid(format!(
             "{}: none of the files is a readable image",
             dir.display()
@@ -180,20 +193,23 @@ fn read_split(dir: &Path, classes: &[(String, PathBuf)], opts: &FolderOptions) -
     }
     let c = opts
         .channels
-        .unwrap_or(if kept.iter().any(|(d, _)| d.colour) {
-            3
-        } else {
-            1
-        });
-    let [h, w] = size;
-    let mut x = Vec::with_capacity(kept.len() * c * h * w);
-    let mut y = Vec::with_capacity(kept.len());
-    for (d, class) in &kept {
-        x.extend(planes(d, c).into_iter().map(|p| p as f32 / 255.0));
-        y.push(*class);
-    }
-    let mut d = Dataset::new(Tensor::new(&[kept.len(), c, h, w], x)?, Labels::Classes(y))?;
+        .unwrap_or(if colour.contains(&true) { 3 } else { 1 });
+    let x = if colour.iter().all(|&k| if k { 3 } else { 1 } == c) {
+        native
+    } else {
+        let mut x = Vec::with_capacity(y.len() * c * h * w);
+        let mut at = 0;
+        for &colour in &colour {
+            let len = if colour { 3 } else { 1 } * h * w;
+            let pixels = native[at..at + len].to_vec();
+            x.extend(planes(&Decoded { colour, pixels }, c));
+            at += len;
+        }
+        x
+    };
+    let mut d = Dataset::new(Inputs::pixels(&[y.len(), c, h, w], x)?, Labels::Classes(y))?;
     d.class_names = Some(names);
+    d.image_folder = true;
     Ok(d)
 }
 
@@ -302,6 +318,15 @@ pub(crate) fn decode_bytes(bytes: &[u8], path: &Path, [h, w]: [usize; 2]) -> Res
     Ok(Decoded { colour, pixels })
 }
 
+/// An image file's bytes as the model input `[c, h, w]` of a folder read with that size and those
+/// channels: what [`read`] holds for it (`predict` on a model trained on a folder).
+///
+/// # Errors
+/// Not an image.
+pub(crate) fn load_pixels(bytes: &[u8], path: &Path, [c, h, w]: [usize; 3]) -> Result<Vec<u8>> {
+    Ok(planes(&decode_bytes(bytes, path, [h, w])?, c))
+}
+
 /// `d`'s pixels with `c` planes: gray repeated three times, or colour to BT.709 luma.
 fn planes(d: &Decoded, c: usize) -> Vec<u8> {
     match (d.colour, c) {
@@ -311,7 +336,7 @@ fn planes(d: &Decoded, c: usize) -> Vec<u8> {
             let hw = d.pixels.len() / 3;
             (0..hw)
                 .map(|i| {
-                    let p = [0, 1, 2].map(|k| d.pixels[k * hw + i] as f32 / 255.0);
+                    let p = [0, 1, 2].map(|k| unit(d.pixels[k * hw + i]));
                     (luma(p) * 255.0).round() as u8
                 })
                 .collect()

@@ -3,6 +3,7 @@
 //! and `serve` can make a user's picture look the same.
 
 use crate::data::input::{Background, Fit, ImageStyle};
+use crate::data::inputs::Samples;
 use crate::tensor::Tensor;
 
 /// The `[C, H, W]` image a per-sample input shape stands for: `[C, H, W]` with 1 or 3 channels, or
@@ -62,9 +63,12 @@ pub(crate) fn ink(p: &[f32], h: usize, w: usize) -> Ink {
 /// ink's bounding box relative to the frame (a box that fills the frame is [`Fit::Object`], a
 /// smaller one [`Fit::Digit`] with that extent). Photos without a common background get
 /// [`Fit::Whole`]; inputs that are not images, `None`.
-pub fn measure_style(x: &Tensor) -> Option<ImageStyle> {
+pub fn measure_style(x: &impl Samples) -> Option<ImageStyle> {
     let [c, h, w] = image_shape(x.shape().get(1..)?)?;
     let n = x.shape()[0].min(2000);
+    let mut first = Tensor::default();
+    x.gather(&(0..n).collect::<Vec<_>>(), &mut first);
+    let x = first;
     let mut dark = 0;
     let mut extents = Vec::new();
     for sample in x.data().chunks_exact(c * h * w).take(n) {

@@ -5,6 +5,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::data::dataset::Dataset;
+use crate::data::inputs::Samples;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,10 @@ pub enum Fit {
     Object,
     /// The whole picture scaled to fit, keeping its aspect ratio, centred and padded with black.
     Whole,
+    /// As a folder of images is read for training ([`crate::data::image_folder`], the same
+    /// function): the whole picture scaled to fit on its `u8` pixels, centred and padded with black,
+    /// never inverted, so that a training image predicted from its file is the input it was.
+    Folder,
 }
 
 /// What the training images looked like, measured from them when training starts.
@@ -89,20 +94,25 @@ pub struct ImageStyle {
 
 impl Standardize {
     /// Mean and population standard deviation of every group of `x: [N, G, …]` (in f64, summed in
-    /// sample order). A constant group gets `std = 1`, as scikit-learn's `StandardScaler` does.
-    pub fn fit(x: &Tensor, groups: usize) -> Standardize {
+    /// sample order, a chunk of samples at a time). A constant group gets `std = 1`, as
+    /// scikit-learn's `StandardScaler` does.
+    pub fn fit(x: &impl Samples, groups: usize) -> Standardize {
         let n = x.shape()[0];
-        let per = x.len() / (n * groups).max(1);
+        let per = x.shape()[1..].iter().product::<usize>() / groups.max(1);
         let mut sum = vec![0f64; groups];
         let mut sq = vec![0f64; groups];
-        for sample in x.data().chunks_exact((groups * per).max(1)) {
-            for (g, values) in sample.chunks_exact(per.max(1)).enumerate() {
-                for &v in values {
-                    sum[g] += v as f64;
-                    sq[g] += v as f64 * v as f64;
+        x.chunks(|_, chunk| {
+            for sample in chunk.data().chunks_exact((groups * per).max(1)) {
+                for (g, values) in sample.chunks_exact(per.max(1)).enumerate() {
+                    for &v in values {
+                        sum[g] += v as f64;
+                        sq[g] += v as f64 * v as f64;
+                    }
                 }
             }
-        }
+            Ok(())
+        })
+        .expect("the sums do not fail");
         let count = (n * per).max(1) as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
         let std = sq
@@ -129,7 +139,7 @@ impl Standardize {
     ///
     /// # Errors
     /// Not numbers; neither 2 nor 2·C of them; a standard deviation that is not positive.
-    pub fn parse(spec: &str, x: &Tensor) -> Result<Standardize> {
+    pub fn parse(spec: &str, x: &impl Samples) -> Result<Standardize> {
         let c = x.shape().get(1).copied().unwrap_or(1);
         if spec.trim() == "auto" {
             return Ok(Standardize::fit(x, c));
@@ -160,20 +170,28 @@ impl Standardize {
         Ok(Standardize { mean, std })
     }
 
-    /// `x ← (x − mean) / std` in place.
+    /// The values per group of samples of `row` values.
     ///
     /// # Errors
-    /// `x` does not have `mean.len()` groups per sample.
-    pub fn apply(&self, x: &mut Tensor) -> Result<()> {
+    /// `row` is not a multiple of the groups.
+    pub fn groups_of(&self, row: usize) -> Result<usize> {
         let groups = self.mean.len();
-        let n = x.shape().first().copied().unwrap_or(0);
-        let row = x.len() / n.max(1);
         if groups == 0 || !row.is_multiple_of(groups) {
             return Err(Error::invalid(format!(
                 "the checkpoint standardises {groups} features (or channels) per sample; the data has {row} values per sample"
             )));
         }
-        let per = row / groups;
+        Ok(row / groups)
+    }
+
+    /// `x ← (x − mean) / std` in place.
+    ///
+    /// # Errors
+    /// `x` does not have `mean.len()` groups per sample.
+    pub fn apply(&self, x: &mut Tensor) -> Result<()> {
+        let n = x.shape().first().copied().unwrap_or(0);
+        let row = x.len() / n.max(1);
+        let per = self.groups_of(row)?;
         for sample in x.data_mut().chunks_exact_mut(row.max(1)) {
             for ((values, m), s) in sample.chunks_exact_mut(per).zip(&self.mean).zip(&self.std) {
                 // In f64: the difference of two finite f32 can overflow f32 (3e38 − (−3e38)).
@@ -199,11 +217,14 @@ impl InputInfo {
                 .as_ref()
                 .filter(|_| standardize)
                 .map(|t| Standardize::fit(&train.x, t.features.len())),
-            image: train
-                .table
-                .is_none()
-                .then(|| crate::data::image_style::measure_style(&train.x))
-                .flatten(),
+            image: match (&train.table, train.image_folder) {
+                (Some(_), _) => None,
+                (None, true) => Some(ImageStyle {
+                    background: None,
+                    fit: Fit::Folder,
+                }),
+                (None, false) => crate::data::image_style::measure_style(&train.x),
+            },
         }
     }
 
@@ -254,13 +275,14 @@ impl InputInfo {
         parts.join("; ")
     }
 
-    /// Standardises `x` as recorded (nothing when nothing is recorded).
+    /// Standardises `x` as recorded (nothing when nothing is recorded): a tensor in place, a
+    /// dataset's inputs batch by batch as they are gathered.
     ///
     /// # Errors
     /// `x` does not have as many features as recorded.
-    pub fn prepare(&self, x: &mut Tensor) -> Result<()> {
+    pub fn prepare(&self, x: &mut impl Samples) -> Result<()> {
         match &self.standardize {
-            Some(s) => s.apply(x),
+            Some(s) => x.standardize(s),
             None => Ok(()),
         }
     }

@@ -11,6 +11,7 @@ pub mod idx;
 pub mod image_folder;
 pub mod image_style;
 pub mod input;
+pub mod inputs;
 pub mod npy;
 pub mod npz;
 pub mod shard;

@@ -6,6 +6,7 @@ use crate::data::dataset::{Dataset, Labels, split_indices};
 use crate::data::find::{dataset_file, dataset_info, find_dataset};
 use crate::data::idx::{read_images, read_images_rows, read_labels, read_labels_rows};
 use crate::data::input::{InputInfo, TableInfo};
+use crate::data::inputs::Inputs;
 use crate::data::npy::{Npy, NpyData, read_npy};
 use crate::data::npz::read_npz;
 use crate::data::shard::{Cut, Part};
@@ -458,7 +459,8 @@ pub(crate) fn read_idx_dir(
     }
 }
 
-/// Images as `[N, 1, rows, cols]` scaled to [0, 1], with their labels; with `cut`, only its rows
+/// Images as `[N, 1, rows, cols]` held as pixel bytes (values in [0, 1], see [`Inputs`]), with
+/// their labels; with `cut`, only its rows
 /// of them (read at their offset, see [`crate::data::idx::read_idx_rows`]).
 fn read_idx_pair(images: &Path, labels: &Path, cut: Option<Cut>) -> Result<Part> {
     let mismatch = |n_labels: usize, n: usize| {
@@ -490,10 +492,7 @@ fn read_idx_pair(images: &Path, labels: &Path, cut: Option<Cut>) -> Result<Part>
             (rows, cols, pixels, y, held.start, cut.total(n))
         }
     };
-    let x = Tensor::new(
-        &[y.len(), 1, rows, cols],
-        pixels.iter().map(|&p| p as f32 / 255.0).collect(),
-    )?;
+    let x = Inputs::pixels(&[y.len(), 1, rows, cols], pixels)?;
     let data = Dataset::new(x, Labels::Classes(y.into_iter().map(u32::from).collect()))?;
     Ok(Part { data, first, total })
 }
@@ -502,7 +501,7 @@ fn read_idx_pair(images: &Path, labels: &Path, cut: Option<Cut>) -> Result<Part>
 ///
 /// # Errors
 /// As [`inputs`], and a file that does not parse.
-pub fn read_inputs(path: &Path, ids: bool) -> Result<Tensor> {
+pub fn read_inputs(path: &Path, ids: bool) -> Result<Inputs> {
     let mut note = None;
     let x = inputs(read_npy(path)?, path, ids, &mut note)?;
     if let Some(n) = note {
@@ -512,51 +511,24 @@ pub fn read_inputs(path: &Path, ids: bool) -> Result<Tensor> {
 }
 
 /// Model inputs `[N, …]` from an array as people have them: floats (16, 32 or 64 bit) as they
-/// are (a float `(N, T, F)` or `(N, C, L)` is a sequence, kept), uint8 pixels scaled to [0, 1] as
-/// IDX pixels are (a uint8 `(N, H, W)` given one channel), and channels-last `(N, H, W, C)` images
-/// (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note` then says. Other integers
-/// (int64, int32, …) of shape `(N, T)` are token ids, kept as they are; uint8 ones too when `ids`
-/// (the model starts with Embedding: [`crate::spec::takes_token_ids`]).
+/// are (a float `(N, T, F)` or `(N, C, L)` is a sequence, kept), uint8 pixels held as bytes that
+/// stand for `byte / 255` in [0, 1] as IDX pixels are (a uint8 `(N, H, W)` given one channel), and
+/// channels-last `(N, H, W, C)` images (C of 1, 3 or 4, H and W above 4) moved to NCHW, which `note`
+/// then says. Other integers (int64, int32, …) of shape `(N, T)` are token ids, kept as they are;
+/// uint8 ones too when `ids` (the model starts with Embedding: [`crate::spec::takes_token_ids`]).
 ///
 /// # Errors
 /// A 0-d array; integers other than uint8 not of shape (N, T).
-pub fn inputs(a: Npy, path: &Path, ids: bool, note: &mut Option<String>) -> Result<Tensor> {
-    let pixels = matches!(a.data, NpyData::Int(_));
-    let v = match a.data {
-        _ if a.shape.is_empty() => {
+pub fn inputs(a: Npy, path: &Path, ids: bool, note: &mut Option<String>) -> Result<Inputs> {
+    // The shape held, and `[H, W, C]` when the values move from channels-last.
+    let (shape, hwc) = match a.shape[..] {
+        [] => {
             return Err(Error::format(
                 path,
                 "is a 0-d array; inputs need shape (N, …)",
             ));
         }
-        NpyData::Float(_) if a.shape.len() == 1 => {
-            return Err(Error::format(
-                path,
-                format!(
-                    "has shape ({},), one value per sample; inputs need shape (N, features…), one row \
-                     per sample: save one feature per sample as ({}, 1)",
-                    a.shape[0], a.shape[0]
-                ),
-            ));
-        }
-        NpyData::Float(v) => v,
-        NpyData::Int(v) if a.dtype.ends_with("u1") && !(ids && a.shape.len() == 2) => {
-            v.into_iter().map(|p| p as f32 / 255.0).collect()
-        }
-        // Token ids `[N, T]` for a model that starts with Embedding, kept as whole numbers.
-        NpyData::Int(v) if a.shape.len() == 2 => v.into_iter().map(|i| i as f32).collect(),
-        NpyData::Int(_) => {
-            return Err(Error::format(
-                path,
-                format!(
-                    "has dtype {}; inputs must be floats, uint8 pixels or integer token ids (N, T)",
-                    a.dtype
-                ),
-            ));
-        }
-    };
-    match a.shape[..] {
-        [n, h, w] if pixels => Tensor::new(&[n, 1, h, w], v),
+        [n, h, w] if matches!(a.data, NpyData::Int(_)) => (vec![n, 1, h, w], None),
         [n, h, w, c] if [1, 3, 4].contains(&c) && h > 4 && w > 4 && ![1, 3, 4].contains(&h) => {
             note.get_or_insert_with(|| {
                 format!(
@@ -566,18 +538,50 @@ pub fn inputs(a: Npy, path: &Path, ids: bool, note: &mut Option<String>) -> Resu
                     [n, c, h, w]
                 )
             });
-            let mut out = vec![0f32; v.len()];
-            for (i, sample) in v.chunks_exact(h * w * c).enumerate() {
-                for (p, pixel) in sample.chunks_exact(c).enumerate() {
-                    for (ch, &value) in pixel.iter().enumerate() {
-                        out[(i * c + ch) * h * w + p] = value;
-                    }
-                }
-            }
-            Tensor::new(&[n, c, h, w], out)
+            (vec![n, c, h, w], Some([h, w, c]))
         }
-        _ => Tensor::new(&a.shape, v),
+        _ => (a.shape.clone(), None),
+    };
+    match a.data {
+        NpyData::Float(_) if a.shape.len() == 1 => Err(Error::format(
+            path,
+            format!(
+                "has shape ({},), one value per sample; inputs need shape (N, features…), one row \
+                 per sample: save one feature per sample as ({}, 1)",
+                a.shape[0], a.shape[0]
+            ),
+        )),
+        NpyData::Float(v) => Ok(Tensor::new(&shape, to_nchw(v, hwc))?.into()),
+        NpyData::Int(v) if a.dtype.ends_with("u1") && !(ids && a.shape.len() == 2) => {
+            let bytes = v.into_iter().map(|p| p as u8).collect();
+            Inputs::pixels(&shape, to_nchw(bytes, hwc))
+        }
+        // Token ids `[N, T]` for a model that starts with Embedding, kept as whole numbers.
+        NpyData::Int(v) if a.shape.len() == 2 => {
+            Ok(Tensor::new(&shape, v.into_iter().map(|i| i as f32).collect())?.into())
+        }
+        NpyData::Int(_) => Err(Error::format(
+            path,
+            format!(
+                "has dtype {}; inputs must be floats, uint8 pixels or integer token ids (N, T)",
+                a.dtype
+            ),
+        )),
     }
+}
+
+/// Samples of `[H, W, C]` values moved to `[C, H, W]` (with `hwc`; else `v` as it is).
+fn to_nchw<T: Copy + Default>(v: Vec<T>, hwc: Option<[usize; 3]>) -> Vec<T> {
+    let Some([h, w, c]) = hwc else { return v };
+    let mut out = vec![T::default(); v.len()];
+    for (i, sample) in v.chunks_exact(h * w * c).enumerate() {
+        for (p, pixel) in sample.chunks_exact(c).enumerate() {
+            for (ch, &value) in pixel.iter().enumerate() {
+                out[(i * c + ch) * h * w + p] = value;
+            }
+        }
+    }
+    out
 }
 
 /// Targets from .npy: see [`targets`].

@@ -110,7 +110,7 @@ mod tests {
         let (d, vocab) = sequences("abcabca", 3, None, "t").unwrap();
         assert_eq!(vocab, vec!['a', 'b', 'c']);
         assert_eq!(d.x.shape(), &[2, 3]);
-        assert_eq!(d.x.data(), &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
+        assert_eq!(d.x.rows(0, 2).data(), &[0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
         assert_eq!(
             d.y,
             Labels::Steps {
@@ -146,7 +146,7 @@ mod tests {
             "{e}"
         );
         let (d, _) = sequences("ba", 1, Some(vec!['a', 'b', 'c']), "t").unwrap();
-        assert_eq!(d.x.data(), &[1.0]);
+        assert_eq!(d.x.rows(0, 1).data(), &[1.0]);
         let e = encode("abz", &['a', 'b']).unwrap_err().to_string();
         assert!(
             e.contains("character 'z' (at 2) is not in the model's vocabulary of 2 characters"),

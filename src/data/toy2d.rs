@@ -83,7 +83,8 @@ mod tests {
     fn points(name: &str, noise: f32) -> Vec<([f32; 2], u32)> {
         let d = generate(name, 400, noise, 7).unwrap();
         let Labels::Classes(y) = d.y else { panic!() };
-        d.x.data()
+        d.x.rows(0, y.len())
+            .data()
             .chunks(2)
             .zip(y)
             .map(|(p, c)| ([p[0], p[1]], c))

@@ -33,6 +33,7 @@ mod mpi;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::dataset::{Dataset, Labels};
+use crate::data::inputs::Samples;
 use crate::error::{Error, Result};
 use crate::layers::{BatchSum, Layer, Mode, Rows, Shares};
 use crate::loss::Loss;
@@ -297,7 +298,8 @@ pub fn evaluate_in(
 
 /// What each rank holds of the training data (and the test data): one line per rank, in rank
 /// order, on every rank (rank 0 prints them): `rank 1 of 2 holds training rows 2000..4000 of 4000
-/// (6.3 MB), test rows …` (inputs and targets in memory, 4 bytes a value).
+/// (6.3 MB), test rows …` (inputs and targets in memory: 1 byte a pixel held as `u8`, else 4 bytes
+/// a value).
 pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<String> {
     let rows = |h: Held| {
         let first = match h {
@@ -309,7 +311,7 @@ pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<Str
             Labels::Classes(c) | Labels::Steps { classes: c, .. } => c.len(),
             Labels::Values(t) => t.len(),
         };
-        let kb = 4.0 * (d.x.len() + labels) as f64 / 1e3;
+        let kb = (d.x.bytes() + 4 * labels) as f64 / 1e3;
         let size = match kb {
             ..1000.0 => format!("{kb:.1} kB"),
             _ => format!("{:.1} MB", kb / 1e3),
@@ -337,7 +339,12 @@ pub fn held_lines(group: &dyn Group, train: Held, test: Option<Held>) -> Vec<Str
 pub fn checksum(data: &Dataset) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |v: u32| h = (h ^ u64::from(v)).wrapping_mul(0x0100_0000_01b3);
-    data.x.data().iter().for_each(|v| eat(v.to_bits()));
+    data.x
+        .chunks(|_, c| {
+            c.data().iter().for_each(|v| eat(v.to_bits()));
+            Ok(())
+        })
+        .expect("nothing fails");
     match &data.y {
         Labels::Classes(c) | Labels::Steps { classes: c, .. } => c.iter().for_each(|&v| eat(v)),
         Labels::Values(t) => t.data().iter().for_each(|v| eat(v.to_bits())),

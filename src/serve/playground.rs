@@ -245,7 +245,8 @@ fn create(runs: &Shared, bytes: &[u8]) -> std::result::Result<Value, String> {
         let Labels::Classes(y) = &d.y else {
             return vec![];
         };
-        d.x.data()
+        d.x.rows(0, d.len())
+            .data()
             .chunks(2)
             .zip(y)
             .map(|(p, c)| json!([p[0], p[1], c]))

@@ -63,8 +63,9 @@ impl Embedding {
         })
     }
 
-    /// The ids of `x: [N, T]` as table rows, or an error naming the first bad one.
-    pub(crate) fn ids(&self, x: &Tensor) -> Result<Vec<usize>> {
+    /// The ids of `x: [N, T]` as table rows, or an error naming the first bad one (its row counted
+    /// from `first`, the row of `x`'s first in the data it was taken from).
+    pub(crate) fn ids(&self, x: &Tensor, first: usize) -> Result<Vec<usize>> {
         if x.shape().len() != 2 {
             return Err(Error::invalid(format!(
                 "{self}: expected ids [N, T], got {:?}",
@@ -81,7 +82,7 @@ impl Embedding {
                 } else {
                     Err(Error::invalid(format!(
                         "{self}: id {v} at row {}, step {} is not a whole number in 0..{}",
-                        i / steps,
+                        first + i / steps,
                         i % steps,
                         self.num_embeddings
                     )))
@@ -114,7 +115,7 @@ impl Layer for Embedding {
     }
 
     fn forward(&mut self, x: Tensor, _mode: Mode) -> Result<Tensor> {
-        let ids = self.ids(&x)?;
+        let ids = self.ids(&x, 0)?;
         let d = self.embedding_dim;
         let mut y = Vec::with_capacity(ids.len() * d);
         for &id in &ids {
