@@ -400,3 +400,100 @@ fn a_bad_checkpoint_or_flag_is_a_one_line_error() {
     ]);
     assert!(e.contains("[3, 5]"), "{e}");
 }
+
+/// A model trained on a colour folder with `--normalize auto` answers over HTTP exactly what
+/// `predict` answers: the image made as the folder reader made the training images (the recorded
+/// style, three channels, the recorded shape), then standardised as recorded, for an image body
+/// and for JSON alike.
+#[test]
+fn serve_prepares_inputs_as_predict_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (class, colour) in [("blue", [20u8, 40, 230]), ("red", [230, 30, 20])] {
+        std::fs::create_dir_all(d.join("pics").join(class)).unwrap();
+        for i in 0..6u32 {
+            image::RgbImage::from_fn(6, 5, |x, y| {
+                image::Rgb(if (x + y + i) % 3 == 0 {
+                    colour
+                } else {
+                    [9, 9, 9]
+                })
+            })
+            .save(d.join("pics").join(class).join(format!("{i}.png")))
+            .unwrap();
+        }
+    }
+    let ck = d.join("m.safetensors");
+    common::ok(&[
+        "train",
+        "--data",
+        d.join("pics").to_str().unwrap(),
+        "--model",
+        "Flatten, Linear(90,2)",
+        "--normalize",
+        "auto",
+        "--epochs",
+        "2",
+        "--out",
+        ck.to_str().unwrap(),
+    ]);
+    let served = spawn(&ck, &[]);
+    let (status, m) = get(&served.addr, "/model");
+    assert_eq!(status, 200);
+    assert_eq!(m["input_shape"], serde_json::json!([3, 5, 6]));
+    assert_eq!(m["image"]["channels"], 3);
+
+    // A training image, uploaded (an odd size, so that it must be fitted as in training).
+    let upload = d.join("upload.png");
+    image::RgbImage::from_fn(9, 7, |x, y| {
+        image::Rgb([(x * 25) as u8, (y * 30) as u8, 200])
+    })
+    .save(&upload)
+    .unwrap();
+    let (status, v) = post(&served.addr, "image/png", &std::fs::read(&upload).unwrap());
+    assert_eq!(status, 200, "{v}");
+    let info = scratchnet::data::input::InputInfo::of(&checkpoint::read(&ck).unwrap())
+        .unwrap()
+        .unwrap();
+    let want = image_io::load_for_model(&upload, [3, 5, 6], info.image.unwrap(), None).unwrap();
+    let seen: Vec<f32> = serde_json::from_value(v["input"].clone()).unwrap();
+    assert_eq!(seen, want, "the pixels differ from the folder reader's");
+
+    // `predict` on those pixels gives the served probabilities …
+    let x = d.join("x.npy");
+    scratchnet::data::npy::write_npy_f32(&x, &[1, 3, 5, 6], &seen).unwrap();
+    let y = d.join("y.npy");
+    common::ok(&[
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--input",
+        x.to_str().unwrap(),
+        "--output",
+        y.to_str().unwrap(),
+    ]);
+    let scratchnet::data::npy::NpyData::Float(logits) =
+        scratchnet::data::npy::read_npy(&y).unwrap().data
+    else {
+        panic!("predict wrote no floats");
+    };
+    let p = scratchnet::report::probabilities(&logits);
+    for got in v["predictions"].as_array().unwrap() {
+        let c = m["classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|n| *n == got["class"])
+            .unwrap();
+        assert!(
+            (got["probability"].as_f64().unwrap() - p[c] as f64).abs() < 1e-6,
+            "{v}"
+        );
+    }
+    // … and the same pixels as JSON get predict's outputs (standardised as recorded).
+    let body = serde_json::json!({ "inputs": [seen] }).to_string();
+    let (status, v) = post(&served.addr, "application/json", body.as_bytes());
+    assert_eq!(status, 200, "{v}");
+    let got: Vec<Vec<f32>> = serde_json::from_value(v["outputs"].clone()).unwrap();
+    assert_eq!(got.concat(), logits);
+}

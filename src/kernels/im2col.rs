@@ -177,6 +177,140 @@ fn im2col_scalar(g: &Geom, x: &[f32], cols: &mut [f32]) {
     }
 }
 
+/// The patch matrix of a stride-1 sweep whose output keeps the input's size (`OH = H`,
+/// `OW = W`: a 3×3 kernel with padding 1), described instead of written: with positions numbered
+/// `t = oy·W + ox` as pixels are, row `(c, i, j)` of `cols` is the image from pixel
+/// `off = c·H·W + (i − PH)·W + (j − PW)` on, `cols[(c, i, j), t] = x[off + t]`, except where the
+/// window reaches into the padding (`oy + i − PH ∉ [0, H)` or `ox + j − PW ∉ [0, W)`): there 0.
+/// The matrix products read it in place (`kernels::gemm::matmul_packed_a_patches`,
+/// `matmul_patches_t`), so the patches are never written out. [`Patches::im2col`] writes them
+/// where that is not done (by [`im2col`]); its naive twin in the tests below reads them as the
+/// products do.
+pub struct Patches {
+    /// The sweep described.
+    g: Geom,
+    /// Where each row `(c, i, j)` starts in the image (before it, for rows that begin in the
+    /// padding above).
+    offs: Vec<isize>,
+    /// Per kernel offset `(i, j)`, one bit per position, 16 to a word (bits past `OH·OW` clear):
+    /// set where the position reads a pixel of the image.
+    masks: Vec<u16>,
+    /// `KH·KW`.
+    offsets: usize,
+    /// Words per kernel offset: `⌈OH·OW/16⌉`.
+    words: usize,
+    /// `OH·OW`.
+    len: usize,
+}
+
+impl Patches {
+    /// The description of `g`'s patches, if `g` has stride 1 and keeps the size.
+    pub fn new(g: &Geom) -> Option<Patches> {
+        if (g.sh, g.sw, g.oh, g.ow) != (1, 1, g.h, g.w) {
+            return None;
+        }
+        let (len, offsets) = (g.positions(), g.kh * g.kw);
+        let words = len.div_ceil(16);
+        let mut masks = vec![0u16; offsets * words];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let m = &mut masks[(i * g.kw + j) * words..][..words];
+                for (t, (oy, ox)) in (0..g.oh)
+                    .flat_map(|oy| (0..g.ow).map(move |ox| (oy, ox)))
+                    .enumerate()
+                {
+                    if g.source(oy, ox, i, j).is_some() {
+                        m[t / 16] |= 1 << (t % 16);
+                    }
+                }
+            }
+        }
+        let hw = (g.h * g.w) as isize;
+        let offs = (0..g.c)
+            .flat_map(|c| (0..g.kh).flat_map(move |i| (0..g.kw).map(move |j| (c, i, j))))
+            .map(|(c, i, j)| {
+                c as isize * hw + (i as isize - g.ph as isize) * g.w as isize + j as isize
+                    - g.pw as isize
+            })
+            .collect();
+        Some(Patches {
+            g: *g,
+            offs,
+            masks,
+            offsets,
+            words,
+            len: g.positions(),
+        })
+    }
+
+    /// Rows: `C·KH·KW`.
+    pub fn rows(&self) -> usize {
+        self.offs.len()
+    }
+
+    /// Columns (positions): `OH·OW`.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are no positions (never, for a valid geometry).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Floats of the image it reads: `C·H·W`.
+    pub fn image(&self) -> usize {
+        self.g.c * self.g.h * self.g.w
+    }
+
+    /// Kernel offsets `KH·KW`: row `r` is that of kernel offset `r % (KH·KW)`.
+    pub fn offsets(&self) -> usize {
+        self.offsets
+    }
+
+    /// Where each row starts in the image.
+    pub fn offs(&self) -> &[isize] {
+        &self.offs
+    }
+
+    /// The mask words of kernel offset `o` (see [`Patches::row`]).
+    pub fn words(&self, o: usize) -> &[u16] {
+        &self.masks[o * self.words..][..self.words]
+    }
+
+    /// Where row `r` starts in the image, and its mask words: value `t` of the row is
+    /// `x[off + t]` where bit `t % 16` of word `t / 16` is set, else 0. Every set bit's value lies
+    /// inside the image.
+    pub fn row(&self, r: usize) -> (isize, &[u16]) {
+        (self.offs[r], self.words(r % self.offsets))
+    }
+
+    /// `cols: [C·KH·KW, OH·OW]` written out from `x`, by [`im2col`].
+    pub fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+        im2col(&self.g, x, cols)
+    }
+}
+
+#[cfg(test)]
+impl Patches {
+    /// The naive twin of [`Patches::im2col`]: each row from its offset under its mask, as the
+    /// products read it.
+    fn im2col_naive(&self, x: &[f32], cols: &mut [f32]) {
+        assert_eq!(cols.len(), self.rows() * self.len);
+        for (r, row) in cols.chunks_exact_mut(self.len).enumerate() {
+            let (off, masks) = self.row(r);
+            for (t, v) in row.iter_mut().enumerate() {
+                let kept = masks[t / 16] >> (t % 16) & 1 == 1;
+                *v = if kept {
+                    x[(off + t as isize) as usize]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
 /// `grad_x: [C, H, W] = col2im(grad_cols: [C·KH·KW, OH·OW])`, the adjoint of [`im2col`]; every
 /// value of `grad_x` is written (what it held does not matter).
 pub fn col2im(g: &Geom, grad_cols: &[f32], grad_x: &mut [f32]) {
@@ -664,6 +798,40 @@ mod tests {
                 );
             }
             assert!(checked >= 12, "only {checked} cases took the AVX-512 paths");
+        }
+    }
+
+    /// Patches described (stride 1, size kept) and read as the products read them give what
+    /// im2col writes, bit for bit; other geometries have no description.
+    #[test]
+    fn described_patches_are_im2cols() {
+        for (n, &(c, h, w, k, p)) in [
+            (2, 7, 9, (3, 3), (1, 1)),
+            (3, 28, 28, (3, 3), (1, 1)),
+            (1, 5, 6, (5, 3), (2, 1)),
+            (2, 4, 17, (1, 1), (0, 0)),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = Geom::new(c, h, w, k, (1, 1), p).unwrap();
+            let patches = Patches::new(&g).unwrap();
+            assert_eq!((patches.rows(), patches.len()), (g.patch(), g.positions()));
+            let x = random(c * h * w, n as u64);
+            let (mut want, mut got) = (
+                vec![0.0; g.patch() * g.positions()],
+                vec![f32::NAN; g.patch() * g.positions()],
+            );
+            im2col(&g, &x, &mut want);
+            patches.im2col_naive(&x, &mut got);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{g:?}"
+            );
+        }
+        for (k, s, p) in [((3, 3), (2, 2), (1, 1)), ((3, 3), (1, 1), (0, 0))] {
+            assert!(Patches::new(&Geom::new(2, 8, 8, k, s, p).unwrap()).is_none());
         }
     }
 

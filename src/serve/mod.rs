@@ -3,9 +3,13 @@
 //! - `GET /` — one self-contained page (no CDN): a canvas, the top classes as you draw, and the
 //!   `h × w` input the model actually sees.
 //! - `POST /predict` — an image body (PNG, JPEG, PGM) → `{"predictions": [{"class", "probability"}],
-//!   "input": [h·w values], "height", "width"}`; a JSON body `{"inputs": [x₀, x₁, …]}`, each sample
-//!   either nested like the input shape or flat → `{"outputs": [y₀, y₁, …]}` (raw outputs, nested
-//!   like the output shape).
+//!   "input": [c·h·w values], "channels", "height", "width"}`; a JSON body `{"inputs": [x₀, x₁, …]}`,
+//!   each sample either nested like the input shape or flat → `{"outputs": [y₀, y₁, …]}` (raw
+//!   outputs, nested like the output shape).
+//!
+//! Inputs are prepared as `predict` prepares them: the checkpoint's recorded input shape, an
+//! image made the way the training images were (its recorded style), and the recorded
+//! standardisation (`--normalize`, a table's) applied to images and JSON inputs alike.
 //! - `GET /health`, `GET /model` (text, input and output shape, classes, parameter count).
 //!
 //! Bad requests get a 4xx and `{"error": "…"}`; the server stays up. A body longer than
@@ -21,6 +25,7 @@
 
 use crate::Mode;
 use crate::checkpoint::{self, CLASSES_KEY};
+use crate::data::input::{ImageStyle, InputInfo};
 use crate::error::{Error, Result};
 use crate::image_io;
 use crate::layers::param_count;
@@ -84,13 +89,16 @@ struct Info {
     output_shape: Vec<usize>,
     classes: Vec<String>,
     parameters: usize,
-    /// `(h, w)` if the model takes one grayscale image (`[1, h, w]`, or `[h·w]` with h = w).
-    image: Option<(usize, usize)>,
+    /// `[c, h, w]` and how the training images looked, if the model takes images
+    /// (`[1 or 3, h, w]`, or `[h·w]` with h = w).
+    image: Option<([usize; 3], ImageStyle)>,
+    /// The recorded input preparation, applied to every request's inputs.
+    input: Option<InputInfo>,
     max_pixels: u64,
 }
 
-/// The per-sample input shape of a checkpoint's model: `given`, else the first of `[1, 28, 28]`,
-/// `[784]` and `[in_features]` of a first Linear that the model accepts.
+/// The per-sample input shape of a checkpoint's model: `given` (or the recorded one), else the
+/// first of `[1, 28, 28]`, `[784]` and `[in_features]` of a first Linear that the model accepts.
 fn build(ck: &checkpoint::Checkpoint, text: &str, given: Option<&[usize]>) -> Result<Model> {
     let first_linear = ck
         .tensors
@@ -141,8 +149,10 @@ pub fn start(
         path: path.to_path_buf(),
         msg: "the checkpoint has no 'model' metadata; pass --model TEXT".into(),
     })?;
+    let input = InputInfo::of(&ck)?;
+    let shape = input_shape.or(input.as_ref().map(|i| i.shape.as_slice()));
     let mut models = (0..config.workers)
-        .map(|_| build(&ck, text, input_shape))
+        .map(|_| build(&ck, text, shape))
         .collect::<Result<Vec<_>>>()?;
     let m = &mut models[0];
     let outputs: usize = m.output_shape().iter().product();
@@ -152,11 +162,13 @@ pub fn start(
         .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
         .filter(|c| c.len() == outputs)
         .unwrap_or_else(|| (0..outputs).map(|c| c.to_string()).collect());
-    let image = match *m.input_shape() {
-        [1, h, w] => Some((h, w)),
-        [n] if n.isqrt() * n.isqrt() == n => Some((n.isqrt(), n.isqrt())),
-        _ => None,
-    };
+    let image = image_io::image_shape(m.input_shape()).map(|shape| {
+        let style = input.as_ref().and_then(|i| i.image);
+        (
+            shape,
+            style.unwrap_or_else(|| image_io::default_style(shape)),
+        )
+    });
     let info = Arc::new(Info {
         text: m.text().to_string(),
         input_shape: m.input_shape().to_vec(),
@@ -164,6 +176,7 @@ pub fn start(
         classes,
         parameters: param_count(m.net()),
         image,
+        input,
         max_pixels: config.max_pixels,
     });
     let listener =
@@ -197,7 +210,7 @@ fn respond(model: &mut Model, info: &Info, req: &Request) -> Response {
                 "output_shape": info.output_shape,
                 "classes": info.classes,
                 "parameters": info.parameters,
-                "image": info.image.map(|(h, w)| json!({ "height": h, "width": w })),
+                "image": info.image.map(|([c, h, w], _)| json!({ "channels": c, "height": h, "width": w })),
             }),
         ),
         ("POST", "/predict") => {
@@ -223,14 +236,14 @@ fn respond(model: &mut Model, info: &Info, req: &Request) -> Response {
 fn predict(model: &mut Model, info: &Info, body: &[u8], json: bool) -> Response {
     if json {
         return match json_inputs(body, &info.input_shape) {
-            Ok(x) => match model.predict(&x, 100) {
+            Ok(mut x) => match prepare(info, &mut x).and_then(|()| model.predict(&x, 100)) {
                 Ok(y) => Response::json(200, &json!({ "outputs": nest_rows(&y) })),
                 Err(e) => Response::error(422, e.to_string()),
             },
             Err(e) => Response::error(400, e),
         };
     }
-    let Some((h, w)) = info.image else {
+    let Some(([c, h, w], style)) = info.image else {
         return Response::error(
             415,
             format!(
@@ -242,8 +255,8 @@ fn predict(model: &mut Model, info: &Info, body: &[u8], json: bool) -> Response 
     let pixels = match image_io::decode_for_model(
         body,
         Path::new("the body"),
-        [1, h, w],
-        image_io::default_style([1, h, w]),
+        [c, h, w],
+        style,
         None,
         info.max_pixels,
     ) {
@@ -253,7 +266,10 @@ fn predict(model: &mut Model, info: &Info, body: &[u8], json: bool) -> Response 
     };
     let mut shape = vec![1];
     shape.extend_from_slice(&info.input_shape);
-    let y = match Tensor::new(&shape, pixels.clone()).and_then(|x| model.forward(x, Mode::Eval)) {
+    let y = match Tensor::new(&shape, pixels.clone())
+        .and_then(|mut x| prepare(info, &mut x).map(|()| x))
+        .and_then(|x| model.forward(x, Mode::Eval))
+    {
         Ok(y) => y,
         Err(e) => return Response::error(422, e.to_string()),
     };
@@ -264,8 +280,13 @@ fn predict(model: &mut Model, info: &Info, body: &[u8], json: bool) -> Response 
         .collect();
     Response::json(
         200,
-        &json!({ "predictions": predictions, "input": pixels, "height": h, "width": w }),
+        &json!({ "predictions": predictions, "input": pixels, "channels": c, "height": h, "width": w }),
     )
+}
+
+/// The recorded preparation of `x` (`--normalize`, a table's standardisation), as `predict` does.
+fn prepare(info: &Info, x: &mut Tensor) -> Result<()> {
+    info.input.as_ref().map_or(Ok(()), |i| i.prepare(x))
 }
 
 /// `{"inputs": [...]}` as a batch `[N, …shape]`; each sample nested like `shape`, or flat.
