@@ -43,8 +43,10 @@ What is measured, per model (the same workload as `scratchnet bench`):
 - FLOPs: for every Linear/Conv2d/LSTM, MACs = multiply-accumulates of one sample's forward (Linear:
   in*out per row; Conv2d: out_ch*in_ch/groups*kh*kw*OH*OW;
   LSTM: steps*4*hidden*(input+hidden) per layer and direction; Embedding: none), found with
-  forward hooks on a dummy sample; training FLOPs per sample = 6*sum(MACs) - 2*MACs(first layer) (forward, weight gradient, input
-  gradient; the first layer needs no input gradient). At 60,000 samples this gives 192.6 GFLOP per
+  forward hooks on a dummy sample; training FLOPs per sample = 6*sum(MACs) - 2*(first layer's input-gradient MACs)
+  (forward, weight gradient, input gradient; the first layer needs no input gradient unless an Embedding before it
+  learns: a Linear's or Conv2d's whole product, an LSTM's input projection steps*dirs*4*hidden*input, since its
+  products through time are needed all the same; scratchnet's bench counts the same). At 60,000 samples this gives 192.6 GFLOP per
   epoch for mlp, 11.4 for seed-cnn and about 1,500 for lenet. GFLOP/s = GFLOP per epoch / median.
 - final_loss: the mean training loss (weighted by batch size) over the last timed epoch.
 - peak_rss_mib: `resource.getrusage(RUSAGE_SELF).ru_maxrss / 1024`, the process's peak so far, so
@@ -153,13 +155,16 @@ def char_lstm(vocab_size):
 
 
 def layer_macs(model):
-    """Per-sample forward MACs of every Linear/Conv2d/LSTM, in execution order (forward hooks)."""
+    """Per-sample forward MACs of every Linear/Conv2d/LSTM, in execution order (forward hooks), and
+    the first one's input-gradient MACs (0 after an Embedding, whose weights need that gradient)."""
     import torch
     from torch import nn
 
-    macs = []
+    macs, first_grad = [], []
 
     def hook(mod, inp, out):
+        if not macs:
+            first_grad.append(0 if text else None)
         if isinstance(mod, nn.Linear):
             rows = out.numel() // out.shape[0] // mod.out_features  # >1 only for >2-D inputs
             macs.append(mod.in_features * mod.out_features * rows)
@@ -168,6 +173,8 @@ def layer_macs(model):
             h = mod.hidden_size
             macs.append(sum(steps * dirs * 4 * h * ((mod.input_size if k == 0 else dirs * h) + h)
                             for k in range(mod.num_layers)))
+            if first_grad[0] is None:
+                first_grad[0] = steps * dirs * 4 * h * mod.input_size
         else:  # Conv2d
             kh, kw = mod.kernel_size
             oh, ow = out.shape[-2:]
@@ -184,12 +191,14 @@ def layer_macs(model):
     finally:
         for h in handles:
             h.remove()
-    return macs
+    if first_grad and first_grad[0] is None:
+        first_grad[0] = macs[0]
+    return macs, (first_grad[0] if first_grad else 0)
 
 
 def train_flops_per_sample(model):
-    macs = layer_macs(model)
-    return 6 * sum(macs) - 2 * (macs[0] if macs else 0)
+    macs, first_grad = layer_macs(model)
+    return 6 * sum(macs) - 2 * first_grad
 
 
 def read_idx(path, limit=None):
