@@ -233,7 +233,11 @@ mod tests {
             ("mlp", vec![1, 28, 28], 192.6),
             ("seed-cnn", vec![1, 28, 28], 11.4),
             ("row-lstm", vec![1, 28, 28], 757.4),
-            ("Embedding(70,64), LSTM(64,256), Linear(256,70)", vec![64], 7962.6),
+            (
+                "Embedding(70,64), LSTM(64,256), Linear(256,70)",
+                vec![64],
+                7962.6,
+            ),
         ] {
             let m = Model::build(name, &shape, &mut rng).unwrap();
             let got = train_flops_per_sample(&m) * 60_000.0 / 1e9;
