@@ -1,7 +1,7 @@
 //! Images in and out: a user's PNG/JPEG/PGM made into a model input the way the training images
 //! were made (see [`crate::data::image_style`]), and a sample drawn in a terminal.
 
-pub use crate::data::image_style::{default_style, image_shape, measure_style};
+pub use crate::data::image_style::{default_style, image_shape, measure_style, recorded_style};
 use crate::data::image_style::{ink, luma};
 use crate::data::input::{Background, Fit, ImageStyle};
 use crate::error::{Error, Result};

@@ -203,10 +203,7 @@ fn image_model(path: &Path, text: Option<&str>) -> Result<ImageModel> {
             model.input_shape()
         ),
     })?;
-    let style = info
-        .as_ref()
-        .and_then(|i| i.image)
-        .unwrap_or_else(|| image_io::default_style(shape));
+    let style = image_io::recorded_style(info.as_ref(), shape);
     let names = ck
         .metadata
         .get(checkpoint::CLASSES_KEY)

@@ -2,7 +2,7 @@
 //! image shape an input shape stands for, the background and the size of the ink, so that `predict`
 //! and `serve` can make a user's picture look the same.
 
-use crate::data::input::{Background, Fit, ImageStyle};
+use crate::data::input::{Background, Fit, ImageStyle, InputInfo};
 use crate::data::inputs::Samples;
 use crate::tensor::Tensor;
 
@@ -109,6 +109,13 @@ pub(crate) fn gray(sample: &[f32], c: usize, hw: usize) -> Vec<f32> {
     (0..hw)
         .map(|i| luma([sample[i], sample[hw + i], sample[2 * hw + i]]))
         .collect()
+}
+
+/// The style of the images a checkpoint's model was trained on: the one its input record holds,
+/// else [`default_style`] for its input `shape`.
+pub fn recorded_style(info: Option<&InputInfo>, shape: [usize; 3]) -> ImageStyle {
+    info.and_then(|i| i.image)
+        .unwrap_or_else(|| default_style(shape))
 }
 
 /// The style assumed for a checkpoint that records none: a 28×28 grayscale model is taken to be

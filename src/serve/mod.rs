@@ -6,11 +6,11 @@
 //!   "input": [c·h·w values], "channels", "height", "width"}`; a JSON body `{"inputs": [x₀, x₁, …]}`,
 //!   each sample either nested like the input shape or flat → `{"outputs": [y₀, y₁, …]}` (raw
 //!   outputs, nested like the output shape).
+//! - `GET /health`, `GET /model` (text, input and output shape, classes, parameter count).
 //!
 //! Inputs are prepared as `predict` prepares them: the checkpoint's recorded input shape, an
 //! image made the way the training images were (its recorded style), and the recorded
 //! standardisation (`--normalize`, a table's) applied to images and JSON inputs alike.
-//! - `GET /health`, `GET /model` (text, input and output shape, classes, parameter count).
 //!
 //! Bad requests get a 4xx and `{"error": "…"}`; the server stays up. A body longer than
 //! `max_body` is refused with 413 before it is read, an image whose header announces more than
@@ -162,13 +162,8 @@ pub fn start(
         .and_then(|j| serde_json::from_str::<Vec<String>>(j).ok())
         .filter(|c| c.len() == outputs)
         .unwrap_or_else(|| (0..outputs).map(|c| c.to_string()).collect());
-    let image = image_io::image_shape(m.input_shape()).map(|shape| {
-        let style = input.as_ref().and_then(|i| i.image);
-        (
-            shape,
-            style.unwrap_or_else(|| image_io::default_style(shape)),
-        )
-    });
+    let image = image_io::image_shape(m.input_shape())
+        .map(|shape| (shape, image_io::recorded_style(input.as_ref(), shape)));
     let info = Arc::new(Info {
         text: m.text().to_string(),
         input_shape: m.input_shape().to_vec(),
